@@ -348,13 +348,9 @@ fn wrong_type(attr: &Attribute, at: &str, v: &Value) -> ScimError {
 }
 
 fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at: &str) -> Result<Option<Value>> {
-    if v.is_null() {
+    let v = tolerance::unwrap_value_object(attr, v).unwrap_or(v);
+    if tolerance::is_clear(v) {
         return Ok(None);
-    }
-    if let Value::String(s) = v {
-        if s.is_empty() {
-            return Ok(None);
-        }
     }
     let out = match attr.ty {
         AttrType::Complex => {

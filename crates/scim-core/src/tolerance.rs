@@ -11,6 +11,7 @@
 //! | [`is_clear`]: `null`, `""`, `{"value": ""}` | Entra ID, Okta | "clear this attribute" |
 //! | [`lenient_datetime`]: a dateTime without a zone | various | UTC |
 //! | [`scalar_as_string`]: `"employeeNumber": 701984` | various | `"701984"` |
+//! | [`unwrap_value_object`]: `"title": {"value": "Boss"}` for a simple attribute | Entra ID (`{"value":""}` to clear) | `"Boss"` |
 //!
 //! Other tolerances live in the grammar itself and are documented there: unknown schema URIs
 //! and attributes are dropped ([`crate::resource`]), dotted, URN-qualified and nested keys of a
@@ -136,6 +137,18 @@ pub fn scalar_as_string(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A simple (non-complex) attribute sent as `{"value": x}` is `x`; Entra clears attributes
+/// with `{"value": ""}`.
+pub fn unwrap_value_object<'v>(attr: &Attribute, v: &'v Value) -> Option<&'v Value> {
+    if attr.ty == AttrType::Complex {
+        return None;
+    }
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get("value"),
         _ => None,
     }
 }
