@@ -45,6 +45,13 @@ pub(crate) fn get_ci<'v>(obj: &'v Value, name: &str) -> Option<&'v Value> {
 fn collect<'v, 'a>(scope: &Scope<'_, 'a>, path: &AttrPath, obj: &'v Value) -> (Vec<&'v Value>, Option<&'a Attribute>) {
     let mut out = Vec::new();
     let (holder, attr, sub_name) = match scope {
+        Scope::Root(_) if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("schemas") => {
+            // `schemas` is no schema attribute, but filters may test it (RFC 7644 §3.4.2.2).
+            if let Some(v) = get_ci(obj, "schemas") {
+                flatten(v, &mut out);
+            }
+            return (out, None);
+        }
         Scope::Root(def) => match def.resolve(path) {
             Some(r) => {
                 let holder = match r.container {
@@ -61,12 +68,12 @@ fn collect<'v, 'a>(scope: &Scope<'_, 'a>, path: &AttrPath, obj: &'v Value) -> (V
         },
     };
     let (Some(holder), Some(attr)) = (holder, attr) else { return (out, None) };
-    let Some(v) = get_ci(holder, &attr.name) else { return (out, leaf_of(attr, sub_name)) };
     let sub_name = match (sub_name, attr.ty) {
         (None, AttrType::Complex) if attr.sub("value").is_some() => Some("value"),
         (s, _) => s,
     };
     let leaf = leaf_of(attr, sub_name);
+    let Some(v) = get_ci(holder, &attr.name) else { return (out, leaf) };
     let mut push = |x: &'v Value| match sub_name {
         Some(s) => {
             if let Some(y) = get_ci(x, s) {

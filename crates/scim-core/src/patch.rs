@@ -484,7 +484,8 @@ impl<'a> Ctx<'_, 'a> {
     fn remove(&mut self, r: &Resolved<'_>, filter: Option<&Filter>, value: Option<&Value>) -> Result<()> {
         let attr = r.attr;
         if attr.required && r.sub.is_none() && filter.is_none() {
-            return Err(ScimError::invalid_value(format!("{} is required and cannot be removed", r.display())));
+            // RFC 7644 §3.5.2.2: removing a required attribute is a `mutability` error.
+            return Err(ScimError::mutability(format!("{} is required and cannot be removed", r.display())));
         }
         let at = r.display();
         let Some(holder) = container_mut(&mut self.doc, r.container, false) else {

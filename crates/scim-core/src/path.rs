@@ -51,7 +51,7 @@ impl AttrPath {
     }
 
     pub(crate) fn parse_word(text: &str) -> std::result::Result<Self, String> {
-        let (urn, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (urn, rest) = if text.len() > 4 && text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
             match text.rfind(':') {
                 Some(i) => (Some(text[..i].to_owned()), &text[i + 1..]),
                 None => (None, text),
