@@ -1,0 +1,376 @@
+//! # scim-store
+//!
+//! Where scimd keeps tenants, tokens, users, groups, members and the change feed.
+//!
+//! [`Store`] is the one interface; [`sqlite::SqliteStore`] (the embedded default) and
+//! [`postgres::PgStore`] implement it, and `tests/contract.rs` runs the same suite on both.
+//!
+//! Invariants every implementation keeps:
+//! - Every call is scoped by tenant: a filter compiled to SQL is parenthesised under the tenant
+//!   predicate and binds every value ([`plan`]).
+//! - A write and its change event commit in one transaction.
+//! - Group membership is a table of (group, member) rows: adding or removing one member costs
+//!   the same for any group size, and members are loaded only when asked for ([`Load`]).
+//! - Filters on indexed attributes (`id`, `userName`, `externalId`, `displayName`,
+//!   `emails.value`, `meta.created`, `meta.lastModified`, `members.value`, enterprise
+//!   `employeeNumber`) run as index look-ups; any other condition is evaluated by the core on at
+//!   most [`Limits::max_candidates`] rows, and a query that would need more is refused with
+//!   `tooMany`, never answered wrongly.
+//!
+//! The trait is synchronous; the server calls it from blocking threads.
+
+use std::fmt;
+
+use scim_core::patch::MemberDelta;
+use scim_core::resource::Member;
+use scim_core::{AttrPath, Filter, ScimError};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub mod plan;
+pub mod postgres;
+mod render;
+pub mod sqlite;
+
+pub use render::{etag, fmt_time, materialize};
+
+/// The resource types scimd stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `User`
+    User,
+    /// `Group`
+    Group,
+}
+
+impl Kind {
+    /// The resource type name, e.g. `User`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    /// The endpoint segment, e.g. `Users`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Kind::User => 0,
+            Kind::Group => 1,
+        }
+    }
+    pub(crate) fn from_code(c: i64) -> Kind {
+        if c == 1 { Kind::Group } else { Kind::User }
+    }
+}
+
+/// A tenant: one customer of the vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// The store's key.
+    pub id: i64,
+    /// The unique name, e.g. `contoso`.
+    pub name: String,
+    /// The SCIM paths every user of the tenant must carry (DESIGN.md, tenant policy).
+    pub required: Vec<String>,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+/// A token as stored: only a digest of the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The public identifier (also the token's prefix), e.g. `k3J9x...`.
+    pub id: String,
+    /// The tenant the token grants access to.
+    pub tenant: i64,
+    /// SHA-256 of the secret part.
+    pub digest: Vec<u8>,
+    /// A label for humans, e.g. `entra-prod`.
+    pub label: Option<String>,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// When it stops working, if ever.
+    pub expires: Option<OffsetDateTime>,
+    /// When it was revoked, if it was.
+    pub revoked: Option<OffsetDateTime>,
+}
+
+/// A member of a group as stored, with what responses show of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The member's id.
+    pub value: String,
+    /// User or Group.
+    pub kind: Kind,
+    /// The member's displayName (or userName for a user without one).
+    pub display: Option<String>,
+}
+
+/// A group a user belongs to (for the User's readOnly `groups`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// The group's id.
+    pub value: String,
+    /// The group's displayName.
+    pub display: Option<String>,
+}
+
+/// A stored resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The resource type.
+    pub kind: Kind,
+    /// The resource's id.
+    pub id: String,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// When it last changed.
+    pub last_modified: OffsetDateTime,
+    /// Incremented on every change; the ETag is `W/"<version>"`.
+    pub version: i64,
+    /// The stored form of the document (see `scim_core::resource`).
+    pub doc: Value,
+    /// The members of a group, when loaded.
+    pub members: Option<Vec<MemberRow>>,
+    /// The groups of a user, when loaded.
+    pub groups: Option<Vec<GroupRef>>,
+}
+
+/// What to load besides the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Load {
+    /// A group's members.
+    pub members: bool,
+    /// A user's groups.
+    pub groups: bool,
+}
+
+/// How an update changes a group's members.
+#[derive(Debug, Clone, Copy)]
+pub enum Members<'a> {
+    /// Not at all.
+    Unchanged,
+    /// Replaced by this list (PUT).
+    Replace(&'a [Member]),
+    /// By this delta (PATCH).
+    Delta(&'a MemberDelta),
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Ascending; resources without a value last.
+    #[default]
+    Ascending,
+    /// Descending; resources without a value first.
+    Descending,
+}
+
+/// A list or search request.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// The filter, if any.
+    pub filter: Option<&'a Filter>,
+    /// The attribute to sort by and the direction.
+    pub sort: Option<(&'a AttrPath, SortOrder)>,
+    /// 1-based index of the first result.
+    pub start_index: u64,
+    /// The most results to return (0 asks for the total only).
+    pub count: u64,
+    /// What to load with each record.
+    pub load: Load,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// How many resources match in all.
+    pub total: u64,
+    /// The resources of this page.
+    pub records: Vec<Record>,
+}
+
+/// What happened to a resource, as the change feed tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Created.
+    Created,
+    /// Replaced or patched.
+    Updated,
+    /// Deleted.
+    Deleted,
+}
+
+impl Change {
+    /// The feed's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Change {
+        match s {
+            "created" => Change::Created,
+            "deleted" => Change::Deleted,
+            _ => Change::Updated,
+        }
+    }
+}
+
+/// One entry of a tenant's change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Position in the feed (increasing).
+    pub seq: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The resource's id.
+    pub id: String,
+    /// What happened.
+    pub change: Change,
+    /// The resource's version after the change (none after a delete).
+    pub version: Option<i64>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// Limits a store enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most rows a filter on non-indexed attributes may examine.
+    pub max_candidates: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_candidates: 10_000 }
+    }
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// No such resource (or tenant, or token) in this tenant.
+    NotFound,
+    /// A uniqueness constraint: the detail names the attribute and value.
+    Conflict(String),
+    /// `If-Match` named a version that is no longer current.
+    VersionMismatch,
+    /// The request cannot be served as asked (`tooMany`, `invalidFilter`, `invalidValue`).
+    Scim(ScimError),
+    /// The database failed.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Conflict(d) => write!(f, "conflict: {d}"),
+            StoreError::VersionMismatch => f.write_str("version mismatch"),
+            StoreError::Scim(e) => write!(f, "{e}"),
+            StoreError::Backend(d) => write!(f, "database: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<ScimError> for StoreError {
+    fn from(e: ScimError) -> Self {
+        StoreError::Scim(e)
+    }
+}
+
+/// Result with a [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage interface of scimd. Every resource call is scoped by tenant.
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers (for `/readyz`).
+    fn ping(&self) -> Result<()>;
+
+    /// Creates a tenant; `Conflict` if the name is taken.
+    fn create_tenant(&self, name: &str, required: &[String], now: OffsetDateTime) -> Result<Tenant>;
+    /// Every tenant, by name.
+    fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// The tenant with this name.
+    fn tenant(&self, name: &str) -> Result<Option<Tenant>>;
+    /// The tenant with this key.
+    fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>>;
+    /// Deletes a tenant with everything it owns; false if there was none.
+    fn delete_tenant(&self, name: &str) -> Result<bool>;
+
+    /// Stores a new token.
+    fn create_token(&self, token: &Token) -> Result<()>;
+    /// The token with this public id.
+    fn token(&self, id: &str) -> Result<Option<Token>>;
+    /// A tenant's tokens, oldest first.
+    fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
+    /// Marks a token revoked; false if there was no such token.
+    fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
+
+    /// Creates a resource with version 1. For a group, `members` are its initial members
+    /// (each must be a user or group of the tenant, else `Scim(invalidValue)`).
+    fn create(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        doc: &Value,
+        members: &[Member],
+    ) -> Result<Record>;
+
+    /// Reads a resource.
+    fn get(&self, tenant: i64, kind: Kind, id: &str, load: Load) -> Result<Option<Record>>;
+
+    /// Replaces a resource's document and changes its members; with `if_version`, only if
+    /// that is still the current version (`VersionMismatch` otherwise). `NotFound`,
+    /// `Conflict` as for create. Returns the record with what `load` asks for.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        if_version: Option<i64>,
+        now: OffsetDateTime,
+        doc: &Value,
+        members: Members<'_>,
+        load: Load,
+    ) -> Result<Record>;
+
+    /// Deletes a resource (and its memberships); `NotFound` if there is none.
+    fn delete(&self, tenant: i64, kind: Kind, id: &str, if_version: Option<i64>, now: OffsetDateTime) -> Result<()>;
+
+    /// Lists the resources that match a query.
+    fn query(&self, tenant: i64, kind: Kind, query: &Query<'_>) -> Result<Page>;
+
+    /// A tenant's change feed after `after` (exclusive), at most `limit` entries.
+    fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>>;
+}
+
+/// Opens (creating and migrating as needed) the store a URL names:
+/// `sqlite://PATH` (e.g. `sqlite://scimd.db`, `sqlite:///var/lib/scimd/scimd.db`) or
+/// `postgres://...` / `postgresql://...`.
+pub fn open(url: &str, limits: Limits) -> Result<std::sync::Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path, limits)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let _ = (postgres::PgStore::open(url, limits)?, limits);
+        return Err(StoreError::Backend("PostgreSQL support is being written".into()));
+    }
+    Err(StoreError::Backend(format!(
+        "unsupported database URL \"{url}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+    )))
+}
