@@ -1,0 +1,580 @@
+//! Tenants and tokens, as the operator manages them: the operations shared by the command line
+//! and the admin listener, and the admin listener's router.
+//!
+//! The admin listener serves:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /healthz` | 200 while the process is alive |
+//! | `GET /readyz` | 200 while the database answers, else 503 |
+//! | `GET /admin/tenants` | `[tenant]` |
+//! | `POST /admin/tenants` `{"name", "require": [...]}` | 201 `tenant` |
+//! | `GET /admin/tenants/{name}` | `tenant` |
+//! | `DELETE /admin/tenants/{name}` | 204 (the tenant and all it owns are gone) |
+//! | `POST /admin/tenants/{name}/tokens` `{"label", "expires": "90d"}` | 201 `{"id", "token", ...}` |
+//! | `GET /admin/tenants/{name}/tokens` | `[token]` (never secrets) |
+//! | `DELETE /admin/tokens/{id}` | 204 (`id` may also be the whole token) |
+//!
+//! where `tenant` is `{"name", "require", "created", "tokens", "activeTokens"}` and `token` is
+//! `{"id", "tenant", "label", "created", "expires", "revoked"}`. Errors are
+//! `{"error": "..."}` with 400, 404, 409 or 500.
+//!
+//! **The admin listener has no authentication.** Anyone who reaches it can create tenants and
+//! mint tokens. It binds to loopback by default; never expose it beyond the host or a private
+//! management network.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use metrics_exporter_prometheus::PrometheusHandle;
+use scim_core::Registry;
+use scim_core::policy::RequiredPaths;
+use scim_store::{Store, StoreError, Tenant, Token};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::tokens;
+
+/// Why an operation failed, in the terms both the CLI (exit code) and the API (status) need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpError {
+    /// The request is malformed: a bad name, path, duration or label (CLI exit 2, HTTP 400).
+    Usage(String),
+    /// No such tenant or token (CLI exit 1, HTTP 404).
+    NotFound(String),
+    /// The name is taken (CLI exit 1, HTTP 409).
+    Conflict(String),
+    /// The database failed (CLI exit 1, HTTP 500).
+    Store(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Usage(m) | OpError::NotFound(m) | OpError::Conflict(m) => f.write_str(m),
+            OpError::Store(m) => write!(f, "database: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Backend(m) => OpError::Store(m),
+            other => OpError::Store(other.to_string()),
+        }
+    }
+}
+
+/// A tenant as shown by `tenant list` / `show` and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    /// The tenant's name.
+    pub name: String,
+    /// Its mandatory attributes (SCIM paths).
+    pub require: Vec<String>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// How many tokens it has, revoked and expired ones included.
+    pub tokens: usize,
+    /// How many of them still work.
+    pub active_tokens: usize,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    /// The public id.
+    pub id: String,
+    /// The tenant's name.
+    pub tenant: String,
+    /// The label, if any.
+    pub label: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// When it expires, if ever.
+    pub expires: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked: Option<String>,
+}
+
+/// A newly created token, with the secret that is shown only this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssuedView {
+    /// The public id.
+    pub id: String,
+    /// The whole secret token.
+    pub token: String,
+    /// The tenant's name.
+    pub tenant: String,
+    /// The label, if any.
+    pub label: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// When it expires, if ever.
+    pub expires: Option<String>,
+}
+
+/// A revoked token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The token as it is now.
+    pub token: TokenView,
+    /// Whether it had been revoked before.
+    pub already: bool,
+}
+
+/// RFC 3339 text of an instant, to the second.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+}
+
+/// Checks a tenant name: 1 to 63 characters of `a-z`, `0-9` and `-`, not starting with `-`.
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if name.is_empty() || name.len() > 63 || !ok_chars || name.starts_with('-') {
+        return Err(format!(
+            "invalid tenant name \"{name}\": use 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `--require` arguments at commas that are outside `[...]` and quotes, so
+/// `emails[type eq "work"].value,userName` is two paths.
+pub fn split_paths<S: AsRef<str>>(args: &[S]) -> Vec<String> {
+    let mut out = Vec::new();
+    for arg in args {
+        let (mut depth, mut quoted, mut escaped, mut cur) = (0usize, false, false, String::new());
+        for c in arg.as_ref().chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '[' if !quoted => depth += 1,
+                ']' if !quoted => depth = depth.saturating_sub(1),
+                ',' if !quoted && depth == 0 => {
+                    out.push(std::mem::take(&mut cur).trim().to_owned());
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+/// Checks mandatory-attribute paths against the User resource type; returns them trimmed and
+/// without duplicates, in the order given.
+pub fn check_required(registry: &Registry, paths: &[String]) -> Result<Vec<String>, String> {
+    let def = registry.resource("User").ok_or_else(|| "the User resource type is not defined".to_owned())?;
+    let mut out: Vec<String> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let p = p.trim();
+        if p.is_empty() {
+            return Err("empty attribute path in --require".to_owned());
+        }
+        RequiredPaths::parse(&def, &[p]).map_err(|e| format!("invalid required attribute \"{p}\": {}", e.detail))?;
+        if !out.iter().any(|q| q == p) {
+            out.push(p.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a token lifetime: a positive number and a unit, `m` (minutes), `h` (hours),
+/// `d` (days), `w` (weeks) or `y` (365 days), e.g. `90d`, `12h`, `30m`, `2w`, `1y`.
+pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
+    let err = || format!("invalid duration \"{text}\": use a number and a unit m, h, d, w or y, e.g. 90d, 12h, 1y");
+    let t = text.trim();
+    let unit_at = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(unit_at);
+    let n: i64 = num.parse().map_err(|_| err())?;
+    let secs_per: i64 = match unit {
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "y" => 365 * 86_400,
+        _ => return Err(err()),
+    };
+    if n == 0 {
+        return Err(format!("invalid duration \"{text}\": it must be longer than zero"));
+    }
+    let secs = n.checked_mul(secs_per).filter(|s| *s <= 100 * 365 * 86_400);
+    secs.map(time::Duration::seconds).ok_or_else(|| format!("invalid duration \"{text}\": at most 100 years"))
+}
+
+fn check_label(label: &str) -> Result<(), String> {
+    if label.chars().count() > 200 || label.chars().any(char::is_control) {
+        return Err("a token label must be at most 200 characters, without control characters".to_owned());
+    }
+    Ok(())
+}
+
+fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
+    store.tenant(name)?.ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))
+}
+
+fn tenant_view(store: &dyn Store, t: &Tenant, now: OffsetDateTime) -> Result<TenantView, OpError> {
+    let toks = store.list_tokens(t.id)?;
+    let active = toks.iter().filter(|k| k.revoked.is_none() && k.expires.is_none_or(|e| now < e)).count();
+    Ok(TenantView {
+        name: t.name.clone(),
+        require: t.required.clone(),
+        created: fmt_time(t.created),
+        tokens: toks.len(),
+        active_tokens: active,
+    })
+}
+
+fn token_view(k: &Token, tenant: &str) -> TokenView {
+    TokenView {
+        id: k.id.clone(),
+        tenant: tenant.to_owned(),
+        label: k.label.clone(),
+        created: fmt_time(k.created),
+        expires: k.expires.map(fmt_time),
+        revoked: k.revoked.map(fmt_time),
+    }
+}
+
+/// Creates a tenant with its mandatory attributes.
+pub fn create_tenant(
+    store: &dyn Store,
+    registry: &Registry,
+    name: &str,
+    require: &[String],
+) -> Result<TenantView, OpError> {
+    check_tenant_name(name).map_err(OpError::Usage)?;
+    let require = check_required(registry, &split_paths(require)).map_err(OpError::Usage)?;
+    let now = OffsetDateTime::now_utc();
+    match store.create_tenant(name, &require, now) {
+        Ok(t) => tenant_view(store, &t, now),
+        Err(StoreError::Conflict(_)) => Err(OpError::Conflict(format!("a tenant named \"{name}\" already exists"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every tenant, by name.
+pub fn list_tenants(store: &dyn Store) -> Result<Vec<TenantView>, OpError> {
+    let now = OffsetDateTime::now_utc();
+    store.list_tenants()?.iter().map(|t| tenant_view(store, t, now)).collect()
+}
+
+/// One tenant.
+pub fn show_tenant(store: &dyn Store, name: &str) -> Result<TenantView, OpError> {
+    let t = tenant_named(store, name)?;
+    tenant_view(store, &t, OffsetDateTime::now_utc())
+}
+
+/// Deletes a tenant with its users, groups and tokens.
+pub fn delete_tenant(store: &dyn Store, name: &str) -> Result<(), OpError> {
+    if store.delete_tenant(name)? { Ok(()) } else { Err(OpError::NotFound(format!("no tenant named \"{name}\""))) }
+}
+
+/// Issues a token for a tenant.
+pub fn create_token(
+    store: &dyn Store,
+    tenant: &str,
+    label: Option<&str>,
+    expires: Option<time::Duration>,
+) -> Result<IssuedView, OpError> {
+    let label = label.map(str::trim).filter(|l| !l.is_empty());
+    if let Some(l) = label {
+        check_label(l).map_err(OpError::Usage)?;
+    }
+    let t = tenant_named(store, tenant)?;
+    let now = OffsetDateTime::now_utc();
+    let expires_at = match expires {
+        Some(d) => Some(now.checked_add(d).ok_or_else(|| OpError::Usage("the expiry is too far away".to_owned()))?),
+        None => None,
+    };
+    let issued = tokens::issue(t.id, label.map(str::to_owned), expires_at, now);
+    store.create_token(&issued.record)?;
+    let k = &issued.record;
+    Ok(IssuedView {
+        id: k.id.clone(),
+        token: issued.secret,
+        tenant: t.name,
+        label: k.label.clone(),
+        created: fmt_time(k.created),
+        expires: k.expires.map(fmt_time),
+    })
+}
+
+/// A tenant's tokens, oldest first.
+pub fn list_tokens(store: &dyn Store, tenant: &str) -> Result<Vec<TokenView>, OpError> {
+    let t = tenant_named(store, tenant)?;
+    Ok(store.list_tokens(t.id)?.iter().map(|k| token_view(k, &t.name)).collect())
+}
+
+/// The public id of a token given by its id or as the whole token.
+pub fn token_id(given: &str) -> Result<&str, OpError> {
+    let given = given.trim();
+    if given.starts_with(tokens::PREFIX) {
+        return tokens::split(given)
+            .map(|(id, _)| id)
+            .ok_or_else(|| OpError::Usage("this is not a valid scimd token (nor a token id)".to_owned()));
+    }
+    if given.is_empty() || given.len() > 64 || !given.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(OpError::Usage(format!("\"{given}\" is not a token id: give the id shown by `token list`")));
+    }
+    Ok(given)
+}
+
+/// Revokes a token, given by its id or as the whole token.
+pub fn revoke_token(store: &dyn Store, given: &str) -> Result<Revoked, OpError> {
+    let id = token_id(given)?;
+    let not_found = || OpError::NotFound(format!("no token with id \"{id}\""));
+    let before = store.token(id)?.ok_or_else(not_found)?;
+    if !store.revoke_token(id, OffsetDateTime::now_utc())? {
+        return Err(not_found());
+    }
+    let after = store.token(id)?.ok_or_else(not_found)?;
+    let tenant = store.tenant_by_id(after.tenant)?.map_or_else(|| after.tenant.to_string(), |t| t.name);
+    Ok(Revoked { token: token_view(&after, &tenant), already: before.revoked.is_some() })
+}
+
+/// On an empty database (no tenant at all), creates tenant `default` and its first token
+/// (label `initial`). `None` when there already was a tenant, or another replica created it
+/// at the same moment.
+pub fn bootstrap(store: &dyn Store) -> Result<Option<IssuedView>, OpError> {
+    if !store.list_tenants()?.is_empty() {
+        return Ok(None);
+    }
+    match store.create_tenant("default", &[], OffsetDateTime::now_utc()) {
+        Ok(_) => create_token(store, "default", Some("initial"), None).map(Some),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    prometheus: PrometheusHandle,
+}
+
+/// The admin listener's routes (see the module documentation). No authentication: bind it to
+/// loopback or a private network only.
+pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> Router {
+    let state = AdminState { store, registry: Arc::new(Registry::standard()), prometheus };
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/admin/tenants", get(get_tenants).post(post_tenant))
+        .route("/admin/tenants/{name}", get(get_tenant).delete(delete_tenant_route))
+        .route("/admin/tenants/{name}/tokens", get(get_tokens).post(post_token))
+        .route("/admin/tokens/{id}", delete(delete_token))
+        .fallback(|| async { ApiError(OpError::NotFound("no such admin route".to_owned())) })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "method not allowed on this route"})))
+        })
+        .with_state(state)
+}
+
+/// A JSON answer with `application/json`.
+struct Json<T>(T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => ApiError(OpError::Store(e.to_string())).into_response(),
+        }
+    }
+}
+
+struct ApiError(OpError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            OpError::Usage(_) => StatusCode::BAD_REQUEST,
+            OpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpError::Conflict(_) => StatusCode::CONFLICT,
+            OpError::Store(m) => {
+                tracing::error!(error = %m, "admin API: database failure");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(json!({"error": self.0.to_string()}))).into_response()
+    }
+}
+
+/// Runs a store operation on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, OpError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError(OpError::Store(format!("task failed: {e}"))))?
+        .map_err(ApiError)
+}
+
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError(OpError::Usage(format!("invalid JSON body: {e}"))))
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    if let Ok(Ok(n)) = tokio::task::spawn_blocking({
+        let store = Arc::clone(&s.store);
+        move || store.list_tenants().map(|t| t.len())
+    })
+    .await
+    {
+        metrics::gauge!("scimd_tenants").set(n as f64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.prometheus.render()).into_response()
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    match blocking(&s.store, |st| st.ping().map_err(OpError::from)).await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(ApiError(e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()})))
+                .into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    require: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+async fn get_tenants(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    Ok(Json(blocking(&s.store, list_tenants).await?).into_response())
+}
+
+async fn post_tenant(State(s): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: NewTenant = parse_body(&body)?;
+    let registry = Arc::clone(&s.registry);
+    let view = blocking(&s.store, move |st| create_tenant(st, &registry, &req.name, &req.require)).await?;
+    tracing::info!(tenant = %view.name, "admin API: tenant created");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn get_tenant(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(blocking(&s.store, move |st| show_tenant(st, &name)).await?).into_response())
+}
+
+async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let n = name.clone();
+    blocking(&s.store, move |st| delete_tenant(st, &n)).await?;
+    tracing::info!(tenant = %name, "admin API: tenant deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn post_token(State(s): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: NewToken = parse_body(&body)?;
+    let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(|e| ApiError(OpError::Usage(e)))?;
+    let view = blocking(&s.store, move |st| create_token(st, &name, req.label.as_deref(), expires)).await?;
+    tracing::info!(tenant = %view.tenant, token = %view.id, "admin API: token created");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn get_tokens(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(blocking(&s.store, move |st| list_tokens(st, &name)).await?).into_response())
+}
+
+async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let r = blocking(&s.store, move |st| revoke_token(st, &id)).await?;
+    tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "admin API: token revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn tenant_names() {
+        for ok in ["a", "contoso", "acme-2", "0", &"a".repeat(63)] {
+            assert!(check_tenant_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "Acme", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(check_tenant_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d").unwrap(), time::Duration::days(90));
+        assert_eq!(parse_duration("12h").unwrap(), time::Duration::hours(12));
+        assert_eq!(parse_duration("30m").unwrap(), time::Duration::minutes(30));
+        assert_eq!(parse_duration("2w").unwrap(), time::Duration::weeks(2));
+        assert_eq!(parse_duration("1y").unwrap(), time::Duration::days(365));
+        for bad in ["", "d", "90", "0d", "-1d", "1.5d", "3 days", "1s", "99999999999999999999d", "101y"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn required_paths_split_outside_brackets_and_are_checked() {
+        let paths = split_paths(&["userName,emails[type eq \"work\"].value", " name.familyName "]);
+        assert_eq!(paths, ["userName", "emails[type eq \"work\"].value", "name.familyName"]);
+        assert_eq!(split_paths(&["emails[type eq \"a,b\"].value"]), ["emails[type eq \"a,b\"].value"]);
+        let reg = Registry::standard();
+        let reference = [
+            "userName",
+            "name.familyName",
+            "name.givenName",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            "emails[type eq \"work\"].value",
+            "preferredLanguage",
+            "active",
+            "userName",
+        ]
+        .map(String::from);
+        assert_eq!(check_required(&reg, &reference).unwrap().len(), 7, "duplicates are dropped");
+        for bad in ["nosuch", "name.nosuch", "emails[type eq].value", ""] {
+            assert!(check_required(&reg, &[bad.to_owned()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_ids_are_taken_from_whole_tokens() {
+        let now = OffsetDateTime::now_utc();
+        let issued = tokens::issue(1, None, None, now);
+        assert_eq!(token_id(&issued.secret).unwrap(), issued.record.id);
+        assert_eq!(token_id("abc123").unwrap(), "abc123");
+        assert!(matches!(token_id("scimd_nope"), Err(OpError::Usage(_))));
+        assert!(matches!(token_id("a/b"), Err(OpError::Usage(_))));
+    }
+}

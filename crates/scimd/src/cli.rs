@@ -1,0 +1,528 @@
+//! The command line: `scimd serve`, `scimd tenant ...`, `scimd token ...`.
+//!
+//! Machine output goes to stdout, logs and errors to stderr. Exit codes: 0 ok, 1 runtime
+//! failure (database unreachable, unknown tenant, name taken), 2 usage (bad arguments, bad
+//! configuration file).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use scim_core::Registry;
+use scim_store::Store;
+use tracing_subscriber::EnvFilter;
+
+use crate::admin::{self, IssuedView, OpError, TenantView, TokenView};
+use crate::config::{self, ConfigError, FileConfig, Overrides, Settings};
+use crate::http::{AppState, HttpSettings};
+
+/// scimd: a multi-tenant SCIM 2.0 provisioning server for Microsoft Entra ID, Okta and other
+/// SCIM clients.
+#[derive(Debug, Parser)]
+#[command(name = "scimd", version, propagate_version = true, args_override_self = true, max_term_width = 100)]
+struct Cli {
+    /// Database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB; the schema is created or
+    /// migrated automatically [default: sqlite://scimd.db]
+    #[arg(long, global = true, env = "SCIMD_DATABASE", value_name = "URL", hide_env_values = true)]
+    database: Option<String>,
+
+    /// Configuration file (TOML); flags and environment variables take precedence over it
+    #[arg(long, global = true, env = "SCIMD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve SCIM, and /metrics and the admin API on the admin listener. On an empty database,
+    /// create tenant "default", print its token once and explain how to connect Entra ID.
+    Serve(ServeArgs),
+    /// Create, list, show and delete tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create, list and revoke secret tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address of the SCIM listener [default: 127.0.0.1:8080]
+    #[arg(long, env = "SCIMD_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Address of the admin listener (/metrics, /healthz, /admin/...). It has no
+    /// authentication: never expose it [default: 127.0.0.1:8081]
+    #[arg(long, env = "SCIMD_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<String>,
+    /// Public base URL (e.g. https://scim.example.com, without /scim/v2) of the Tenant URL and
+    /// meta.location; without it, the printed Tenant URL uses the listen address and
+    /// meta.location the request's Host
+    #[arg(long, env = "SCIMD_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// The tenant's name: 1-63 characters of a-z, 0-9 and '-', not starting with '-'
+        #[arg(value_parser = tenant_name)]
+        name: String,
+        /// Mandatory user attributes as SCIM paths, comma-separated or repeated, e.g.
+        /// userName,name.familyName,emails[type eq "work"].value
+        #[arg(long, value_name = "ATTR,...")]
+        require: Vec<String>,
+    },
+    /// List the tenants.
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant: its required attributes, creation time and tokens.
+    Show {
+        /// The tenant's name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tenant with all its users, groups and tokens.
+    Delete {
+        /// The tenant's name
+        name: String,
+        /// Confirm the deletion (required)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a secret token; it is printed alone on the last line and never shown again.
+    Create {
+        /// The tenant the token grants access to
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// A label for humans, e.g. entra-prod
+        #[arg(long, value_name = "L")]
+        label: Option<String>,
+        /// Lifetime: a number and a unit m, h, d, w or y, e.g. 90d [default: never expires]
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_duration)]
+        expires: Option<time::Duration>,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List {
+        /// The tenant
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token, given by its id or as the whole token.
+    Revoke {
+        /// The token id (as `token list` shows it) or the whole token
+        #[arg(value_name = "TOKEN_ID")]
+        token: String,
+    },
+}
+
+fn tenant_name(s: &str) -> Result<String, String> {
+    admin::check_tenant_name(s).map(|()| s.to_owned())
+}
+
+/// Why a command failed, with its exit code.
+#[derive(Debug)]
+enum Failure {
+    /// Exit code 2.
+    Usage(String),
+    /// Exit code 1.
+    Runtime(String),
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Usage(m) => Failure::Usage(m),
+            other => Failure::Runtime(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Usage(e.0)
+    }
+}
+
+/// Runs the command line; `main.rs` calls it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let file = FileConfig::load_optional(cli.config.as_ref())?;
+    let mut overrides = Overrides { database: cli.database, ..Overrides::default() };
+    match cli.command {
+        Command::Serve(args) => {
+            overrides.listen = args.listen;
+            overrides.admin_listen = args.admin_listen;
+            overrides.public_url = args.public_url;
+            let settings = config::resolve(&file, overrides)?;
+            serve(settings)
+        }
+        Command::Tenant(cmd) => {
+            let settings = config::resolve(&file, overrides)?;
+            tenant(cmd, &settings)
+        }
+        Command::Token(cmd) => {
+            let settings = config::resolve(&file, overrides)?;
+            token(cmd, &settings)
+        }
+    }
+}
+
+fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, Failure> {
+    scim_store::open(&settings.database, settings.store)
+        .map_err(|e| Failure::Runtime(format!("cannot open database {}: {e}", config::redact_url(&settings.database))))
+}
+
+/// Writes machine output to stdout; a closed pipe is not an error worth a panic.
+fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
+}
+
+fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> {
+    match cmd {
+        TenantCommand::Create { name, require } => {
+            // Check the arguments before touching the database.
+            let registry = Registry::standard();
+            admin::check_required(&registry, &admin::split_paths(&require)).map_err(Failure::Usage)?;
+            let store = open_store(settings)?;
+            let t = admin::create_tenant(store.as_ref(), &registry, &name, &require)?;
+            let mut text = format!("created tenant {}\n", t.name);
+            if !t.require.is_empty() {
+                text += &format!("required attributes: {}\n", t.require.join(", "));
+            }
+            text += &format!("next: scimd token create --tenant {}\n", t.name);
+            out(&text)
+        }
+        TenantCommand::List { json: as_json } => {
+            let store = open_store(settings)?;
+            let list = admin::list_tenants(store.as_ref())?;
+            out(&if as_json { json(&list)? } else { tenant_table(&list) })
+        }
+        TenantCommand::Show { name, json: as_json } => {
+            let store = open_store(settings)?;
+            let t = admin::show_tenant(store.as_ref(), &name)?;
+            out(&if as_json { json(&t)? } else { tenant_details(&t) })
+        }
+        TenantCommand::Delete { name, yes } => {
+            if !yes {
+                return Err(Failure::Usage(format!(
+                    "deleting tenant \"{name}\" removes all its users, groups and tokens: add --yes to confirm"
+                )));
+            }
+            let store = open_store(settings)?;
+            admin::delete_tenant(store.as_ref(), &name)?;
+            out(&format!("deleted tenant {name}\n"))
+        }
+    }
+}
+
+fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
+    match cmd {
+        TokenCommand::Create { tenant, label, expires } => {
+            let store = open_store(settings)?;
+            let t = admin::create_token(store.as_ref(), &tenant, label.as_deref(), expires)?;
+            out(&issued_text(&t))
+        }
+        TokenCommand::List { tenant, json: as_json } => {
+            let store = open_store(settings)?;
+            let list = admin::list_tokens(store.as_ref(), &tenant)?;
+            out(&if as_json { json(&list)? } else { token_table(&list) })
+        }
+        TokenCommand::Revoke { token } => {
+            admin::token_id(&token)?;
+            let store = open_store(settings)?;
+            let r = admin::revoke_token(store.as_ref(), &token)?;
+            let k = &r.token;
+            let when = if r.already { "was already revoked" } else { "revoked" };
+            out(&format!("token {} of tenant {} {when}\n", k.id, k.tenant))
+        }
+    }
+}
+
+fn issued_text(t: &IssuedView) -> String {
+    let label = t.label.as_deref().map(|l| format!(", label \"{l}\"")).unwrap_or_default();
+    let expires = t.expires.as_deref().map_or_else(|| ", never expires".to_owned(), |e| format!(", expires {e}"));
+    format!(
+        "created token {} for tenant {}{label}{expires}\n\
+         Copy the secret token on the next line now: scimd keeps only its hash and cannot show it again.\n\
+         {}\n",
+        t.id, t.tenant, t.token
+    )
+}
+
+fn dash(v: Option<&str>) -> &str {
+    v.filter(|s| !s.is_empty()).unwrap_or("-")
+}
+
+/// Left-aligned columns separated by two spaces, with a header row.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line += cell;
+            } else {
+                line += &format!("{cell:<w$}  ");
+            }
+        }
+        text += line.trim_end();
+        text.push('\n');
+    }
+    text
+}
+
+fn tenant_table(list: &[TenantView]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.created.clone(),
+                format!("{}/{}", t.active_tokens, t.tokens),
+                if t.require.is_empty() { "-".to_owned() } else { t.require.join(",") },
+            ]
+        })
+        .collect();
+    table(&["NAME", "CREATED", "TOKENS(ACTIVE/ALL)", "REQUIRED"], &rows)
+}
+
+fn tenant_details(t: &TenantView) -> String {
+    let required = if t.require.is_empty() { "-".to_owned() } else { t.require.join(", ") };
+    format!(
+        "name:     {}\ncreated:  {}\nrequired: {required}\ntokens:   {} ({} active)\n",
+        t.name, t.created, t.tokens, t.active_tokens
+    )
+}
+
+fn token_table(list: &[TokenView]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                dash(k.label.as_deref()).to_owned(),
+                k.created.clone(),
+                dash(k.expires.as_deref()).to_owned(),
+                dash(k.revoked.as_deref()).to_owned(),
+            ]
+        })
+        .collect();
+    table(&["ID", "LABEL", "CREATED", "EXPIRES", "REVOKED"], &rows)
+}
+
+/// How long in-flight requests may take to finish after SIGTERM / Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn serve(settings: Settings) -> Result<(), Failure> {
+    let store = open_store(&settings)?;
+    tracing::info!(database = %config::redact_url(&settings.database), "database open");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("scimd")
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve_async(settings, store))
+}
+
+async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
+}
+
+async fn serve_async(settings: Settings, store: Arc<dyn Store>) -> Result<(), Failure> {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| Failure::Runtime(format!("cannot install the metrics recorder: {e}")))?;
+
+    let scim_listener = bind(&settings.listen, "SCIM").await?;
+    let admin_listener = bind(&settings.admin_listen, "admin").await?;
+    let scim_addr = scim_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
+
+    let (first, tenants) = tokio::task::spawn_blocking({
+        let store = Arc::clone(&store);
+        move || {
+            let first = admin::bootstrap(store.as_ref())?;
+            Ok::<_, OpError>((first, store.list_tenants()?.len()))
+        }
+    })
+    .await
+    .map_err(|e| Failure::Runtime(format!("bootstrap failed: {e}")))?
+    .map_err(|e| Failure::Runtime(format!("cannot create the first tenant: {e}")))?;
+    metrics::gauge!("scimd_tenants").set(tenants as f64);
+    let base = settings.http.public_url.clone().unwrap_or_else(|| {
+        // A wildcard address is not one a client can reach: show loopback with the same port.
+        let mut shown = scim_addr;
+        if shown.ip().is_unspecified() {
+            shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{shown}")
+    });
+    if let Some(issued) = first {
+        tracing::info!(tenant = %issued.tenant, token = %issued.id, "empty database: created tenant and token");
+        out(&welcome(&issued, &base, &settings.http))?;
+    }
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        registry: Arc::new(Registry::standard()),
+        settings: Arc::new(settings.http.clone()),
+    };
+    let scim_app = crate::http::router(state);
+    let admin_app = admin::router(Arc::clone(&store), prometheus.clone());
+
+    // Histograms of the Prometheus recorder need periodic upkeep when it serves no listener of
+    // its own.
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            prometheus.run_upkeep();
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    tracing::info!("SCIM listening on http://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
+    tracing::info!("admin listening on http://{admin_addr} (/metrics, /healthz, /admin/tenants; no authentication)");
+    let scim = axum::serve(crate::http::LenientListener(scim_listener), scim_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let servers = async { tokio::join!(scim.into_future(), admin_server.into_future()) };
+    let deadline = async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        (a, b) = servers => a.and(b).map_err(|e| Failure::Runtime(format!("server failed: {e}"))),
+        () = deadline => {
+            tracing::warn!("requests still in flight after {}s: stopping anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
+    upkeep.abort();
+    tracing::info!("stopped");
+    result
+}
+
+/// Waits for Ctrl-C or SIGTERM and says which.
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}
+
+/// What `serve` prints once, on an empty database.
+fn welcome(issued: &IssuedView, base: &str, http: &HttpSettings) -> String {
+    let mut text = format!(
+        "scimd: the database was empty, so tenant \"{tenant}\" was created with a first secret token.\n\
+         The token is shown only this once (scimd keeps only its hash); make more with\n\
+         `scimd token create --tenant {tenant}`, and more tenants with `scimd tenant create NAME`.\n\
+         \n\
+         Tenant URL:   {base}/scim/v2\n\
+         Secret Token: {token}\n\
+         \n\
+         To connect Microsoft Entra ID:\n\
+         \x20 1. Entra admin center > Enterprise applications > New application > Create your own application (non-gallery).\n\
+         \x20 2. In that application: Provisioning > Provisioning Mode: Automatic.\n\
+         \x20 3. Admin Credentials: paste the Tenant URL and the Secret Token above, then Test Connection.\n\
+         \x20 4. Save, check the attribute Mappings, assign users and groups, and start provisioning.\n",
+        tenant = issued.tenant,
+        token = issued.token,
+    );
+    if !http.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+        text += "  Entra only reaches public HTTPS URLs: put scimd behind a TLS proxy and pass --public-url https://HOST.\n";
+    }
+    text
+}

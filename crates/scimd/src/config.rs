@@ -1,0 +1,401 @@
+//! Configuration: the optional TOML file, and how it combines with flags and the environment.
+//!
+//! Every setting is taken from, in this order: the command-line flag, its environment variable,
+//! the configuration file (`--config FILE`, env `SCIMD_CONFIG`), the built-in default.
+//! The file is optional; unknown keys in it are errors (a typo must not be silently ignored).
+//!
+//! ```toml
+//! # scimd.toml: every key is optional.
+//! listen = "0.0.0.0:8080"                 # SCIM listener             (default 127.0.0.1:8080)
+//! admin_listen = "127.0.0.1:8081"         # /metrics and admin API    (default 127.0.0.1:8081)
+//! database = "sqlite:///var/lib/scimd/scimd.db"   # or postgres://... (default sqlite://scimd.db)
+//! public_url = "https://scim.example.com" # base of the Tenant URL and meta.location
+//!
+//! [limits]
+//! max_body_bytes = 2097152
+//! default_page_size = 100
+//! max_page_size = 1000
+//! max_in_flight_per_tenant = 64
+//! max_bulk_operations = 1000
+//! max_patch_operations = 1000
+//! max_patch_members = 10000
+//! max_filter_length = 10000
+//! max_candidates = 10000
+//! ```
+//!
+//! The values above are the defaults. `/ServiceProviderConfig` advertises the limits in force
+//! where SCIM has a field for them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::http::HttpSettings;
+
+/// The SCIM listener when nothing else is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The admin listener when nothing else is configured.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// The database when nothing else is configured.
+pub const DEFAULT_DATABASE: &str = "sqlite://scimd.db";
+
+/// The configuration file, as written. Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `listen`: the address of the SCIM listener, `HOST:PORT`.
+    /// Default `127.0.0.1:8080`; overridden by `--listen` / `SCIMD_LISTEN`.
+    pub listen: Option<String>,
+    /// `admin_listen`: the address of the admin listener (`/metrics`, `/healthz`, `/admin/...`).
+    /// It has no authentication: keep it on loopback or a private network.
+    /// Default `127.0.0.1:8081`; overridden by `--admin-listen` / `SCIMD_ADMIN_LISTEN`.
+    pub admin_listen: Option<String>,
+    /// `database`: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
+    /// Default `sqlite://scimd.db`; overridden by `--database` / `SCIMD_DATABASE`.
+    pub database: Option<String>,
+    /// `public_url`: the URL clients reach scimd at, without `/scim/v2`, e.g.
+    /// `https://scim.example.com` (behind a TLS-terminating proxy). The Tenant URL printed for
+    /// Entra and `meta.location` are built from it. Default: none (the listen address is used);
+    /// overridden by `--public-url` / `SCIMD_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `[limits]`: sizes the server refuses to exceed.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// The `[limits]` table. Every key is optional; a value must be at least 1 (except
+/// `max_in_flight_per_tenant`, where 0 means no limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// `max_body_bytes`: the largest request body, in bytes; larger ones get 413.
+    /// Default 2097152 (2 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// `default_page_size`: results per page when a list request has no `count`.
+    /// Default 100. At most `max_page_size`.
+    pub default_page_size: Option<u64>,
+    /// `max_page_size`: the largest `count` honoured (larger ones are lowered to it).
+    /// Default 1000.
+    pub max_page_size: Option<u64>,
+    /// `max_in_flight_per_tenant`: concurrent requests per tenant before 429 with `Retry-After`;
+    /// 0 turns the limit off. Default 64.
+    pub max_in_flight_per_tenant: Option<u64>,
+    /// `max_bulk_operations`: operations in one `/Bulk` request. Default 1000.
+    pub max_bulk_operations: Option<u64>,
+    /// `max_patch_operations`: operations in one PATCH request. Default 1000.
+    pub max_patch_operations: Option<u64>,
+    /// `max_patch_members`: group member values added plus removed in one PATCH. Default 10000.
+    pub max_patch_members: Option<u64>,
+    /// `max_filter_length`: the longest `filter` (and PATCH `path`), in bytes. Default 10000.
+    pub max_filter_length: Option<u64>,
+    /// `max_candidates`: the most rows a filter on non-indexed attributes may examine before it
+    /// is refused with `tooMany`. Default 10000.
+    pub max_candidates: Option<u64>,
+}
+
+/// A configuration that cannot be used. Always a usage error (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl FileConfig {
+    /// Reads and parses a configuration file. Errors name the file, and for syntax errors
+    /// and unknown keys the line and column.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read configuration file {}: {e}", path.display())))?;
+        FileConfig::parse(&text).map_err(|e| ConfigError(format!("configuration file {}: {e}", path.display())))
+    }
+
+    /// Parses the text of a configuration file.
+    pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_owned()))
+    }
+
+    /// Loads the file if one is named, else the empty configuration.
+    pub fn load_optional(path: Option<&PathBuf>) -> Result<FileConfig, ConfigError> {
+        path.map_or_else(|| Ok(FileConfig::default()), |p| FileConfig::load(p))
+    }
+}
+
+/// What the command line (flags and their environment variables, as clap merged them) says.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--database` / `SCIMD_DATABASE`.
+    pub database: Option<String>,
+    /// `--listen` / `SCIMD_LISTEN`.
+    pub listen: Option<String>,
+    /// `--admin-listen` / `SCIMD_ADMIN_LISTEN`.
+    pub admin_listen: Option<String>,
+    /// `--public-url` / `SCIMD_PUBLIC_URL`.
+    pub public_url: Option<String>,
+}
+
+/// The settings in force, after precedence and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database URL.
+    pub database: String,
+    /// The SCIM listener address.
+    pub listen: String,
+    /// The admin listener address.
+    pub admin_listen: String,
+    /// The settings of the SCIM HTTP API (includes `public_url`).
+    pub http: HttpSettings,
+    /// The store's limits.
+    pub store: scim_store::Limits,
+}
+
+/// Combines the command line and the file (command line first) over the defaults, and checks
+/// the result.
+pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigError> {
+    let pick = |flag: Option<String>, from_file: &Option<String>, default: &str| {
+        flag.filter(|s| !s.is_empty()).or_else(|| from_file.clone()).unwrap_or_else(|| default.to_owned())
+    };
+    let database = pick(cli.database, &file.database, DEFAULT_DATABASE);
+    check_database_url(&database)?;
+    let listen = pick(cli.listen, &file.listen, DEFAULT_LISTEN);
+    let admin_listen = pick(cli.admin_listen, &file.admin_listen, DEFAULT_ADMIN_LISTEN);
+    let public_url = cli.public_url.filter(|s| !s.is_empty()).or_else(|| file.public_url.clone());
+    let public_url = public_url.map(|u| check_public_url(&u)).transpose()?;
+
+    let l = &file.limits;
+    let mut http = HttpSettings { public_url, ..HttpSettings::default() };
+    if let Some(v) = l.max_body_bytes {
+        http.max_body_bytes = limit("max_body_bytes", v)?;
+    }
+    if let Some(v) = l.default_page_size {
+        http.default_page_size = limit("default_page_size", v)?;
+    }
+    if let Some(v) = l.max_page_size {
+        http.max_page_size = limit("max_page_size", v)?;
+    }
+    if let Some(v) = l.max_in_flight_per_tenant {
+        http.max_in_flight_per_tenant = limit_or_off("max_in_flight_per_tenant", v)?;
+    }
+    if let Some(v) = l.max_bulk_operations {
+        http.max_bulk_operations = limit("max_bulk_operations", v)?;
+    }
+    if let Some(v) = l.max_patch_operations {
+        http.patch.max_operations = limit("max_patch_operations", v)?;
+    }
+    if let Some(v) = l.max_patch_members {
+        http.patch.max_members = limit("max_patch_members", v)?;
+    }
+    if let Some(v) = l.max_filter_length {
+        http.filter.max_len = limit("max_filter_length", v)?;
+        http.patch.path.max_len = limit("max_filter_length", v)?;
+    }
+    let mut store = scim_store::Limits::default();
+    if let Some(v) = l.max_candidates {
+        store.max_candidates = limit("max_candidates", v)?;
+    }
+    let (default_page, max_page): (u64, u64) =
+        (widen(http.default_page_size, "default_page_size")?, widen(http.max_page_size, "max_page_size")?);
+    if default_page > max_page {
+        return Err(ConfigError(format!(
+            "[limits] default_page_size ({default_page}) must not be larger than max_page_size ({max_page})"
+        )));
+    }
+    Ok(Settings { database, listen, admin_listen, http, store })
+}
+
+/// A `[limits]` value converted to the type of the setting it goes to: at least 1, and small
+/// enough for that type.
+fn limit<T: TryFrom<u64>>(key: &str, value: u64) -> Result<T, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError(format!("[limits] {key} must be at least 1")));
+    }
+    T::try_from(value).map_err(|_| ConfigError(format!("[limits] {key} = {value} is too large")))
+}
+
+/// Like [`limit`], but 0 (no limit) is allowed.
+fn limit_or_off<T: TryFrom<u64>>(key: &str, value: u64) -> Result<T, ConfigError> {
+    T::try_from(value).map_err(|_| ConfigError(format!("[limits] {key} = {value} is too large")))
+}
+
+fn widen<T: TryInto<u64>>(value: T, key: &str) -> Result<u64, ConfigError> {
+    value.try_into().map_err(|_| ConfigError(format!("[limits] {key} is too large")))
+}
+
+/// Checks that a database URL names a supported database.
+pub fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let ok = url.strip_prefix("sqlite://").is_some_and(|p| !p.is_empty())
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://");
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "unsupported database URL \"{}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Checks a public URL (`http://` or `https://`, no query) and drops a trailing `/` or
+/// `/scim/v2` (the Tenant URL is this URL plus `/scim/v2`).
+pub fn check_public_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/scim/v2").unwrap_or(trimmed).trim_end_matches('/');
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !trimmed.contains(['?', '#', ' ']) => Ok(trimmed.to_owned()),
+        _ => Err(ConfigError(format!(
+            "public URL \"{url}\" must look like https://HOST or https://HOST/PREFIX (without /scim/v2)"
+        ))),
+    }
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let s = resolve(&FileConfig::parse("").unwrap(), Overrides::default()).unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        assert_eq!(s.admin_listen, DEFAULT_ADMIN_LISTEN);
+        assert_eq!(s.database, DEFAULT_DATABASE);
+        assert_eq!(s.http.public_url, None);
+        assert_eq!(s.store, scim_store::Limits::default());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = FileConfig::parse(
+            "listen = \"0.0.0.0:9000\"\nadmin_listen = \"127.0.0.1:9001\"\ndatabase = \"sqlite://a.db\"\n\
+             public_url = \"https://scim.example.com/\"\n",
+        )
+        .unwrap();
+        let s = resolve(&file, Overrides::default()).unwrap();
+        assert_eq!((s.listen.as_str(), s.admin_listen.as_str()), ("0.0.0.0:9000", "127.0.0.1:9001"));
+        assert_eq!(s.database, "sqlite://a.db");
+        assert_eq!(s.http.public_url.as_deref(), Some("https://scim.example.com"));
+        let cli = Overrides {
+            database: Some("sqlite://b.db".into()),
+            listen: Some("127.0.0.1:1".into()),
+            admin_listen: None,
+            public_url: Some("http://localhost:8080".into()),
+        };
+        let s = resolve(&file, cli).unwrap();
+        assert_eq!((s.listen.as_str(), s.admin_listen.as_str()), ("127.0.0.1:1", "127.0.0.1:9001"));
+        assert_eq!(s.database, "sqlite://b.db");
+        assert_eq!(s.http.public_url.as_deref(), Some("http://localhost:8080"));
+    }
+
+    #[test]
+    #[allow(clippy::useless_conversion)] // the settings' integer types are not this module's
+    fn limits_reach_the_http_settings_and_the_store() {
+        let file = FileConfig::parse(
+            "[limits]\nmax_body_bytes = 2048\ndefault_page_size = 5\nmax_page_size = 50\n\
+             max_in_flight_per_tenant = 3\nmax_bulk_operations = 7\nmax_patch_operations = 11\n\
+             max_patch_members = 13\nmax_filter_length = 17\nmax_candidates = 19\n",
+        )
+        .unwrap();
+        let s = resolve(&file, Overrides::default()).unwrap();
+        let h = &s.http;
+        assert_eq!(u64::try_from(h.max_body_bytes).unwrap(), 2048);
+        assert_eq!(u64::try_from(h.default_page_size).unwrap(), 5);
+        assert_eq!(u64::try_from(h.max_page_size).unwrap(), 50);
+        assert_eq!(u64::try_from(h.max_in_flight_per_tenant).unwrap(), 3);
+        assert_eq!(u64::try_from(h.max_bulk_operations).unwrap(), 7);
+        assert_eq!((h.patch.max_operations, h.patch.max_members), (11, 13));
+        assert_eq!((h.filter.max_len, h.patch.path.max_len), (17, 17));
+        assert_eq!(s.store.max_candidates, 19);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_line_and_column() {
+        let e = FileConfig::parse("listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(e.0.contains("line 2, column 1"), "{e}");
+        assert!(e.0.contains("listen_addr"), "{e}");
+        let e = FileConfig::parse("[limits]\nmax_page = 3\n").unwrap_err();
+        assert!(e.0.contains("line 2"), "{e}");
+        let e = FileConfig::parse("[limits]\nmax_page_size = \"many\"\n").unwrap_err();
+        assert!(e.0.contains("line 2"), "{e}");
+        let e = FileConfig::parse("listen = \n").unwrap_err();
+        assert!(e.0.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let zero = FileConfig::parse("[limits]\nmax_page_size = 0\n").unwrap();
+        assert!(resolve(&zero, Overrides::default()).unwrap_err().0.contains("max_page_size must be at least 1"));
+        let pages = FileConfig::parse("[limits]\ndefault_page_size = 10\nmax_page_size = 5\n").unwrap();
+        assert!(resolve(&pages, Overrides::default()).is_err());
+        let db = FileConfig::parse("database = \"mysql://x\"\n").unwrap();
+        assert!(resolve(&db, Overrides::default()).unwrap_err().0.contains("unsupported database URL"));
+        let url = FileConfig::parse("public_url = \"scim.example.com\"\n").unwrap();
+        assert!(resolve(&url, Overrides::default()).is_err());
+        let off = FileConfig::parse("[limits]\nmax_in_flight_per_tenant = 0\n").unwrap();
+        assert_eq!(resolve(&off, Overrides::default()).unwrap().http.max_in_flight_per_tenant, 0);
+    }
+
+    #[test]
+    fn public_urls_lose_a_trailing_scim_v2() {
+        for given in
+            ["https://h.example", "https://h.example/", "https://h.example/scim/v2", "https://h.example/scim/v2/"]
+        {
+            assert_eq!(check_public_url(given).unwrap(), "https://h.example");
+        }
+        assert_eq!(check_public_url("https://h.example/tenant-a").unwrap(), "https://h.example/tenant-a");
+        assert!(check_public_url("https://").is_err());
+        assert!(check_public_url("https://h.example/?x").is_err());
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_its_limits_are_the_defaults() {
+        let source = include_str!("config.rs");
+        let example: String = source
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start().to_owned() + "\n")
+            .collect();
+        let file = FileConfig::parse(&example).unwrap();
+        let documented = resolve(&file, Overrides::default()).unwrap();
+        let defaults = resolve(&FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(format!("{:?}", documented.store), format!("{:?}", defaults.store));
+        let (d, h) = (&defaults.http, &documented.http);
+        assert_eq!(
+            (h.max_body_bytes, h.default_page_size, h.max_page_size, h.max_in_flight_per_tenant, h.max_bulk_operations),
+            (d.max_body_bytes, d.default_page_size, d.max_page_size, d.max_in_flight_per_tenant, d.max_bulk_operations)
+        );
+        assert_eq!(
+            (h.patch.max_operations, h.patch.max_members, h.filter.max_len),
+            (d.patch.max_operations, d.patch.max_members, d.filter.max_len)
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://scimd:s3cret@db:5432/scimd"), "postgres://scimd:***@db:5432/scimd");
+        assert_eq!(redact_url("postgres://db/scimd"), "postgres://db/scimd");
+        assert_eq!(redact_url("sqlite://scimd.db"), "sqlite://scimd.db");
+    }
+}

@@ -1,0 +1,211 @@
+//! Authentication: bearer token -> tenant, with short-lived caches, and the request context.
+//!
+//! A token is looked up by its public id (`tokens::split`), its secret checked against the
+//! stored digest (`tokens::verify`, which also checks expiry and revocation), and its tenant
+//! loaded. Tokens and tenants are cached for `token_cache_ttl`, so a revocation takes effect
+//! within that time on every replica. Every failure is 401 with `WWW-Authenticate`; nothing
+//! tells a caller whether a token id exists.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use scim_store::{Tenant, Token};
+use time::OffsetDateTime;
+
+use super::{ApiError, Sh};
+use crate::tokens;
+
+/// What a handler knows about an authenticated request.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// The tenant the token belongs to.
+    pub tenant: Arc<Tenant>,
+    /// The absolute SCIM base URL, e.g. `https://scim.example.com/scim/v2`.
+    pub base: String,
+}
+
+/// The tenant's name, put on the response for the request log.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantName(pub String);
+
+const MAX_CACHED: usize = 10_000;
+
+/// A small TTL cache (entries include negative answers, so bad tokens do not hammer the store).
+#[derive(Debug)]
+struct TtlMap<K, V> {
+    ttl: Duration,
+    map: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
+    fn new(ttl: Duration) -> Self {
+        TtlMap { ttl, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(k).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, k: K, v: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= MAX_CACHED {
+                map.clear();
+            }
+        }
+        map.insert(k, (Instant::now(), v));
+    }
+}
+
+/// Tokens by id and tenants by key, each trusted for the TTL.
+#[derive(Debug)]
+pub(crate) struct AuthCache {
+    tokens: TtlMap<String, Option<Token>>,
+    tenants: TtlMap<i64, Option<Arc<Tenant>>>,
+}
+
+impl AuthCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        AuthCache { tokens: TtlMap::new(ttl), tenants: TtlMap::new(ttl) }
+    }
+}
+
+const NO_TOKEN: &str =
+    "missing bearer token: send \"Authorization: Bearer <token>\" with the secret token of your tenant";
+const BAD_TOKEN: &str =
+    "invalid, expired or revoked token: check the Secret Token in the provisioning app, or create a new one";
+
+/// The token in `Authorization: Bearer X` (scheme case-insensitive).
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = v.split_once(char::is_whitespace)?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+}
+
+/// The tenant a presented token grants access to.
+async fn authenticate(sh: &Sh, presented: &str) -> Result<Arc<Tenant>, ApiError> {
+    let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    let token = match sh.auth.tokens.get(&id.to_owned()) {
+        Some(t) => t,
+        None => {
+            let key = id.to_owned();
+            let t = sh.run(move |s| s.token(&key)).await?;
+            sh.auth.tokens.put(id.to_owned(), t.clone());
+            t
+        }
+    };
+    let token = token.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    if !tokens::verify(&token, secret, OffsetDateTime::now_utc()) {
+        return Err(ApiError::Unauthorized(BAD_TOKEN));
+    }
+    let tenant = match sh.auth.tenants.get(&token.tenant) {
+        Some(t) => t,
+        None => {
+            let key = token.tenant;
+            let t = sh.run(move |s| s.tenant_by_id(key)).await?.map(Arc::new);
+            sh.auth.tenants.put(token.tenant, t.clone());
+            t
+        }
+    };
+    tenant.ok_or(ApiError::Unauthorized(BAD_TOKEN))
+}
+
+/// The middleware in front of every `/scim/v2` route: authenticates, applies the per-tenant
+/// in-flight limit and puts a [`Ctx`] into the request.
+pub(crate) async fn require(State(sh): State<Sh>, mut req: Request, next: Next) -> Response {
+    let Some(presented) = bearer(req.headers()) else {
+        return ApiError::Unauthorized(NO_TOKEN).into_response();
+    };
+    let tenant = match authenticate(&sh, presented).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let name = TenantName(tenant.name.clone());
+    let Some(permit) = sh.limiter.try_acquire(tenant.id) else {
+        let mut resp = ApiError::Overloaded.into_response();
+        resp.extensions_mut().insert(name);
+        return resp;
+    };
+    let base = format!("{}/scim/v2", origin(sh.settings().public_url.as_deref(), req.headers()));
+    req.extensions_mut().insert(Ctx { tenant, base });
+    let mut resp = next.run(req).await;
+    drop(permit);
+    resp.extensions_mut().insert(name);
+    resp
+}
+
+/// The public origin: the configured URL, else `X-Forwarded-Proto`/`X-Forwarded-Host` or `Host`.
+pub(crate) fn origin(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(u) = public_url {
+        let u = u.trim().trim_end_matches('/');
+        return u.strip_suffix("/scim/v2").unwrap_or(u).to_owned();
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = match first("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let valid_host =
+        |h: &&str| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    let host = first("x-forwarded-host").filter(valid_host).or_else(|| first("host").filter(valid_host));
+    format!("{proto}://{}", host.unwrap_or("localhost"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
+        assert_eq!(bearer(&headers(&[("authorization", "bearer  abc ")])), Some("abc"));
+        assert_eq!(bearer(&headers(&[("authorization", "BEARER abc")])), Some("abc"));
+        assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(bearer(&headers(&[("authorization", "Bearer")])), None);
+        assert_eq!(bearer(&headers(&[])), None);
+    }
+
+    #[test]
+    fn origin_prefers_config_then_forwarded_then_host() {
+        let h = headers(&[
+            ("host", "internal:8080"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "scim.example.com"),
+        ]);
+        assert_eq!(origin(Some("https://pub.example.com/"), &h), "https://pub.example.com");
+        assert_eq!(origin(Some("https://pub.example.com/scim/v2"), &h), "https://pub.example.com");
+        assert_eq!(origin(None, &h), "https://scim.example.com");
+        assert_eq!(origin(None, &headers(&[("host", "internal:8080")])), "http://internal:8080");
+        assert_eq!(origin(None, &headers(&[("host", "bad host\"<")])), "http://localhost");
+    }
+}

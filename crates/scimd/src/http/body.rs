@@ -1,0 +1,82 @@
+//! Request bodies: media type, size and JSON syntax, each refused with its SCIM error.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use scim_core::ScimError;
+use serde_json::Value;
+
+use super::{ApiError, Sh};
+
+/// A JSON request body: `Content-Type` JSON or absent (415 otherwise), within the body limit
+/// (413), well-formed (400 `invalidSyntax`).
+#[derive(Debug, Clone)]
+pub(crate) struct JsonBody(pub Value);
+
+/// Whether a `Content-Type` is JSON: `application/json`, `application/scim+json`, any `+json`,
+/// with or without parameters.
+pub(crate) fn is_json_media_type(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some((ty, sub)) = essence.split_once('/') else { return false };
+    (ty == "application" || ty == "*") && (sub == "json" || sub.ends_with("+json"))
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let text = ct.to_str().unwrap_or_default();
+    if is_json_media_type(text) {
+        return Ok(());
+    }
+    Err(ApiError::Scim(ScimError::status(
+        415,
+        format!("unsupported Content-Type \"{text}\": send application/scim+json or application/json"),
+    )))
+}
+
+impl FromRequest<Sh> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Sh) -> Result<Self, ApiError> {
+        let limit = state.settings().max_body_bytes;
+        check_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::Scim(ScimError::status(
+                    413,
+                    format!(
+                        "the request body is larger than the limit of {limit} bytes; send fewer changes per request"
+                    ),
+                ))
+            } else {
+                ApiError::syntax(format!("the request body could not be read: {}", r.body_text()))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::syntax("the request body is empty; send a JSON object"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::syntax(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types() {
+        for ok in [
+            "application/scim+json",
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/SCIM+JSON;charset=UTF-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in ["text/plain", "application/xml", "application/x-www-form-urlencoded", "json", ""] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
+}

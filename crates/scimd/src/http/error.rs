@@ -1,0 +1,132 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every handler returns `Result<_, ApiError>`; [`ApiError`]'s `IntoResponse` turns it into a
+//! SCIM error body (RFC 7644 §3.12) with the right status, `scimType` and headers
+//! (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503). Internal failures are logged
+//! here and shown to the client only as a generic message.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scim_core::ScimError;
+use scim_store::{Kind, StoreError};
+
+/// A failed request.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// A protocol error with its status and `scimType` (400, 404, 409, 412, 413, 415, ...).
+    Scim(ScimError),
+    /// No valid bearer token (401); the detail says what was wrong.
+    Unauthorized(&'static str),
+    /// The tenant has too many requests in flight (429).
+    Overloaded,
+    /// A dependency is not available (503).
+    Unavailable(String),
+    /// A server-side failure (500); the detail goes to the log only.
+    Internal(String),
+}
+
+impl ApiError {
+    /// 400 `invalidSyntax`.
+    pub fn syntax(detail: impl Into<String>) -> Self {
+        ApiError::Scim(ScimError::invalid_syntax(detail))
+    }
+
+    /// A store failure on the resource `kind`/`id`.
+    pub fn store(e: StoreError, kind: Kind, id: &str) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::Scim(ScimError::not_found(format!("{} {id} not found", kind.name()))),
+            StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
+            StoreError::VersionMismatch => ApiError::Scim(ScimError::status(
+                412,
+                format!(
+                    "{} {id} has changed since the version named in If-Match; read it again and retry",
+                    kind.name()
+                ),
+            )),
+            other => ApiError::from(other),
+        }
+    }
+}
+
+impl From<ScimError> for ApiError {
+    fn from(e: ScimError) -> Self {
+        ApiError::Scim(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::Scim(ScimError::not_found("not found")),
+            StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
+            StoreError::VersionMismatch => {
+                ApiError::Scim(ScimError::status(412, "the resource has changed; read it again and retry"))
+            }
+            StoreError::Scim(e) => ApiError::Scim(e),
+            StoreError::Backend(detail) => ApiError::Internal(format!("store: {detail}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Scim(e) => write!(f, "{e}"),
+            ApiError::Unauthorized(d) => write!(f, "401: {d}"),
+            ApiError::Overloaded => f.write_str("429: too many requests in flight"),
+            ApiError::Unavailable(d) => write!(f, "503: {d}"),
+            ApiError::Internal(d) => write!(f, "500: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// The SCIM error a client sees, and the header that goes with it. Internal failures are
+    /// logged here and replaced by a generic message.
+    fn into_parts(self) -> (ScimError, Option<(HeaderName, HeaderValue)>) {
+        match self {
+            ApiError::Scim(e) if e.status >= 500 => {
+                tracing::error!(error = %e, "request failed");
+                (ScimError::status(e.status, "internal error; the details are in the server log"), None)
+            }
+            ApiError::Scim(e) => (e, None),
+            ApiError::Unauthorized(detail) => (
+                ScimError::status(401, detail),
+                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""))),
+            ),
+            ApiError::Overloaded => (
+                ScimError::status(
+                    429,
+                    "too many concurrent requests for this tenant; retry after the time in Retry-After",
+                ),
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1"))),
+            ),
+            ApiError::Unavailable(detail) => {
+                (ScimError::status(503, detail), Some((header::RETRY_AFTER, HeaderValue::from_static("5"))))
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                (ScimError::status(500, "internal error; the details are in the server log"), None)
+            }
+        }
+    }
+
+    /// The SCIM error a client sees (for `/Bulk` operation results).
+    pub fn to_scim(&self) -> ScimError {
+        self.clone().into_parts().0
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (error, extra) = self.into_parts();
+        let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = super::scim_json(status, &error.to_json());
+        if let Some((name, value)) = extra {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
+    }
+}

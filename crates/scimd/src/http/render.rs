@@ -1,0 +1,101 @@
+//! Stored records as SCIM resources: the document plus `id`, `meta`, and a group's `members`
+//! or a user's `groups` when they were loaded. Projection happens after this.
+
+use scim_store::{Kind, Record};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The media type of every SCIM response.
+pub(crate) const SCIM_MEDIA_TYPE: &str = "application/scim+json";
+/// The schema URI of a list response.
+pub(crate) const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// The absolute URL of a resource.
+pub(crate) fn location(base: &str, kind: Kind, id: &str) -> String {
+    format!("{base}/{}/{id}", kind.endpoint())
+}
+
+/// The `ETag` of a version: `W/"<n>"`.
+pub(crate) fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// RFC 3339 time.
+pub(crate) fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// The full resource of a record (before projection).
+pub(crate) fn resource(base: &str, rec: &Record) -> Value {
+    let mut out = Map::new();
+    let doc = rec.doc.as_object();
+    if let Some(schemas) = doc.and_then(|d| d.get("schemas")) {
+        out.insert("schemas".into(), schemas.clone());
+    }
+    out.insert("id".into(), Value::String(rec.id.clone()));
+    for (k, v) in doc.into_iter().flatten() {
+        if k != "schemas" && k != "id" && k != "meta" {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(members) = &rec.members {
+        if !members.is_empty() {
+            let list = members
+                .iter()
+                .map(|m| {
+                    let mut e = Map::new();
+                    e.insert("value".into(), json!(m.value));
+                    e.insert("$ref".into(), json!(location(base, m.kind, &m.value)));
+                    if let Some(d) = &m.display {
+                        e.insert("display".into(), json!(d));
+                    }
+                    e.insert("type".into(), json!(m.kind.name()));
+                    Value::Object(e)
+                })
+                .collect();
+            out.insert("members".into(), Value::Array(list));
+        }
+    }
+    if let Some(groups) = &rec.groups {
+        if !groups.is_empty() {
+            let list = groups
+                .iter()
+                .map(|g| {
+                    let mut e = Map::new();
+                    e.insert("value".into(), json!(g.value));
+                    e.insert("$ref".into(), json!(location(base, Kind::Group, &g.value)));
+                    if let Some(d) = &g.display {
+                        e.insert("display".into(), json!(d));
+                    }
+                    e.insert("type".into(), json!("direct"));
+                    Value::Object(e)
+                })
+                .collect();
+            out.insert("groups".into(), Value::Array(list));
+        }
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": rec.kind.name(),
+            "created": timestamp(rec.created),
+            "lastModified": timestamp(rec.last_modified),
+            "location": location(base, rec.kind, &rec.id),
+            "version": etag(rec.version),
+        }),
+    );
+    Value::Object(out)
+}
+
+/// A list response (RFC 7644 §3.4.2).
+pub(crate) fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
+    let items = resources.len();
+    json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "Resources": resources,
+        "startIndex": start_index,
+        "itemsPerPage": items,
+    })
+}

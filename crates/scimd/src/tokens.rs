@@ -1,0 +1,91 @@
+//! Secret tokens: how they are made, stored and checked.
+//!
+//! A token reads `scimd_<id>_<secret>`: `id` is 12 lower-case letters and digits, public, and
+//! names the token in listings and logs; `secret` is 32 random bytes in base64url. The store
+//! keeps only SHA-256 of the secret, and a presented token is checked by comparing digests in
+//! constant time.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngExt as _;
+use scim_store::Token;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The prefix every scimd token starts with (so secret scanners can find leaked ones).
+pub const PREFIX: &str = "scimd_";
+const ID_LEN: usize = 12;
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A newly issued token: the record to store and the secret to show once.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// What the store keeps.
+    pub record: Token,
+    /// The whole token, to hand to the customer's admin. Never stored.
+    pub secret: String,
+}
+
+/// Makes a new token for `tenant`.
+pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Issued {
+    let mut rng = rand::rng();
+    let id: String = (0..ID_LEN).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect();
+    let mut raw = [0u8; 32];
+    rng.fill(&mut raw[..]);
+    let secret_part = URL_SAFE_NO_PAD.encode(raw);
+    let record = Token { id: id.clone(), tenant, digest: digest(&secret_part), label, created: now, expires, revoked: None };
+    Issued { record, secret: format!("{PREFIX}{id}_{secret_part}") }
+}
+
+/// Splits a presented token into its public id and its secret part.
+pub fn split(presented: &str) -> Option<(&str, &str)> {
+    let rest = presented.strip_prefix(PREFIX)?;
+    let (id, secret) = (rest.get(..ID_LEN)?, rest.get(ID_LEN..)?);
+    let secret = secret.strip_prefix('_')?;
+    (id.bytes().all(|b| ID_ALPHABET.contains(&b)) && !secret.is_empty()).then_some((id, secret))
+}
+
+/// SHA-256 of a secret part.
+pub fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Whether `secret` is the secret of `record` and the token is still valid at `now`.
+pub fn verify(record: &Token, secret: &str, now: OffsetDateTime) -> bool {
+    let presented = digest(secret);
+    let same = presented.len() == record.digest.len()
+        && presented.iter().zip(&record.digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    same && record.revoked.is_none() && record.expires.is_none_or(|e| now < e)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_and_wrong_ones_do_not() {
+        let now = OffsetDateTime::now_utc();
+        let t = issue(7, Some("entra".into()), None, now);
+        let (id, secret) = split(&t.secret).unwrap();
+        assert_eq!(id, t.record.id);
+        assert!(verify(&t.record, secret, now));
+        assert!(!verify(&t.record, "nope", now));
+        let other = issue(7, None, None, now);
+        assert_ne!(other.secret, t.secret);
+        assert!(split("Bearer x").is_none());
+        assert!(split("scimd_short").is_none());
+    }
+
+    #[test]
+    fn expired_and_revoked_tokens_do_not_verify() {
+        let now = OffsetDateTime::now_utc();
+        let mut t = issue(1, None, Some(now), now);
+        let (_, secret) = split(&t.secret).unwrap();
+        let secret = secret.to_owned();
+        assert!(!verify(&t.record, &secret, now), "expiry is exclusive");
+        t.record.expires = None;
+        t.record.revoked = Some(now);
+        assert!(!verify(&t.record, &secret, now));
+    }
+}

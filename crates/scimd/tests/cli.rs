@@ -1,0 +1,458 @@
+//! The `scimd` command line, run as a user runs it: the built binary on a temporary database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+struct Db {
+    dir: TempDir,
+    url: String,
+}
+
+impl Db {
+    fn new() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        Db { dir, url }
+    }
+
+    /// `scimd --database URL ARGS...`, with no SCIMD_* variables from the environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
+        for var in ["SCIMD_DATABASE", "SCIMD_CONFIG", "SCIMD_LISTEN", "SCIMD_ADMIN_LISTEN", "SCIMD_PUBLIC_URL"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("RUST_LOG", "warn").arg("--database").arg(&self.url).args(args).current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs and asserts the exit code; returns stdout.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "scimd {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs, asserts the exit code and returns stderr.
+    fn expect_err(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "scimd {args:?}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn new_token(&self, tenant: &str) -> String {
+        let out = self.expect(0, &["token", "create", "--tenant", tenant]);
+        out.lines().last().unwrap().to_owned()
+    }
+}
+
+const REFERENCE: &str = "userName,name.familyName,name.givenName,\
+    urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber,\
+    emails[type eq \"work\"].value,preferredLanguage,active";
+
+#[test]
+fn tenant_create_list_show_delete() {
+    let db = Db::new();
+    db.expect(0, &["tenant", "create", "contoso", "--require", REFERENCE]);
+    db.expect(0, &["tenant", "create", "fabrikam"]);
+
+    let list = db.expect(0, &["tenant", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("contoso ")), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("fabrikam ")), "{list}");
+
+    let show = db.expect(0, &["tenant", "show", "contoso"]);
+    assert!(show.contains("contoso"), "{show}");
+    assert!(show.contains("emails[type eq \"work\"].value"), "{show}");
+    assert!(show.contains("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"), "{show}");
+    assert!(show.contains("tokens:   0"), "{show}");
+    assert!(show.contains("created:  20"), "{show}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&db.expect(0, &["tenant", "show", "contoso", "--json"])).unwrap();
+    assert_eq!(json["name"], "contoso");
+    assert_eq!(json["require"].as_array().unwrap().len(), 7);
+    let json: serde_json::Value = serde_json::from_str(&db.expect(0, &["tenant", "list", "--json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+
+    // A name taken is a runtime failure, not a usage error.
+    let err = db.expect_err(1, &["tenant", "create", "contoso"]);
+    assert!(err.contains("already exists"), "{err}");
+
+    let err = db.expect_err(2, &["tenant", "delete", "contoso"]);
+    assert!(err.contains("--yes"), "{err}");
+    assert!(db.expect(0, &["tenant", "list"]).contains("contoso"), "delete without --yes deleted");
+
+    db.expect(0, &["tenant", "delete", "contoso", "--yes"]);
+    let list = db.expect(0, &["tenant", "list"]);
+    assert!(!list.contains("contoso") && list.contains("fabrikam"), "{list}");
+    db.expect_err(1, &["tenant", "show", "contoso"]);
+    db.expect_err(1, &["tenant", "delete", "contoso", "--yes"]);
+}
+
+#[test]
+fn bad_required_paths_and_names_are_usage_errors() {
+    let db = Db::new();
+    let err = db.expect_err(2, &["tenant", "create", "acme", "--require", "userName,name.nosuch"]);
+    assert!(err.contains("name.nosuch"), "{err}");
+    let err = db.expect_err(2, &["tenant", "create", "acme", "--require", "emails[type eq].value"]);
+    assert!(err.contains("emails[type eq].value"), "{err}");
+    for bad in ["Acme", "-acme", "a_b", "", &"a".repeat(64)] {
+        let err = db.expect_err(2, &["tenant", "create", "--", bad]);
+        assert!(err.contains("tenant name"), "{err}");
+    }
+    assert_eq!(db.expect(0, &["tenant", "list", "--json"]).trim(), "[]", "nothing was created");
+}
+
+#[test]
+fn token_create_prints_the_secret_alone_on_the_last_line() {
+    let db = Db::new();
+    db.expect(0, &["tenant", "create", "contoso"]);
+    let out = db.expect(0, &["token", "create", "--tenant", "contoso", "--label", "entra-prod", "--expires", "90d"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 2, "a description comes first: {out}");
+    let secret = *lines.last().unwrap();
+    assert!(secret.starts_with("scimd_"), "{out}");
+    assert!(!secret.contains(char::is_whitespace), "{out}");
+    assert!(out.ends_with('\n'));
+    assert_eq!(out.matches(secret).count(), 1, "the secret appears once: {out}");
+    let id = secret.strip_prefix("scimd_").unwrap().split('_').next().unwrap();
+
+    let list = db.expect(0, &["token", "list", "--tenant", "contoso"]);
+    assert!(list.contains(id), "{list}");
+    assert!(list.contains("entra-prod"), "{list}");
+    assert!(!list.contains(secret), "token list shows a secret: {list}");
+    let secret_part = secret.rsplit('_').next().unwrap();
+    assert!(!list.contains(secret_part), "{list}");
+    let json = db.expect(0, &["token", "list", "--tenant", "contoso", "--json"]);
+    assert!(!json.contains(secret_part), "{json}");
+    let tokens: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(tokens[0]["id"], id);
+    assert!(tokens[0]["expires"].is_string());
+    assert!(tokens[0]["revoked"].is_null());
+
+    for units in ["12h", "30m", "2w", "1y"] {
+        db.expect(0, &["token", "create", "--tenant", "contoso", "--expires", units]);
+    }
+    db.expect_err(2, &["token", "create", "--tenant", "contoso", "--expires", "5x"]);
+    db.expect_err(2, &["token", "create", "--tenant", "contoso", "--expires", "0d"]);
+    assert!(db.expect(0, &["tenant", "show", "contoso"]).contains("tokens:   5 (5 active)"));
+}
+
+#[test]
+fn token_revoke_by_id_or_by_whole_token() {
+    let db = Db::new();
+    db.expect(0, &["tenant", "create", "contoso"]);
+    let first = db.new_token("contoso");
+    let second = db.new_token("contoso");
+    let first_id = first.strip_prefix("scimd_").unwrap().split('_').next().unwrap().to_owned();
+
+    db.expect(0, &["token", "revoke", &first_id]);
+    db.expect(0, &["token", "revoke", &second]);
+    let tokens: serde_json::Value =
+        serde_json::from_str(&db.expect(0, &["token", "list", "--tenant", "contoso", "--json"])).unwrap();
+    assert!(tokens.as_array().unwrap().iter().all(|t| t["revoked"].is_string()), "{tokens}");
+    let list = db.expect(0, &["token", "list", "--tenant", "contoso"]);
+    assert!(!list.contains(&second), "{list}");
+    assert!(db.expect(0, &["tenant", "show", "contoso"]).contains("tokens:   2 (0 active)"));
+
+    // Revoking again is fine; an unknown id is a runtime failure; a mangled token is a usage error.
+    db.expect(0, &["token", "revoke", &first_id]);
+    db.expect_err(1, &["token", "revoke", "nosuchtoken0"]);
+    db.expect_err(2, &["token", "revoke", "scimd_mangled"]);
+}
+
+#[test]
+fn unknown_tenants_are_runtime_failures() {
+    let db = Db::new();
+    for args in [
+        &["token", "create", "--tenant", "nope"][..],
+        &["token", "list", "--tenant", "nope"],
+        &["tenant", "show", "nope"],
+        &["tenant", "delete", "nope", "--yes"],
+    ] {
+        let err = db.expect_err(1, args);
+        assert!(err.contains("nope"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let db = Db::new();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["tenant"],
+        &["tenant", "create"],
+        &["token", "create"],
+        &["token", "list"],
+        &["token", "revoke"],
+        &["tenant", "list", "--nope"],
+        &["serve", "--listen"],
+    ] {
+        db.expect_err(2, args);
+    }
+    db.expect(0, &["--help"]);
+    assert!(db.expect(0, &["token", "create", "--help"]).contains("--expires"));
+    let err = db.expect_err(2, &["--database", "mysql://localhost/x", "tenant", "list"]);
+    assert!(err.contains("sqlite://"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_is_a_runtime_failure() {
+    let db = Db::new();
+    let out = db
+        .command(&["tenant", "list"])
+        .arg("--database")
+        .arg("postgres://scimd:s3cret@127.0.0.1:1/scimd")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("s3cret"), "the password leaks: {err}");
+    let file = db.dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let impossible = format!("sqlite://{}/t.db", file.display());
+    let out = db.command(&["tenant", "list"]).arg("--database").arg(&impossible).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn configuration_file_errors_are_usage_errors_with_line_and_column() {
+    let db = Db::new();
+    let path = db.dir.path().join("scimd.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:1\"\n[limits]\nmax_page = 5\n").unwrap();
+    let err = db.expect_err(2, &["--config", path.to_str().unwrap(), "tenant", "list"]);
+    assert!(err.contains("line 3, column 1"), "{err}");
+    assert!(err.contains("max_page"), "{err}");
+    db.expect_err(2, &["--config", "/nonexistent/scimd.toml", "tenant", "list"]);
+
+    // A valid file's database is used, and --database wins over it.
+    let other = db.dir.path().join("other.db");
+    std::fs::write(&path, format!("database = \"sqlite://{}\"\n", other.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .env_remove("SCIMD_DATABASE")
+        .env("SCIMD_CONFIG", &path)
+        .args(["tenant", "create", "fromfile"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(other.exists());
+    assert!(!db.expect(0, &["tenant", "list"]).contains("fromfile"), "--database beats the file");
+    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .env("SCIMD_DATABASE", &db.url)
+        .env("SCIMD_CONFIG", &path)
+        .args(["tenant", "create", "fromenv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.expect(0, &["tenant", "list"]).contains("fromenv"), "SCIMD_DATABASE beats the file");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `scimd serve`, killed when dropped.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(db: &Db, port: u16, admin_port: u16) -> Server {
+        let mut child = db
+            .command(&[
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin_port}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// The stdout lines until one starts with `prefix` (or ~10 s pass).
+    fn read_until(&self, prefix: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with(prefix);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line starting with {prefix:?} within 10 s; stdout so far: {seen:#?}");
+    }
+
+    /// Stops the server with SIGTERM and returns what it printed that was not read yet.
+    fn lines_after_stop(mut self) -> Vec<String> {
+        let status = self.terminate_ref();
+        assert!(status.success(), "{status}");
+        // The reader thread ends at end of file, when the process has exited.
+        self.lines.iter().collect()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.terminate_ref()
+    }
+
+    fn terminate_ref(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "scimd did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not answer 200 within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
+    let db = Db::new();
+    let (port, admin_port) = (free_port(), free_port());
+    let server = Server::start(&db, port, admin_port);
+    let out = server.read_until("Secret Token:");
+    let url_line = out.iter().find(|l| l.starts_with("Tenant URL:")).unwrap_or_else(|| panic!("{out:#?}"));
+    let tenant_url = url_line.trim_start_matches("Tenant URL:").trim().to_owned();
+    assert_eq!(tenant_url, format!("http://127.0.0.1:{port}/scim/v2"));
+    let token = out.last().unwrap().trim_start_matches("Secret Token:").trim().to_owned();
+    assert!(token.starts_with("scimd_"), "{out:#?}");
+    let guide = server.read_until("  3.");
+    assert!(guide.iter().any(|l| l.contains("Microsoft Entra ID")), "{guide:#?}");
+    assert!(guide.last().unwrap().contains("Test Connection"), "{guide:#?}");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        wait_healthy(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
+
+        // Entra's "Test Connection".
+        let users = format!("{tenant_url}/Users?filter=userName%20eq%20%22x%22");
+        let r = client.get(&users).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["totalResults"], 0, "{body}");
+        let r = client.get(&users).bearer_auth("scimd_aaaaaaaaaaaa_wrong").send().await.unwrap();
+        assert_eq!(r.status(), 401);
+
+        // The admin listener: health, metrics, and the JSON API mirroring the CLI.
+        let admin = format!("http://127.0.0.1:{admin_port}");
+        assert_eq!(client.get(format!("{admin}/healthz")).send().await.unwrap().status(), 200);
+        let metrics = client.get(format!("{admin}/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert!(metrics.text().await.unwrap().contains("scimd_tenants 1"));
+        let tenants: serde_json::Value =
+            client.get(format!("{admin}/admin/tenants")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(tenants[0]["name"], "default");
+        assert_eq!(tenants[0]["tokens"], 1);
+
+        let created = client
+            .post(format!("{admin}/admin/tenants"))
+            .json(&serde_json::json!({"name": "acme", "require": ["userName", "emails[type eq \"work\"].value"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let bad = client
+            .post(format!("{admin}/admin/tenants"))
+            .json(&serde_json::json!({"name": "bad", "require": ["nosuch"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let dup = client.post(format!("{admin}/admin/tenants")).json(&serde_json::json!({"name": "acme"})).send().await;
+        assert_eq!(dup.unwrap().status(), 409);
+        let shown: serde_json::Value =
+            client.get(format!("{admin}/admin/tenants/acme")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(shown["require"][1], "emails[type eq \"work\"].value");
+        assert_eq!(client.get(format!("{admin}/admin/tenants/nope")).send().await.unwrap().status(), 404);
+
+        let issued = client
+            .post(format!("{admin}/admin/tenants/acme/tokens"))
+            .json(&serde_json::json!({"label": "okta", "expires": "12h"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(issued.status(), 201);
+        let issued: serde_json::Value = issued.json().await.unwrap();
+        let acme_token = issued["token"].as_str().unwrap().to_owned();
+        let r = client.get(format!("{tenant_url}/Users")).bearer_auth(&acme_token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let listed =
+            client.get(format!("{admin}/admin/tenants/acme/tokens")).send().await.unwrap().text().await.unwrap();
+        assert!(listed.contains(issued["id"].as_str().unwrap()) && !listed.contains(&acme_token), "{listed}");
+
+        let revoked = client.delete(format!("{admin}/admin/tokens/{}", issued["id"].as_str().unwrap())).send().await;
+        assert_eq!(revoked.unwrap().status(), 204);
+        assert_eq!(client.delete(format!("{admin}/admin/tokens/nosuchtoken0")).send().await.unwrap().status(), 404);
+        assert_eq!(client.delete(format!("{admin}/admin/tenants/acme")).send().await.unwrap().status(), 204);
+        assert_eq!(client.get(format!("{admin}/admin/tenants/acme")).send().await.unwrap().status(), 404);
+    });
+
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM is a graceful stop: {status}");
+
+    // A second start on the same database creates nothing and prints nothing.
+    let port = free_port();
+    let server = Server::start(&db, port, free_port());
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/healthz")));
+    let lines = server.lines_after_stop();
+    assert!(lines.is_empty(), "a second start printed {lines:#?}");
+}

@@ -1,0 +1,374 @@
+//! Test harness: a real scimd HTTP server on a random port over a fresh SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use scim_store::{Store, Tenant};
+use scimd::http::{AppState, HttpSettings, LenientListener, router};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const SCIM: &str = "application/scim+json";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The reference customer's mandatory attributes (DESIGN.md, tenant policy).
+pub const REFERENCE_REQUIRED: &[&str] = &[
+    "userName",
+    "name.familyName",
+    "name.givenName",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    "emails[type eq \"work\"].value",
+    "preferredLanguage",
+    "active",
+];
+
+/// A running server with one tenant and its token.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
+    /// `http://127.0.0.1:PORT/scim/v2`
+    pub scim: String,
+    /// The tenant's bearer token.
+    pub token: String,
+    /// The tenant.
+    pub tenant: Tenant,
+    /// The store behind the server.
+    pub store: Arc<dyn Store>,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Opens a fresh SQLite store in a temporary directory.
+pub fn fresh_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = scim_store::open(&url, Default::default()).unwrap();
+    (store, dir)
+}
+
+/// A server with default settings and a tenant without required attributes.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(HttpSettings::default(), &[]).await
+}
+
+/// A server with these settings, and a tenant with these required attributes.
+pub async fn spawn_app_with(settings: HttpSettings, required: &[&str]) -> TestApp {
+    let (store, dir) = fresh_store();
+    spawn_app_on(store, dir, settings, required).await
+}
+
+/// A server over `store` (which may wrap a real one).
+pub async fn spawn_app_on(
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+    settings: HttpSettings,
+    required: &[&str],
+) -> TestApp {
+    let (tenant, token) = add_tenant(&store, "contoso", required);
+    let state = AppState {
+        store: Arc::clone(&store),
+        registry: Arc::new(scim_core::Registry::standard()),
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(LenientListener(listener), router(state)).await.unwrap();
+    });
+    let origin = format!("http://{addr}");
+    TestApp {
+        scim: format!("{origin}/scim/v2"),
+        origin,
+        token,
+        tenant,
+        store,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+/// Creates a tenant and a token for it in the store.
+pub fn add_tenant(store: &Arc<dyn Store>, name: &str, required: &[&str]) -> (Tenant, String) {
+    let now = OffsetDateTime::now_utc();
+    let required: Vec<String> = required.iter().map(|s| (*s).to_owned()).collect();
+    let tenant = store.create_tenant(name, &required, now).unwrap();
+    let token = add_token(store, tenant.id, None);
+    (tenant, token)
+}
+
+/// Issues and stores a token; returns the secret.
+pub fn add_token(store: &Arc<dyn Store>, tenant: i64, expires: Option<OffsetDateTime>) -> String {
+    let issued = scimd::tokens::issue(tenant, Some("test".into()), expires, OffsetDateTime::now_utc());
+    store.create_token(&issued.record).unwrap();
+    issued.secret
+}
+
+impl TestApp {
+    /// A request to `/scim/v2{path}` with the tenant's token.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.scim)).bearer_auth(&self.token)
+    }
+
+    /// A request with another token.
+    pub fn req_as(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.scim)).bearer_auth(token)
+    }
+
+    /// A request with a JSON body sent as `application/scim+json`.
+    pub fn send_json(&self, method: Method, path: &str, body: &Value) -> RequestBuilder {
+        self.req(method, path).header("content-type", SCIM).body(body.to_string())
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, path, body).send().await.unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::PUT, path, body).send().await.unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::PATCH, path, body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.req(Method::DELETE, path).send().await.unwrap()
+    }
+
+    /// Creates a user; panics unless 201. Returns the resource.
+    pub async fn create_user(&self, body: &Value) -> Value {
+        let r = self.post("/Users", body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    /// Creates a minimal user `name`; returns its id.
+    pub async fn user(&self, name: &str) -> String {
+        let v = self.create_user(&serde_json::json!({"userName": name, "displayName": name})).await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a group `name`; returns its id.
+    pub async fn group(&self, name: &str) -> String {
+        let r = self.post("/Groups", &serde_json::json!({"displayName": name})).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends raw bytes on a new connection and reads the whole answer (the request must
+    /// carry `Connection: close`).
+    pub async fn raw(&self, request: &str) -> (u16, String) {
+        let addr = self.origin.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+}
+
+/// The status and JSON body of a response (`Value::Null` for an empty body).
+pub async fn status_json(r: Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let bytes = r.bytes().await.unwrap();
+    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, v)
+}
+
+/// Asserts a SCIM error response with this status (and `scimType`, when given).
+pub async fn assert_scim_error(r: Response, status: u16, scim_type: Option<&str>) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with(SCIM), "content type {ct}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["schemas"], serde_json::json!([ERROR]), "{v}");
+    assert_eq!(v["status"], Value::String(status.to_string()), "{v}");
+    match scim_type {
+        Some(t) => assert_eq!(v["scimType"], Value::String(t.into()), "{v}"),
+        None => assert!(v.get("scimType").is_none(), "{v}"),
+    }
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    v
+}
+
+/// The create body Entra sends with its default mapping (CLIENTS.md).
+pub fn entra_user(user_name: &str, external_id: &str) -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "externalId": external_id,
+        "userName": user_name,
+        "active": true,
+        "displayName": "John Doe",
+        "title": "Site engineer",
+        "preferredLanguage": "en-US",
+        "emails": [{"primary": true, "type": "work", "value": user_name}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "John Doe", "familyName": "Doe", "givenName": "John"},
+        "addresses": [{"type": "work", "streetAddress": "1 Main St", "locality": "Bern", "postalCode": "3000", "country": "CH"}],
+        "phoneNumbers": [{"type": "work", "value": "4255550100"}, {"type": "mobile", "value": "4255550101"}],
+        ENTERPRISE: {"employeeNumber": "701984", "department": "Ops"},
+        "roles": []
+    })
+}
+
+/// A PATCH body.
+pub fn patch_op(ops: Value) -> Value {
+    serde_json::json!({"schemas": [PATCH_OP], "Operations": ops})
+}
+
+/// Percent-encodes a query value (spaces as `+`, as Entra sends them).
+pub fn q(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A store that forwards to a real one, records what it was asked to load, and fails or
+/// panics on demand.
+pub struct Spy {
+    pub inner: Arc<dyn Store>,
+    pub loads: std::sync::Mutex<Vec<scim_store::Load>>,
+    pub fail_ping: std::sync::atomic::AtomicBool,
+    pub fail_query: std::sync::atomic::AtomicBool,
+    pub panic_query: std::sync::atomic::AtomicBool,
+    /// A document a "concurrent writer" stores just before the next update goes through.
+    pub interfere: std::sync::Mutex<Vec<Value>>,
+}
+
+impl Spy {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Spy> {
+        Arc::new(Spy {
+            inner,
+            loads: Default::default(),
+            fail_ping: Default::default(),
+            fail_query: Default::default(),
+            panic_query: Default::default(),
+            interfere: Default::default(),
+        })
+    }
+    fn flag(b: &std::sync::atomic::AtomicBool) -> bool {
+        b.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn set(b: &std::sync::atomic::AtomicBool, v: bool) {
+        b.store(v, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn take_loads(&self) -> Vec<scim_store::Load> {
+        std::mem::take(&mut *self.loads.lock().unwrap())
+    }
+}
+
+use scim_store::{Event, Kind, Load, Members, Page, Query, Record, Result as StoreResult, StoreError, Token};
+
+impl Store for Spy {
+    fn ping(&self) -> StoreResult<()> {
+        if Self::flag(&self.fail_ping) {
+            return Err(StoreError::Backend("SECRET-DSN connection refused".into()));
+        }
+        self.inner.ping()
+    }
+    fn create_tenant(&self, name: &str, required: &[String], now: OffsetDateTime) -> StoreResult<Tenant> {
+        self.inner.create_tenant(name, required, now)
+    }
+    fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.inner.list_tenants()
+    }
+    fn tenant(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        self.inner.tenant(name)
+    }
+    fn tenant_by_id(&self, id: i64) -> StoreResult<Option<Tenant>> {
+        self.inner.tenant_by_id(id)
+    }
+    fn delete_tenant(&self, name: &str) -> StoreResult<bool> {
+        self.inner.delete_tenant(name)
+    }
+    fn create_token(&self, token: &Token) -> StoreResult<()> {
+        self.inner.create_token(token)
+    }
+    fn token(&self, id: &str) -> StoreResult<Option<Token>> {
+        self.inner.token(id)
+    }
+    fn list_tokens(&self, tenant: i64) -> StoreResult<Vec<Token>> {
+        self.inner.list_tokens(tenant)
+    }
+    fn revoke_token(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.revoke_token(id, now)
+    }
+    fn create(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        doc: &Value,
+        members: &[scim_core::resource::Member],
+    ) -> StoreResult<Record> {
+        self.inner.create(tenant, kind, id, now, doc, members)
+    }
+    fn get(&self, tenant: i64, kind: Kind, id: &str, load: Load) -> StoreResult<Option<Record>> {
+        self.loads.lock().unwrap().push(load);
+        self.inner.get(tenant, kind, id, load)
+    }
+    fn update(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        if_version: Option<i64>,
+        now: OffsetDateTime,
+        doc: &Value,
+        members: Members<'_>,
+        load: Load,
+    ) -> StoreResult<Record> {
+        self.loads.lock().unwrap().push(load);
+        let concurrent = self.interfere.lock().unwrap().pop();
+        if let Some(other) = concurrent {
+            self.inner.update(tenant, kind, id, None, now, &other, Members::Unchanged, Load::default()).unwrap();
+        }
+        self.inner.update(tenant, kind, id, if_version, now, doc, members, load)
+    }
+    fn delete(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        if_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.inner.delete(tenant, kind, id, if_version, now)
+    }
+    fn query(&self, tenant: i64, kind: Kind, query: &Query<'_>) -> StoreResult<Page> {
+        if Self::flag(&self.panic_query) {
+            panic!("store panicked");
+        }
+        if Self::flag(&self.fail_query) {
+            return Err(StoreError::Backend("SECRET-DSN disk I/O error".into()));
+        }
+        self.loads.lock().unwrap().push(query.load);
+        self.inner.query(tenant, kind, query)
+    }
+    fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Vec<Event>> {
+        self.inner.events(tenant, after, limit)
+    }
+}
