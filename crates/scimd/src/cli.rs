@@ -460,7 +460,8 @@ async fn serve_async(settings: Settings, store: Arc<dyn Store>) -> Result<(), Fa
 
     tracing::info!("SCIM listening on http://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
     tracing::info!("admin listening on http://{admin_addr} (/metrics, /healthz, /admin/tenants; no authentication)");
-    let scim = axum::serve(crate::http::LenientListener(scim_listener), scim_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let scim = axum::serve(crate::http::LenientListener(scim_listener), scim_app)
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let servers = async { tokio::join!(scim.into_future(), admin_server.into_future()) };
     let deadline = async {

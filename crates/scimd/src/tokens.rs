@@ -33,7 +33,8 @@ pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>
     let mut raw = [0u8; 32];
     rng.fill(&mut raw[..]);
     let secret_part = URL_SAFE_NO_PAD.encode(raw);
-    let record = Token { id: id.clone(), tenant, digest: digest(&secret_part), label, created: now, expires, revoked: None };
+    let record =
+        Token { id: id.clone(), tenant, digest: digest(&secret_part), label, created: now, expires, revoked: None };
     Issued { record, secret: format!("{PREFIX}{id}_{secret_part}") }
 }
 
