@@ -35,6 +35,8 @@ enum Pick<'a> {
 /// The attribute selection of one request.
 #[derive(Debug, Clone)]
 pub struct Projection<'a> {
+    /// Whether `attributes` was given (even if it named nothing this type defines).
+    attributes_given: bool,
     attributes: Vec<Entry<'a>>,
     excluded: Vec<Entry<'a>>,
 }
@@ -56,12 +58,13 @@ fn parse_list<'a>(def: &ResourceDef<'a>, list: Option<&str>, what: &str) -> Resu
 impl<'a> Projection<'a> {
     /// Every attribute that is returned by default.
     pub fn all() -> Self {
-        Projection { attributes: Vec::new(), excluded: Vec::new() }
+        Projection { attributes_given: false, attributes: Vec::new(), excluded: Vec::new() }
     }
 
     /// Reads the comma-separated `attributes` and `excludedAttributes` parameters.
     pub fn new(def: &ResourceDef<'a>, attributes: Option<&str>, excluded: Option<&str>) -> Result<Self> {
         Ok(Projection {
+            attributes_given: attributes.is_some_and(|a| a.split(',').any(|s| !s.trim().is_empty())),
             attributes: parse_list(def, attributes, "attributes")?,
             excluded: parse_list(def, excluded, "excludedAttributes")?,
         })
@@ -96,7 +99,7 @@ impl<'a> Projection<'a> {
             Returned::Always => return Some(Pick::All),
             _ => {}
         }
-        if !self.attributes.is_empty() {
+        if self.attributes_given {
             if self.attributes.iter().any(names_attr) {
                 return Some(Pick::All);
             }
@@ -143,7 +146,7 @@ impl<'a> Projection<'a> {
                     }
                 }
                 _ => {
-                    if self.attributes.is_empty() {
+                    if !self.attributes_given {
                         out.insert(key.clone(), value.clone());
                     }
                 }

@@ -35,6 +35,15 @@ pub struct Member {
     pub value: String,
     /// `User` or `Group`, if the client said.
     pub kind: Option<String>,
+    /// The `display` the client sent, if any (RFC 7644 §3.5.2.1's example sends one).
+    pub display: Option<String>,
+}
+
+impl Member {
+    /// A member named by id only.
+    pub fn id(value: &str) -> Self {
+        Member { value: value.to_owned(), kind: None, display: None }
+    }
 }
 
 /// A resource checked against its resource type.
@@ -259,8 +268,8 @@ pub fn parse_members(v: &Value) -> Result<Vec<Member>> {
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, x) in items.into_iter().enumerate() {
-        let (value, kind) = match x {
-            Value::String(s) => (Some(s.as_str()), None),
+        let (value, kind, display) = match x {
+            Value::String(s) => (Some(s.as_str()), None, None),
             Value::Object(m) => {
                 let get = |k: &str| m.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
                 let kind = get("type").and_then(Value::as_str).map(|t| {
@@ -272,15 +281,15 @@ pub fn parse_members(v: &Value) -> Result<Vec<Member>> {
                         t.to_owned()
                     }
                 });
-                (get("value").and_then(Value::as_str), kind)
+                let display = get("display").and_then(Value::as_str).filter(|d| !d.is_empty()).map(str::to_owned);
+                (get("value").and_then(Value::as_str), kind, display)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         match value {
             Some(v) if !v.is_empty() => {
-                let m = Member { value: v.to_owned(), kind };
-                if !out.contains(&m) {
-                    out.push(m);
+                if !out.iter().any(|m: &Member| m.value == v) {
+                    out.push(Member { value: v.to_owned(), kind, display });
                 }
             }
             _ => {

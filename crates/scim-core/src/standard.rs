@@ -155,7 +155,8 @@ pub fn group() -> Schema {
                     .case_exact()
                     .mutability(M::Immutable)
                     .desc("The URI of the member resource."),
-                s("display", "The member's display name.").read_only(),
+                s("display", "The member's display name: as the client sent it, else the member's displayName.")
+                    .mutability(M::Immutable),
                 s("type", "The type of the member: 'User' or 'Group'.")
                     .canonical(&["User", "Group"])
                     .mutability(M::Immutable),

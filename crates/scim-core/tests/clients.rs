@@ -412,7 +412,13 @@ fn group_add_members_many_per_op_with_null_ref() {
     let d = patch_group(ops(
         json!([{"op":"Add","path":"members","value":[{"$ref":null,"value":"u1"},{"$ref":null,"value":"u2"}]}]),
     ));
-    assert_eq!(d.add, vec![Member { value: "u1".into(), kind: None }, Member { value: "u2".into(), kind: None }]);
+    assert_eq!(
+        d.add,
+        vec![
+            Member { value: "u1".into(), kind: None, display: None },
+            Member { value: "u2".into(), kind: None, display: None }
+        ]
+    );
     assert!(d.remove.is_empty() && !d.remove_all);
 }
 
@@ -440,7 +446,7 @@ fn group_remove_members_without_value_removes_all() {
 fn group_replace_members_is_remove_all_then_add() {
     let d = patch_group(ops(json!([{"op":"replace","path":"members","value":[{"value":"u9"}]}])));
     assert!(d.remove_all);
-    assert_eq!(d.add, vec![Member { value: "u9".into(), kind: None }]);
+    assert_eq!(d.add, vec![Member { value: "u9".into(), kind: None, display: None }]);
 }
 
 #[test]
@@ -449,7 +455,7 @@ fn group_add_then_remove_same_member_in_one_request_cancels() {
         {"op":"Add","path":"members","value":[{"value":"u1"},{"value":"u2"}]},
         {"op":"Remove","path":"members","value":[{"value":"u1"}]}
     ])));
-    assert_eq!(d.add, vec![Member { value: "u2".into(), kind: None }]);
+    assert_eq!(d.add, vec![Member { value: "u2".into(), kind: None, display: None }]);
     assert_eq!(d.remove, vec!["u1".to_owned()]);
 }
 

@@ -602,8 +602,14 @@ fn group_doc(def: &ResourceDef<'_>) -> Value {
     g.resource
 }
 
+/// A member as the RFC's examples send it: with its `display`.
 fn member(id: &str) -> Member {
-    Member { value: id.to_owned(), kind: None }
+    let display = match id {
+        BABS => Some("Babs Jensen".to_owned()),
+        JAMES => Some("James Smith".to_owned()),
+        _ => None,
+    };
+    Member { value: id.to_owned(), kind: None, display }
 }
 
 /// Applies a Group PATCH and checks that the members stay out of the document.
@@ -811,7 +817,7 @@ fn rfc_patch_group_display_name_and_members_together() {
     );
     assert_eq!(out.resource["displayName"], "Tour Guides (EMEA)");
     assert!(out.resource.get("members").is_none());
-    assert_eq!(out.members, MemberDelta { add: vec![member(BABS)], remove: vec![], remove_all: false });
+    assert_eq!(out.members, MemberDelta { add: vec![Member::id(BABS)], remove: vec![], remove_all: false });
 }
 
 /// §3.5.2.2: "Removal of a value from a complex multi-valued attribute".

@@ -324,3 +324,22 @@ fn reference_customer_policy_names_every_missing_attribute() {
     );
     assert!(RequiredPaths::parse(&def, &["shoeSize"]).is_err());
 }
+
+#[test]
+fn attributes_naming_only_unknown_attributes_returns_only_always_attributes() {
+    let reg = Registry::standard();
+    let def = reg.resource("User").unwrap();
+    let p = Projection::new(&def, Some("nosuch"), None).unwrap().apply(&def, &user_doc(&reg));
+    let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["schemas", "id"]);
+}
+
+#[test]
+fn member_display_sent_by_the_client_is_kept() {
+    let members =
+        resource::parse_members(&json!([{"value": "u1", "display": "Babs Jensen", "type": "user"}, {"value": "u2"}]))
+            .unwrap();
+    assert_eq!(members[0].display.as_deref(), Some("Babs Jensen"));
+    assert_eq!(members[0].kind.as_deref(), Some("User"));
+    assert_eq!(members[1].display, None);
+}

@@ -78,7 +78,7 @@ fn ids(s: &dyn Store, t: i64, kind: Kind, filter: &str) -> Vec<String> {
 }
 
 fn member(id: &str) -> Member {
-    Member { value: id.into(), kind: None }
+    Member { value: id.into(), kind: None, display: None }
 }
 
 // ---------------------------------------------------------------- the suite
