@@ -432,6 +432,12 @@ impl<'a> Parser<'a> {
                     return self.err("a sub-attribute name after \"].\"");
                 }
                 let sub = self.operator_tail(AttrPath::name(word))?;
+                if matches!(inner, Filter::Or(_)) {
+                    // Shown as `[(a or b) and sub]`: the bracket and the parentheses are two levels.
+                    self.enter()?;
+                    self.enter()?;
+                    self.depth -= 2;
+                }
                 let inner = match inner {
                     Filter::And(mut xs) => {
                         xs.push(sub);

@@ -556,3 +556,25 @@ proptest! {
         }
     }
 }
+
+/// Found by fuzzing: `5e130` displayed and parsed again must be the same number.
+#[test]
+fn float_literals_survive_display_and_parse() {
+    for text in ["x le 5e130", "N gt -1.0e37", "a[b eq 5e130]", "x eq 0.1"] {
+        let f = scim_core::Filter::parse(text).unwrap();
+        assert_eq!(scim_core::Filter::parse(&f.to_string()).unwrap(), f, "{text}");
+    }
+}
+
+/// Found by fuzzing: a value filter rewritten with a sub-attribute comparison must still parse
+/// after display at the depth limit.
+#[test]
+fn rewritten_value_filter_at_the_depth_limit_round_trips_or_is_refused() {
+    let mut text = "emails[a pr or b pr].value eq 1".to_owned();
+    for _ in 0..40 {
+        text = format!("x pr and (y pr or {text})");
+        if let Ok(f) = scim_core::Filter::parse(&text) {
+            assert_eq!(scim_core::Filter::parse(&f.to_string()).unwrap(), f);
+        }
+    }
+}

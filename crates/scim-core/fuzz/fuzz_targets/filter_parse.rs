@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
 
     let shown = filter.to_string();
     match Filter::parse(&shown) {
-        Ok(again) => assert_eq!(again, filter, "display/parse round trip changed the filter\ninput: {text:?}\nshown: {shown:?}"),
+        Ok(again) => {
+            assert_eq!(again, filter, "display/parse round trip changed the filter\ninput: {text:?}\nshown: {shown:?}")
+        }
         Err(e) => panic!("the display form does not parse: {e:?}\ninput: {text:?}\nshown: {shown:?}"),
     }
 

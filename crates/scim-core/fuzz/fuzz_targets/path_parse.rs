@@ -10,7 +10,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(attr) = AttrPath::parse(text) {
         let shown = attr.to_string();
         match AttrPath::parse(&shown) {
-            Ok(again) => assert_eq!(again, attr, "AttrPath round trip changed the path\ninput: {text:?}\nshown: {shown:?}"),
+            Ok(again) => {
+                assert_eq!(again, attr, "AttrPath round trip changed the path\ninput: {text:?}\nshown: {shown:?}")
+            }
             Err(e) => panic!("the AttrPath display form does not parse: {e:?}\ninput: {text:?}\nshown: {shown:?}"),
         }
     }

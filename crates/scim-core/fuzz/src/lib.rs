@@ -117,6 +117,7 @@ pub static USER: LazyLock<Value> = LazyLock::new(|| {
 
 /// The stored form of [`entra_group_body`] (members are stored apart), with `id` and `meta`.
 pub static GROUP: LazyLock<Value> = LazyLock::new(|| {
-    let ingested = ingest(&group_def(), &entra_group_body(), UnknownAttributes::Drop).expect("the sample group ingests");
+    let ingested =
+        ingest(&group_def(), &entra_group_body(), UnknownAttributes::Drop).expect("the sample group ingests");
     with_server_fields(ingested.resource, "e9e30dba-f08f-4109-8486-d5c6a331660a", "Group")
 });
