@@ -108,7 +108,8 @@ pub struct MemberRow {
     pub value: String,
     /// User or Group.
     pub kind: Kind,
-    /// The member's displayName (or userName for a user without one).
+    /// The `display` the client gave when adding the member, else the member's displayName
+    /// (or userName for a user without one).
     pub display: Option<String>,
 }
 
@@ -367,8 +368,7 @@ pub fn open(url: &str, limits: Limits) -> Result<std::sync::Arc<dyn Store>> {
         return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path, limits)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = (postgres::PgStore::open(url, limits)?, limits);
-        return Err(StoreError::Backend("PostgreSQL support is being written".into()));
+        return Ok(std::sync::Arc::new(postgres::PgStore::open(url, limits)?));
     }
     Err(StoreError::Backend(format!(
         "unsupported database URL \"{url}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"

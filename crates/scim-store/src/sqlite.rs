@@ -74,6 +74,7 @@ CREATE INDEX emails_resource ON emails(resource_pk);
 CREATE TABLE members (
     group_pk INTEGER NOT NULL,
     member_pk INTEGER NOT NULL,
+    display TEXT,
     PRIMARY KEY (group_pk, member_pk)
 ) WITHOUT ROWID;
 CREATE INDEX members_member ON members(member_pk);
@@ -294,9 +295,9 @@ fn add_members(tx: &Transaction<'_>, tenant: i64, group_pk: i64, members: &[Memb
         if pk == group_pk {
             return Err(StoreError::Scim(ScimError::invalid_value("a group cannot be a member of itself")));
         }
-        tx.prepare_cached("INSERT OR IGNORE INTO members (group_pk, member_pk) VALUES (?1, ?2)")
+        tx.prepare_cached("INSERT OR IGNORE INTO members (group_pk, member_pk, display) VALUES (?1, ?2, ?3)")
             .map_err(db)?
-            .execute(params![group_pk, pk])
+            .execute(params![group_pk, pk, m.display])
             .map_err(db)?;
     }
     Ok(())
@@ -321,7 +322,7 @@ fn load_extras(conn: &Connection, pk: i64, rec: &mut Record, load: Load) -> Resu
     if load.members && rec.kind == Kind::Group {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT x.id, x.kind, x.display FROM members m JOIN resources x ON x.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY m.member_pk",
+                "SELECT x.id, x.kind, COALESCE(m.display, x.display) FROM members m JOIN resources x ON x.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY m.member_pk",
             )
             .map_err(db)?;
         let rows = stmt

@@ -303,6 +303,10 @@ fn group_members(e: Engine) {
     assert_eq!(m.len(), 2);
     assert_eq!(m[0].display.as_deref(), Some("User One"));
     assert_eq!(m[1].display.as_deref(), Some("two"), "a user without displayName shows its userName");
+    mk_user(s, t, "u4", json!({"userName": "four", "displayName": "Four"}));
+    let shown = Member { value: "u4".into(), kind: None, display: Some("Shown As".into()) };
+    let g2 = s.create(t, Kind::Group, "g2", now(), &group_doc("Named"), &[shown]).unwrap();
+    assert_eq!(g2.members.unwrap()[0].display.as_deref(), Some("Shown As"), "the display the client sent wins");
     let reg = Registry::standard();
     let def = reg.resource("Group").unwrap();
     let patch = |body: Value| {
