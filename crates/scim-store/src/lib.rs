@@ -27,6 +27,7 @@ use scim_core::{AttrPath, Filter, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+mod common;
 pub mod plan;
 pub mod postgres;
 mod render;

@@ -105,6 +105,10 @@ pub enum Cond {
     Member(String),
     /// `r` (a group) has a member.
     HasMember,
+    /// `r` (a user or group) is a direct member of the group with this id.
+    InGroup(String),
+    /// `r` is a member of some group.
+    InAnyGroup,
     /// all
     And(Vec<Cond>),
     /// any
@@ -150,23 +154,22 @@ pub fn plan(def: &ResourceDef<'_>, kind: Kind, filter: Option<&Filter>) -> Resul
     Ok(residual)
 }
 
-/// Members are not part of the document, so the core cannot evaluate filters on them.
+/// Members (and a user's groups) are not part of the document, so the core cannot evaluate
+/// filters on them: only the forms the members table answers are accepted.
 fn refuse_member_residual(def: &ResourceDef<'_>, kind: Kind, f: &Filter) -> Result<(), ScimError> {
-    if kind != Kind::Group {
-        return Ok(());
-    }
-    let mut bad = false;
+    let mut bad = None;
     f.visit_paths(&mut |p| {
-        if def.resolve(p).is_some_and(|r| def.member_attribute().is_some_and(|m| std::ptr::eq(m, r.attr))) {
-            bad = true;
+        if let Some(Special::Member | Special::Group) = special(def, kind, p) {
+            bad = Some(p.name.clone());
         }
     });
-    if bad {
-        return Err(ScimError::invalid_filter(
-            "members can be filtered only as members eq \"<id>\" or members[value eq \"<id>\"] (optionally combined with and/or)",
-        ));
+    match bad {
+        None => Ok(()),
+        Some(name) => Err(ScimError::invalid_filter(format!(
+            "{name} can be filtered only as {name} eq \"<id>\", {name}[value eq \"<id>\"] or {name} pr \
+             (combined with and/or/not as needed)"
+        ))),
     }
-    Ok(())
 }
 
 fn lit_text(lit: &Literal) -> Option<String> {
@@ -274,6 +277,7 @@ fn compile(def: &ResourceDef<'_>, kind: Kind, f: &Filter) -> Result<Option<Cond>
             match special(def, kind, p) {
                 Some(Special::Email) => Some(Cond::HasEmail),
                 Some(Special::Member) => Some(Cond::HasMember),
+                Some(Special::Group) => Some(Cond::InAnyGroup),
                 None => None,
             }
         }
@@ -283,17 +287,15 @@ fn compile(def: &ResourceDef<'_>, kind: Kind, f: &Filter) -> Result<Option<Cond>
             }
             match special(def, kind, p) {
                 Some(Special::Email) => email_cmp(EmailCol::ValueLc, *op, lit).map(|c| Cond::Email(vec![c])),
-                Some(Special::Member) => match (op, lit) {
-                    (CompareOp::Eq, Literal::String(id)) => Some(Cond::Member(id.clone())),
-                    (CompareOp::Ne, Literal::String(id)) => Some(Cond::Not(Box::new(Cond::Member(id.clone())))),
-                    _ => None,
-                },
+                Some(Special::Member) => id_eq(*op, lit).map(|(id, eq)| negate_unless(eq, Cond::Member(id))),
+                Some(Special::Group) => id_eq(*op, lit).map(|(id, eq)| negate_unless(eq, Cond::InGroup(id))),
                 None => None,
             }
         }
         Filter::ValuePath(p, inner) => match special(def, kind, &AttrPath { sub: None, ..p.clone() }) {
             Some(Special::Email) => email_value_path(inner).map(Cond::Email),
-            Some(Special::Member) => member_value_path(inner),
+            Some(Special::Member) => id_value_path(inner, &Cond::Member),
+            Some(Special::Group) => id_value_path(inner, &Cond::InGroup),
             None => None,
         },
     })
@@ -302,9 +304,24 @@ fn compile(def: &ResourceDef<'_>, kind: Kind, f: &Filter) -> Result<Option<Cond>
 enum Special {
     Email,
     Member,
+    Group,
 }
 
-/// `emails` / `emails.value` (User) and `members` / `members.value` (Group).
+/// `eq "<id>"` or `ne "<id>"`: the id and whether it was `eq`.
+fn id_eq(op: CompareOp, lit: &Literal) -> Option<(String, bool)> {
+    match (op, lit) {
+        (CompareOp::Eq, Literal::String(id)) => Some((id.clone(), true)),
+        (CompareOp::Ne, Literal::String(id)) => Some((id.clone(), false)),
+        _ => None,
+    }
+}
+
+fn negate_unless(keep: bool, c: Cond) -> Cond {
+    if keep { c } else { Cond::Not(Box::new(c)) }
+}
+
+/// `emails` / `emails.value` (User), `members` / `members.value` (Group) and `groups` /
+/// `groups.value` (User): the last two live in the members table, not in the document.
 fn special(def: &ResourceDef<'_>, kind: Kind, p: &AttrPath) -> Option<Special> {
     let r = def.resolve(p)?;
     if r.container != Container::Root || r.sub.is_some_and(|s| s.name != "value") {
@@ -313,6 +330,7 @@ fn special(def: &ResourceDef<'_>, kind: Kind, p: &AttrPath) -> Option<Special> {
     match (kind, r.attr.name.as_str()) {
         (Kind::User, "emails") => Some(Special::Email),
         (Kind::Group, "members") => Some(Special::Member),
+        (Kind::User, "groups") => Some(Special::Group),
         _ => None,
     }
 }
@@ -346,15 +364,15 @@ fn email_value_path(inner: &Filter) -> Option<Vec<(EmailCol, Op, Arg)>> {
     Some(out)
 }
 
-/// `members[value eq "id"]`, with `or` of several.
-fn member_value_path(inner: &Filter) -> Option<Cond> {
+/// `members[value eq "id"]` / `groups[value eq "id"]`, with `or` of several.
+fn id_value_path(inner: &Filter, cond: &dyn Fn(String) -> Cond) -> Option<Cond> {
     match inner {
         Filter::Compare(p, CompareOp::Eq, Literal::String(id))
             if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() && p.urn.is_none() =>
         {
-            Some(Cond::Member(id.clone()))
+            Some(cond(id.clone()))
         }
-        Filter::Or(xs) => xs.iter().map(member_value_path).collect::<Option<Vec<_>>>().map(Cond::Or),
+        Filter::Or(xs) => xs.iter().map(|x| id_value_path(x, cond)).collect::<Option<Vec<_>>>().map(Cond::Or),
         _ => None,
     }
 }
@@ -367,7 +385,9 @@ pub fn sort_column(def: &ResourceDef<'_>, kind: Kind, path: &AttrPath) -> Option
 /// The values a document contributes to the indexes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IndexKeys {
-    /// userName (User) or displayName (Group), lower-cased; unique per tenant and kind.
+    /// userName (User) or displayName (Group), as sent.
+    pub name: String,
+    /// `name`, lower-cased; unique per tenant and kind.
     pub name_lc: String,
     /// What member lists show: displayName, else userName.
     pub display: Option<String>,
@@ -402,10 +422,12 @@ impl IndexKeys {
                     .collect()
             })
             .unwrap_or_default();
+        let name = name.unwrap_or_default();
         IndexKeys {
-            name_lc: name.clone().unwrap_or_default().to_lowercase(),
+            name_lc: name.to_lowercase(),
             display_lc: display.as_deref().map(str::to_lowercase),
-            display: display.or(name),
+            display: display.or_else(|| Some(name.clone()).filter(|n| !n.is_empty())),
+            name,
             external_id: text(doc.get("externalId")),
             employee_number_lc: doc
                 .get(ENTERPRISE_USER)

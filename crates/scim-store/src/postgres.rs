@@ -30,10 +30,11 @@ use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Config, NoTls, Row, Statement};
 use scim_core::patch::MemberDelta;
 use scim_core::resource::Member;
-use scim_core::{AttrPath, Filter, Registry, ResourceDef, ScimError, eval};
+use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
 use crate::plan::{self, Arg, Cond, EmailCol, IndexKeys, Op};
 use crate::{
     Change, Event, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Query, Record, Result, SortOrder, Store,
@@ -124,14 +125,6 @@ type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 fn db(e: postgres::Error) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn instant(m: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn kind_code(kind: Kind) -> i16 {
@@ -506,28 +499,17 @@ fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
-/// Turns a uniqueness violation into a `Conflict` that names the attribute and value (the
-/// wording of the SQLite store).
-fn conflict(e: postgres::Error, kind: Kind, keys: &IndexKeys) -> StoreError {
+/// Turns a uniqueness violation into a `Conflict` that names the attribute and value.
+fn unique_violation(e: postgres::Error, kind: Kind, keys: &IndexKeys) -> StoreError {
     if !is_unique_violation(&e) {
         return db(e);
     }
-    match e.as_db_error().and_then(|d| d.constraint()) {
-        Some("resources_external_id") => StoreError::Conflict(format!(
-            "externalId \"{}\" is already used by another {} of this tenant",
-            keys.external_id.as_deref().unwrap_or_default(),
-            kind.name()
-        )),
-        Some("resources_name") => {
-            let attr = if kind == Kind::User { "userName" } else { "displayName" };
-            StoreError::Conflict(format!(
-                "{attr} \"{}\" is already used by another {} of this tenant (compared case-insensitively)",
-                keys.display.as_deref().filter(|_| kind == Kind::Group).unwrap_or(&keys.name_lc),
-                kind.name()
-            ))
-        }
-        _ => StoreError::Conflict("id already exists".into()),
-    }
+    let which = match e.as_db_error().and_then(|d| d.constraint()) {
+        Some("resources_external_id") => Unique::ExternalId,
+        Some("resources_name") => Unique::Name,
+        _ => Unique::Id,
+    };
+    conflict(kind, keys, which)
 }
 
 /// Locks the tenant against deletion until commit; `NotFound` if it is gone.
@@ -726,6 +708,13 @@ fn render(c: &Cond, args: &mut Vec<Arg>) -> String {
             )
         }
         Cond::HasMember => "EXISTS (SELECT 1 FROM members m WHERE m.group_pk = r.pk)".into(),
+        Cond::InGroup(id) => {
+            let p = bind(args, Arg::Text(id.clone()));
+            format!(
+                "r.pk IN (SELECT m.member_pk FROM members m JOIN resources g ON g.pk = m.group_pk WHERE g.tenant_id = $1 AND g.id = {p})"
+            )
+        }
+        Cond::InAnyGroup => "EXISTS (SELECT 1 FROM members m WHERE m.member_pk = r.pk)".into(),
         Cond::And(xs) if xs.is_empty() => "TRUE".into(),
         Cond::Or(xs) if xs.is_empty() => "FALSE".into(),
         Cond::And(xs) => format!("({})", xs.iter().map(|x| render(x, args)).collect::<Vec<_>>().join(" AND ")),
@@ -766,53 +755,6 @@ fn arg_sql(a: &Arg) -> &(dyn ToSql + Sync) {
         Arg::Text(s) => s,
         Arg::Int(i) => i,
     }
-}
-
-fn too_many(examined: u64, limit: u64) -> StoreError {
-    StoreError::Scim(ScimError::too_many(format!(
-        "the filter or sortBy needs {examined} resources examined one by one; the limit is {limit}. \
-         Narrow the filter with an indexed attribute (id, userName, externalId, displayName, emails.value, \
-         meta.lastModified, employeeNumber)"
-    )))
-}
-
-/// The part of a query SQL cannot answer: keeps the candidates (in `pk` order) that match the
-/// residual filter, sorts them with the core's comparison if asked, and cuts the page.
-/// Returns the number of matches and the page. The SQLite store does the same inline in its
-/// `query`; this is the function to share between the engines.
-fn residual_page<K>(
-    def: &ResourceDef<'_>,
-    residual: Option<&Filter>,
-    sort: Option<(&AttrPath, SortOrder)>,
-    mut candidates: Vec<(K, Record)>,
-    offset: u64,
-    count: u64,
-) -> Result<(u64, Vec<(K, Record)>)> {
-    if let Some(residual) = residual {
-        let mut kept = Vec::with_capacity(candidates.len());
-        for (k, rec) in candidates {
-            if eval::matches(def, residual, &crate::materialize(&rec))? {
-                kept.push((k, rec));
-            }
-        }
-        candidates = kept;
-    }
-    if let Some((path, order)) = sort {
-        let mut keyed: Vec<(Value, (K, Record))> =
-            candidates.into_iter().map(|x| (crate::materialize(&x.1), x)).collect();
-        keyed.sort_by(|a, b| {
-            let o = eval::compare_by(def, path, &a.0, &b.0);
-            if order == SortOrder::Descending { o.reverse() } else { o }
-        });
-        candidates = keyed.into_iter().map(|(_, x)| x).collect();
-    }
-    let total = candidates.len() as u64;
-    let page = candidates
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(count).unwrap_or(usize::MAX))
-        .collect();
-    Ok((total, page))
 }
 
 impl Store for PgStore {
@@ -972,7 +914,7 @@ impl Store for PgStore {
                         &text,
                     ],
                 )
-                .map_err(|e| conflict(e, kind, &keys))?;
+                .map_err(|e| unique_violation(e, kind, &keys))?;
             let pk: i64 = col(&row, 0)?;
             write_emails(cx, tenant, pk, &keys, false)?;
             add_members(cx, tenant, pk, members)?;
@@ -1042,7 +984,7 @@ impl Store for PgStore {
                     &text,
                 ],
             )
-            .map_err(|e| conflict(e, kind, &keys))?;
+            .map_err(|e| unique_violation(e, kind, &keys))?;
             write_emails(cx, tenant, pk, &keys, true)?;
             match members {
                 Members::Unchanged => {}
@@ -1081,6 +1023,18 @@ impl Store for PgStore {
             let (pk, version): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
             if if_version.is_some_and(|v| v != version) {
                 return Err(StoreError::VersionMismatch);
+            }
+            // The groups it leaves change too: a new version and an event each.
+            let groups = cx
+                .query(
+                    "UPDATE resources g SET version = g.version + 1, modified = $2 \
+                     FROM members m WHERE m.member_pk = $1 AND g.pk = m.group_pk RETURNING g.id, g.version",
+                    &[&pk, &micros(now)],
+                )
+                .map_err(db)?;
+            for row in &groups {
+                let (gid, v): (String, i64) = (col(row, 0)?, col(row, 1)?);
+                event(cx, tenant, Kind::Group, &gid, Change::Updated, Some(v), micros(now))?;
             }
             cx.exec("DELETE FROM members WHERE group_pk = $1 OR member_pk = $1", &[&pk]).map_err(db)?;
             cx.exec("DELETE FROM emails WHERE resource_pk = $1", &[&pk]).map_err(db)?;
@@ -1180,7 +1134,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Barrier};
 
-    use scim_core::Filter;
+    use scim_core::{AttrPath, Filter};
     use serde_json::json;
 
     use super::*;

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
 use scim_core::patch::MemberDelta;
 use scim_core::resource::Member;
-use scim_core::{Registry, ScimError, eval};
+use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
 use crate::plan::{self, Arg, Cond, EmailCol, IndexKeys, Op};
 use crate::{
     Change, Event, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Query, Record, Result, SortOrder, Store,
@@ -101,14 +102,6 @@ pub struct SqliteStore {
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn instant(m: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -223,27 +216,19 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Record)> {
 }
 
 /// Turns a uniqueness violation into a `Conflict` that names the attribute and value.
-fn conflict(e: rusqlite::Error, kind: Kind, keys: &IndexKeys) -> StoreError {
+fn unique_violation(e: rusqlite::Error, kind: Kind, keys: &IndexKeys) -> StoreError {
     let msg = e.to_string();
     if !msg.contains("UNIQUE constraint failed") {
         return db(e);
     }
-    if msg.contains("external_id") {
-        return StoreError::Conflict(format!(
-            "externalId \"{}\" is already used by another {} of this tenant",
-            keys.external_id.as_deref().unwrap_or_default(),
-            kind.name()
-        ));
-    }
-    if msg.contains("name_lc") {
-        let attr = if kind == Kind::User { "userName" } else { "displayName" };
-        return StoreError::Conflict(format!(
-            "{attr} \"{}\" is already used by another {} of this tenant (compared case-insensitively)",
-            keys.display.as_deref().filter(|_| kind == Kind::Group).unwrap_or(&keys.name_lc),
-            kind.name()
-        ));
-    }
-    StoreError::Conflict("id already exists".into())
+    let which = if msg.contains("external_id") {
+        Unique::ExternalId
+    } else if msg.contains("name_lc") {
+        Unique::Name
+    } else {
+        Unique::Id
+    };
+    conflict(kind, keys, which)
 }
 
 fn write_indexes(tx: &Transaction<'_>, tenant: i64, pk: i64, keys: &IndexKeys) -> Result<()> {
@@ -395,17 +380,26 @@ fn render(c: &Cond, args: &mut Vec<Arg>) -> String {
                     op_sql(name, *op, arg.clone(), args)
                 })
                 .collect();
-            format!("EXISTS (SELECT 1 FROM emails e WHERE e.resource_pk = r.pk AND {})", parts.join(" AND "))
+            // Uncorrelated and tenant-scoped, so SQLite starts from the `emails_value` index.
+            format!("r.pk IN (SELECT e.resource_pk FROM emails e WHERE e.tenant_id = ?1 AND {})", parts.join(" AND "))
         }
         Cond::HasEmail => "EXISTS (SELECT 1 FROM emails e WHERE e.resource_pk = r.pk)".into(),
         Cond::Member(id) => {
             args.push(Arg::Text(id.clone()));
             format!(
-                "EXISTS (SELECT 1 FROM members m WHERE m.group_pk = r.pk AND m.member_pk = (SELECT x.pk FROM resources x WHERE x.tenant_id = r.tenant_id AND x.id = ?{}))",
+                "r.pk IN (SELECT m.group_pk FROM members m JOIN resources x ON x.pk = m.member_pk WHERE x.tenant_id = ?1 AND x.id = ?{})",
                 args.len()
             )
         }
         Cond::HasMember => "EXISTS (SELECT 1 FROM members m WHERE m.group_pk = r.pk)".into(),
+        Cond::InGroup(id) => {
+            args.push(Arg::Text(id.clone()));
+            format!(
+                "r.pk IN (SELECT m.member_pk FROM members m JOIN resources g ON g.pk = m.group_pk WHERE g.tenant_id = ?1 AND g.id = ?{})",
+                args.len()
+            )
+        }
+        Cond::InAnyGroup => "EXISTS (SELECT 1 FROM members m WHERE m.member_pk = r.pk)".into(),
         Cond::And(xs) if xs.is_empty() => "1".into(),
         Cond::Or(xs) if xs.is_empty() => "0".into(),
         Cond::And(xs) => format!("({})", xs.iter().map(|x| render(x, args)).collect::<Vec<_>>().join(" AND ")),
@@ -564,7 +558,7 @@ impl Store for SqliteStore {
                 now_m,
                 text
             ])
-            .map_err(|e| conflict(e, kind, &keys))?;
+            .map_err(|e| unique_violation(e, kind, &keys))?;
             let pk = tx.last_insert_rowid();
             write_indexes(tx, tenant, pk, &keys)?;
             add_members(tx, tenant, pk, members)?;
@@ -621,7 +615,7 @@ impl Store for SqliteStore {
             )
             .map_err(db)?
             .execute(params![pk, keys.name_lc, keys.display, keys.display_lc, keys.external_id, keys.employee_number_lc, now_m, text])
-            .map_err(|e| conflict(e, kind, &keys))?;
+            .map_err(|e| unique_violation(e, kind, &keys))?;
             write_indexes(tx, tenant, pk, &keys)?;
             match members {
                 Members::Unchanged => {}
@@ -660,6 +654,24 @@ impl Store for SqliteStore {
             if if_version.is_some_and(|v| v != version) {
                 return Err(StoreError::VersionMismatch);
             }
+            // The groups it leaves change too: a new version and an event each.
+            let groups: Vec<(String, i64)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT g.id, g.version FROM members m JOIN resources g ON g.pk = m.group_pk WHERE m.member_pk = ?1",
+                    )
+                    .map_err(db)?;
+                let rows = stmt.query_map([pk], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(db)?
+            };
+            tx.execute(
+                "UPDATE resources SET version = version + 1, modified = ?2 WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = ?1)",
+                params![pk, micros(now)],
+            )
+            .map_err(db)?;
+            for (gid, v) in &groups {
+                event(tx, tenant, Kind::Group, gid, Change::Updated, Some(v + 1), micros(now))?;
+            }
             tx.execute("DELETE FROM members WHERE group_pk = ?1", [pk]).map_err(db)?;
             tx.execute("DELETE FROM members WHERE member_pk = ?1", [pk]).map_err(db)?;
             tx.execute("DELETE FROM emails WHERE resource_pk = ?1", [pk]).map_err(db)?;
@@ -697,7 +709,9 @@ impl Store for SqliteStore {
             let (total, mut page) = if plan.residual.is_none() && sql_sortable {
                 let order = match sort_col {
                     Some((Some(col), _, SortOrder::Ascending)) => format!("r.{} ASC NULLS LAST, r.pk", col.name()),
-                    Some((Some(col), _, SortOrder::Descending)) => format!("r.{} DESC NULLS FIRST, r.pk DESC", col.name()),
+                    Some((Some(col), _, SortOrder::Descending)) => {
+                        format!("r.{} DESC NULLS FIRST, r.pk DESC", col.name())
+                    }
                     _ => "r.pk".to_owned(),
                 };
                 if q.count == 0 || offset >= total {
@@ -715,39 +729,12 @@ impl Store for SqliteStore {
                 }
             } else {
                 if total > self.limits.max_candidates {
-                    return Err(StoreError::Scim(ScimError::too_many(format!(
-                        "the filter or sortBy needs {total} resources examined one by one; the limit is {}. \
-                         Narrow the filter with an indexed attribute (id, userName, externalId, displayName, emails.value, \
-                         meta.lastModified, employeeNumber)",
-                        self.limits.max_candidates
-                    ))));
+                    return Err(too_many(total, self.limits.max_candidates));
                 }
-                let mut candidates = fetch(&format!("SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY r.pk"), &[])?;
-                if let Some(residual) = &plan.residual {
-                    let mut kept = Vec::with_capacity(candidates.len());
-                    for (pk, rec) in candidates {
-                        if eval::matches(&def, residual, &crate::materialize(&rec))? {
-                            kept.push((pk, rec));
-                        }
-                    }
-                    candidates = kept;
-                }
-                if let Some((_, path, order)) = sort_col {
-                    let mut keyed: Vec<(Value, (i64, Record))> =
-                        candidates.into_iter().map(|x| (crate::materialize(&x.1), x)).collect();
-                    keyed.sort_by(|a, b| {
-                        let o = eval::compare_by(&def, path, &a.0, &b.0);
-                        if order == SortOrder::Descending { o.reverse() } else { o }
-                    });
-                    candidates = keyed.into_iter().map(|(_, x)| x).collect();
-                }
-                let total = candidates.len() as u64;
-                let page: Vec<(i64, Record)> = candidates
-                    .into_iter()
-                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-                    .take(usize::try_from(q.count).unwrap_or(usize::MAX))
-                    .collect();
-                (total, page)
+                let candidates =
+                    fetch(&format!("SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY r.pk"), &[])?;
+                let sort = sort_col.map(|(_, p, o)| (p, o));
+                residual_page(&def, plan.residual.as_ref(), sort, candidates, offset, q.count)?
             };
             for (pk, rec) in &mut page {
                 load_extras(c, *pk, rec, q.load)?;

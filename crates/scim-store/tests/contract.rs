@@ -10,24 +10,49 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 struct Engine {
-    store: std::sync::Arc<dyn Store>,
+    store: Option<std::sync::Arc<dyn Store>>,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database to drop afterwards: (server URL, database name).
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some((url, db)) = self.pg.take() {
+            // Close the store's connections first, then drop the test's database.
+            self.store = None;
+            let _ = std::process::Command::new("psql")
+                .arg(&url)
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .status();
+        }
+    }
+}
+
+impl Engine {
+    fn s(&self) -> &dyn Store {
+        self.store.as_deref().unwrap()
+    }
 }
 
 fn sqlite(limits: Limits) -> Engine {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/t.db", dir.path().display());
-    Engine { store: scim_store::open(&url, limits).unwrap(), _dir: Some(dir) }
+    Engine { store: Some(scim_store::open(&url, limits).unwrap()), _dir: Some(dir), pg: None }
 }
 
 fn postgres(limits: Limits) -> Option<Engine> {
     let url = std::env::var("SCIMD_TEST_POSTGRES_URL").ok()?;
     // Each test gets its own database so tests can run in parallel.
     let db = format!("t_{}", uuid_like());
-    let admin = postgres_admin(&url);
-    admin(&format!("CREATE DATABASE {db}"));
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(Engine { store: scim_store::open(&format!("{base}/{db}"), limits).unwrap(), _dir: None })
+    postgres_admin(&url)(&format!("CREATE DATABASE {db}"));
+    let base = url.rsplit_once('/').unwrap().0.to_owned();
+    Some(Engine {
+        store: Some(scim_store::open(&format!("{base}/{db}"), limits).unwrap()),
+        _dir: None,
+        pg: Some((url, db)),
+    })
 }
 
 fn uuid_like() -> String {
@@ -84,7 +109,7 @@ fn member(id: &str) -> Member {
 // ---------------------------------------------------------------- the suite
 
 fn tenants_and_tokens(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = s.create_tenant("contoso", &["userName".into(), "preferredLanguage".into()], now()).unwrap();
     assert_eq!(s.tenant("contoso").unwrap().unwrap().required, vec!["userName", "preferredLanguage"]);
     assert_eq!(s.tenant_by_id(t.id).unwrap().unwrap().name, "contoso");
@@ -115,7 +140,7 @@ fn tenants_and_tokens(e: Engine) {
 }
 
 fn create_get_update_delete(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     let doc = user_doc(json!({"userName": "Jdoe@Contoso.com", "externalId": "jdoe"}));
     let rec = s.create(t, Kind::User, "u1", now(), &doc, &[]).unwrap();
@@ -142,12 +167,14 @@ fn create_get_update_delete(e: Engine) {
 }
 
 fn uniqueness_is_per_tenant_and_case_insensitive(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let (a, b) = (tenant(s, "a"), tenant(s, "b"));
     mk_user(s, a, "u1", json!({"userName": "jdoe@contoso.com", "externalId": "x1"}));
     let dup = s.create(a, Kind::User, "u2", now(), &user_doc(json!({"userName": "JDOE@contoso.com"})), &[]);
     match dup {
-        Err(StoreError::Conflict(d)) => assert!(d.contains("userName"), "{d}"),
+        Err(StoreError::Conflict(d)) => {
+            assert!(d.contains("userName \"JDOE@contoso.com\""), "names the value sent: {d}")
+        }
         other => panic!("expected a conflict, got {other:?}"),
     }
     let dup = s.create(a, Kind::User, "u3", now(), &user_doc(json!({"userName": "other", "externalId": "x1"})), &[]);
@@ -171,7 +198,7 @@ fn uniqueness_is_per_tenant_and_case_insensitive(e: Engine) {
 }
 
 fn tenants_see_nothing_of_each_other(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let (a, b) = (tenant(s, "a"), tenant(s, "b"));
     mk_user(s, a, "u1", json!({"userName": "x"}));
     assert!(s.get(b, Kind::User, "u1", Load::default()).unwrap().is_none());
@@ -184,7 +211,7 @@ fn tenants_see_nothing_of_each_other(e: Engine) {
 }
 
 fn indexed_filters(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     mk_user(
         s,
@@ -236,7 +263,7 @@ fn indexed_filters(e: Engine) {
 fn filters_on_unindexed_attributes_are_bounded(e: Engine) {
     let _ = e;
     let e = sqlite_or_same(Limits { max_candidates: 3 });
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     for i in 0..5 {
         mk_user(
@@ -271,7 +298,7 @@ thread_local! {
 }
 
 fn pagination_and_sorting(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     for (i, name) in ["delta", "Alpha", "charlie", "bravo", "echo"].iter().enumerate() {
         mk_user(s, t, &format!("u{i}"), json!({"userName": name, "title": format!("t{}", 5 - i)}));
@@ -293,7 +320,7 @@ fn pagination_and_sorting(e: Engine) {
 }
 
 fn group_members(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     mk_user(s, t, "u1", json!({"userName": "one", "displayName": "User One"}));
     mk_user(s, t, "u2", json!({"userName": "two"}));
@@ -338,8 +365,21 @@ fn group_members(e: Engine) {
     let groups = s.get(t, Kind::User, "u1", Load { members: false, groups: true }).unwrap().unwrap().groups.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].display.as_deref(), Some("Sales"));
-    // Deleting a user removes it from its groups.
+    assert_eq!(ids(s, t, Kind::User, r#"groups eq "g1""#), ["u1", "u2"]);
+    assert_eq!(ids(s, t, Kind::User, r#"groups[value eq "g2"]"#), ["u4"]);
+    assert_eq!(ids(s, t, Kind::User, "groups pr"), ["u1", "u2", "u4"]);
+    assert_eq!(ids(s, t, Kind::User, r#"not (groups eq "g1") and userName sw "t""#), ["u3"]);
+    // Deleting a user removes it from its groups, which get a new version and an event.
+    let before = s.get(t, Kind::Group, "g1", Load::default()).unwrap().unwrap().version;
+    let seen = s.events(t, 0, 1000).unwrap().last().map(|e| e.seq).unwrap_or(0);
     s.delete(t, Kind::User, "u1", None, now()).unwrap();
+    assert_eq!(s.get(t, Kind::Group, "g1", Load::default()).unwrap().unwrap().version, before + 1);
+    let ev = s.events(t, seen, 1000).unwrap();
+    assert!(ev.iter().any(|e| e.kind == Kind::Group
+        && e.id == "g1"
+        && e.change == Change::Updated
+        && e.version == Some(before + 1)));
+    assert!(ev.iter().any(|e| e.kind == Kind::User && e.id == "u1" && e.change == Change::Deleted));
     assert_eq!(patch(json!([{"op": "Replace", "path": "displayName", "value": "Sales EU"}])), ["u2"]);
     // Unknown members are refused and nothing is applied.
     let cur = s.get(t, Kind::Group, "g1", Load::default()).unwrap().unwrap();
@@ -364,7 +404,7 @@ fn group_members(e: Engine) {
 }
 
 fn change_feed(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let (t, other) = (tenant(s, "a"), tenant(s, "b"));
     mk_user(s, t, "u1", json!({"userName": "x"}));
     mk_user(s, other, "o1", json!({"userName": "x"}));
@@ -390,7 +430,7 @@ fn change_feed(e: Engine) {
 }
 
 fn failed_write_leaves_no_event(e: Engine) {
-    let s = &*e.store;
+    let s = e.s();
     let t = tenant(s, "a");
     mk_user(s, t, "u1", json!({"userName": "x"}));
     assert!(s.create(t, Kind::User, "u2", now(), &user_doc(json!({"userName": "X"})), &[]).is_err());
