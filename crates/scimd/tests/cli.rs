@@ -456,3 +456,61 @@ fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
     let lines = server.lines_after_stop();
     assert!(lines.is_empty(), "a second start printed {lines:#?}");
 }
+
+/// DESIGN.md: a write acknowledged to the client survives a `kill -9` of the server.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let db = Db::new();
+    db.expect(0, &["tenant", "create", "acme"]);
+    let token = db.new_token("acme");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let (port, admin_port) = (free_port(), free_port());
+    let mut server = Server::start(&db, port, admin_port);
+    let base = format!("http://127.0.0.1:{port}/scim/v2");
+    let ids: Vec<String> = rt.block_on(async {
+        wait_healthy(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
+        let mut ids = Vec::new();
+        for i in 0..25 {
+            let body = serde_json::json!({"userName": format!("user{i}@contoso.com"), "active": true});
+            let r = client
+                .post(format!("{base}/Users"))
+                .bearer_auth(&token)
+                .header("Content-Type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+        let patch = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+        let r = client
+            .patch(format!("{base}/Users/{}", ids[24]))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/scim+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids
+    });
+    // SIGKILL: no shutdown, no flush, no checkpoint.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let _server = Server::start(&db, port, admin_port);
+    let base = format!("http://127.0.0.1:{port}/scim/v2");
+    rt.block_on(async {
+        wait_healthy(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
+        for (i, id) in ids.iter().enumerate() {
+            let r = client.get(format!("{base}/Users/{id}")).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(r.status(), 200, "user {i} was acknowledged but is gone after kill -9");
+            let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            assert_eq!(v["active"], i != 24, "the last PATCH was acknowledged too");
+        }
+    });
+}
