@@ -32,8 +32,10 @@ mod body;
 mod bulk;
 mod discovery;
 mod error;
+mod hints;
 mod lenient;
 mod limit;
+mod oauth;
 mod ops;
 mod params;
 mod render;
@@ -174,6 +176,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/oauth/token", post(oauth::token))
+        .route("/scim/v2/oauth/token", post(oauth::token))
         .merge(scim)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
@@ -224,7 +228,7 @@ async fn scim_error_bodies(resp: Response) -> Response {
     }
     let is_scim =
         resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/scim+json"));
-    if is_scim {
+    if is_scim || resp.extensions().get::<oauth::OAuthBody>().is_some() {
         return resp;
     }
     let detail = match status {

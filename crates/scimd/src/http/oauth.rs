@@ -1,0 +1,152 @@
+//! OAuth 2.0 client credentials (RFC 6749 §4.4), which newer Entra versions offer instead of a
+//! long-lived secret token (CLIENTS.md).
+//!
+//! The admin enters, in Entra, the token endpoint `https://HOST/oauth/token` (also served as
+//! `/scim/v2/oauth/token`), a client id and a client secret. The client id is the public id of a
+//! tenant's token (`scimd token list`) and the client secret is that token (the whole
+//! `scimd_<id>_<secret>` string, or its secret part). Entra posts
+//! `grant_type=client_credentials` with the credentials in HTTP Basic or in the form body, and
+//! gets a bearer token of its own for [`ACCESS_TOKEN_LIFETIME`]. Access tokens are ordinary
+//! tokens of the tenant, labelled `oauth2:<client id>`, which expire on their own; they cannot
+//! be used as client credentials in turn.
+//!
+//! Errors follow RFC 6749 §5.2 (`{"error": ...}`), not SCIM: this endpoint is OAuth's.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::Sh;
+use crate::tokens;
+
+/// How long an access token lives (Entra accepts 60 minutes to 6 hours).
+pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The label prefix of tokens issued here.
+const LABEL_PREFIX: &str = "oauth2:";
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut resp = (status, axum::Json(json!({"error": error, "error_description": description}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"scimd\""));
+    }
+    no_store(resp)
+}
+
+/// Marks a response whose error body is OAuth's, which the SCIM error layer leaves alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OAuthBody;
+
+/// RFC 6749 §5.1: token responses must not be cached.
+fn no_store(mut resp: Response) -> Response {
+    resp.extensions_mut().insert(OAuthBody);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// `client_id:client_secret` from `Authorization: Basic ...` (each part form-urlencoded,
+/// RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
+        pairs.into_iter().next().map(|(_, v)| v)
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+/// `POST /oauth/token`.
+pub(crate) async fn token(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => match serde_json::from_slice(&body) {
+            Ok(f) => f,
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "send an application/x-www-form-urlencoded body with grant_type=client_credentials",
+                );
+            }
+        },
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("grant_type \"{other}\" is not supported; use client_credentials"),
+            );
+        }
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing"),
+    }
+    let creds = basic_credentials(&headers)
+        .or_else(|| Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone())));
+    let Some((client_id, client_secret)) = creds else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "send client_id and client_secret (HTTP Basic or form fields)",
+        );
+    };
+    let invalid = || oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+    // The secret may be the whole token or only its secret part.
+    let secret = match tokens::split(&client_secret) {
+        Some((id, secret)) if id == client_id => secret.to_owned(),
+        Some(_) => return invalid(),
+        None => client_secret.clone(),
+    };
+    let now = OffsetDateTime::now_utc();
+    let lookup_id = client_id.clone();
+    let record = match sh.run(move |s| s.token(&lookup_id)).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return invalid(),
+        Err(e) => {
+            tracing::error!(error = %e, "oauth token endpoint: store failure");
+            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token store failed");
+        }
+    };
+    let derived = record.label.as_deref().is_some_and(|l| l.starts_with(LABEL_PREFIX));
+    if derived || !tokens::verify(&record, &secret, now) {
+        return invalid();
+    }
+    let issued = tokens::issue(
+        record.tenant,
+        Some(format!("{LABEL_PREFIX}{client_id}")),
+        Some(now + ACCESS_TOKEN_LIFETIME),
+        now,
+    );
+    let stored = issued.record.clone();
+    if let Err(e) = sh.run(move |s| s.create_token(&stored)).await {
+        tracing::error!(error = %e, "oauth token endpoint: store failure");
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token store failed");
+    }
+    tracing::info!(client_id = %client_id, token = %issued.record.id, "issued an OAuth access token");
+    no_store(
+        (
+            StatusCode::OK,
+            axum::Json(json!({
+                "access_token": issued.secret,
+                "token_type": "Bearer",
+                "expires_in": ACCESS_TOKEN_LIFETIME.as_secs(),
+            })),
+        )
+            .into_response(),
+    )
+}
