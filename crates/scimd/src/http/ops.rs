@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::auth::Ctx;
 use super::params::{IfMatch, ListParams};
-use super::{ApiError, Shared, render};
+use super::{ApiError, Shared, hints, render};
 
 /// How often a PATCH is retried when another writer changed the resource in between.
 const PATCH_ATTEMPTS: usize = 5;
@@ -45,10 +45,7 @@ pub(crate) fn check_policy(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) 
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Scim(ScimError::invalid_value(format!(
-        "required attribute missing: {} — map a source attribute to each in the provisioning app's attribute mappings",
-        missing.join(", ")
-    ))))
+    Err(ApiError::Scim(ScimError::invalid_value(hints::missing_required(&missing))))
 }
 
 fn precondition_failed(kind: Kind, id: &str, version: i64) -> ApiError {

@@ -372,3 +372,78 @@ impl Store for Spy {
         self.inner.events(tenant, after, limit)
     }
 }
+
+// ----- helpers for the client replay and quirk tests (quirks.rs, replay_*.rs, policy.rs) -----
+
+/// The exact empty list response Entra's "Test connection" needs.
+pub fn empty_list_response() -> Value {
+    serde_json::json!({"schemas": [LIST_RESPONSE], "totalResults": 0, "Resources": [], "startIndex": 1, "itemsPerPage": 0})
+}
+
+/// The body of a successful response; panics with the status and body otherwise.
+pub async fn ok_json(r: Response) -> Value {
+    let (status, v) = status_json(r).await;
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+/// The ids of a list response's resources, in order.
+pub fn resource_ids(list: &Value) -> Vec<String> {
+    list["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The sorted member ids of a group resource (empty when it has no `members`).
+pub fn group_member_ids(group: &Value) -> Vec<String> {
+    let mut v: Vec<String> = group
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|ms| ms.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl TestApp {
+    /// `GET {endpoint}?filter=...` with the filter encoded as Entra does (`+` and `%22`);
+    /// `extra` is appended to the query string as is (e.g. `&excludedAttributes=members`).
+    pub async fn filter(&self, endpoint: &str, filter: &str, extra: &str) -> Value {
+        let r = self.get(&format!("{endpoint}?filter={}{extra}", q(filter))).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{filter}: {v}");
+        v
+    }
+
+    /// A PATCH that must answer 200 with the resource (users); returns the resource.
+    pub async fn patch_ok(&self, path: &str, body: &Value) -> Value {
+        let r = self.patch(path, body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}: {v}");
+        v
+    }
+
+    /// A PATCH that must answer 204 without a body (groups).
+    pub async fn patch_no_content(&self, path: &str, body: &Value) {
+        let r = self.patch(path, body).await;
+        let status = r.status();
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}: {}", String::from_utf8_lossy(&bytes));
+        assert!(bytes.is_empty(), "a 204 has no body: {}", String::from_utf8_lossy(&bytes));
+    }
+
+    /// Sends `GET {target}` with the request target exactly as given (raw quotes and spaces
+    /// included) and returns the status and the JSON body.
+    pub async fn raw_get(&self, target: &str) -> (u16, Value) {
+        let (status, text) = self
+            .raw(&format!(
+                "GET {target} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                self.token
+            ))
+            .await;
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+        assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{text}");
+        let v = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+        (status, v)
+    }
+}
