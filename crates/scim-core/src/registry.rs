@@ -121,6 +121,21 @@ impl Registry {
         self.schemas.iter().find(|s| s.id.eq_ignore_ascii_case(id))
     }
 
+    /// The `/Schemas/{id}` document of a schema. The core schema of a resource type also lists
+    /// `externalId`: a common attribute (RFC 7643 §3.1) that clients map and look for there
+    /// (Entra's gallery validation checks that `/Schemas` lists every mapped attribute).
+    pub fn schema_json(&self, schema: &Schema, location: Option<&str>) -> Value {
+        let mut doc = schema.to_json(location);
+        let is_core = self.resource_types.iter().any(|rt| rt.schema.eq_ignore_ascii_case(&schema.id));
+        let external_id = self.common.iter().find(|a| a.name == "externalId");
+        if let (true, Some(ext), Some(Value::Array(attrs))) = (is_core, external_id, doc.get_mut("attributes")) {
+            if !attrs.iter().any(|a| a.get("name").and_then(Value::as_str) == Some("externalId")) {
+                attrs.push(ext.to_json());
+            }
+        }
+        doc
+    }
+
     /// Every resource type.
     pub fn resource_types(&self) -> &[ResourceType] {
         &self.resource_types

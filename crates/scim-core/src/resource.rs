@@ -185,16 +185,16 @@ pub(crate) fn finish(def: &ResourceDef<'_>, mut doc: Map<String, Value>) -> Valu
     let mut out = Map::new();
     out.insert("schemas".into(), Value::Null);
     for a in def.common.iter().chain(def.core.attributes.iter()) {
-        if let Some(v) = doc.remove(&a.name) {
-            out.insert(a.name.clone(), order_value(a, v));
+        if let Some(v) = doc.remove(&a.name).and_then(|v| order_value(a, v)) {
+            out.insert(a.name.clone(), v);
         }
     }
     for (schema, _) in &def.extensions {
         if let Some(Value::Object(mut inner)) = doc.remove(&schema.id) {
             let mut ordered = Map::new();
             for a in &schema.attributes {
-                if let Some(v) = inner.remove(&a.name) {
-                    ordered.insert(a.name.clone(), order_value(a, v));
+                if let Some(v) = inner.remove(&a.name).and_then(|v| order_value(a, v)) {
+                    ordered.insert(a.name.clone(), v);
                 }
             }
             if !ordered.is_empty() {
@@ -207,9 +207,12 @@ pub(crate) fn finish(def: &ResourceDef<'_>, mut doc: Map<String, Value>) -> Valu
     Value::Object(out)
 }
 
-fn order_value(attr: &Attribute, v: Value) -> Value {
+/// Puts sub-attributes in the schema's order. Elements of a multi-valued attribute that has a
+/// `value` sub-attribute but lost theirs (`emails[type eq "work"].value` cleared) are dropped:
+/// an email without an address is no email. `None` when nothing is left.
+fn order_value(attr: &Attribute, v: Value) -> Option<Value> {
     if attr.ty != AttrType::Complex {
-        return v;
+        return Some(v);
     }
     let order = |v: Value| match v {
         Value::Object(mut m) => {
@@ -225,8 +228,13 @@ fn order_value(attr: &Attribute, v: Value) -> Value {
         other => other,
     };
     match v {
-        Value::Array(xs) => Value::Array(xs.into_iter().map(order).collect()),
-        other => order(other),
+        Value::Array(xs) => {
+            let needs_value = attr.sub("value").is_some();
+            let kept: Vec<Value> =
+                xs.into_iter().filter(|e| !needs_value || e.get("value").is_some()).map(order).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        other => Some(order(other)),
     }
 }
 

@@ -512,3 +512,14 @@ fn readonly_attribute_in_path_is_mutability() {
     let e = patch_user_err(&user(), ops(json!([{"op":"replace","path":"id","value":"x"}])));
     assert_eq!(e.scim_type, Some(ScimType::Mutability));
 }
+
+#[test]
+fn clearing_the_work_email_value_removes_the_work_email() {
+    let u = patch_user(&user(), ops(json!([{"op":"Replace","path":"emails[type eq \"work\"].value","value":""}])));
+    assert!(u.get("emails").is_none(), "an email without an address is no email: {u}");
+    let u = patch_user(
+        &user(),
+        ops(json!([{"op":"Replace","path":"phoneNumbers[type eq \"mobile\"].value","value":null}])),
+    );
+    assert_eq!(u["phoneNumbers"], json!([{"value":"4255550100","type":"work"}]));
+}

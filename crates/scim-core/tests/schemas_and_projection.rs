@@ -343,3 +343,16 @@ fn member_display_sent_by_the_client_is_kept() {
     assert_eq!(members[0].kind.as_deref(), Some("User"));
     assert_eq!(members[1].display, None);
 }
+
+#[test]
+fn schemas_documents_of_core_schemas_list_external_id() {
+    let reg = Registry::standard();
+    for id in ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:core:2.0:Group"] {
+        let doc = reg.schema_json(reg.schema(id).unwrap(), None);
+        let names: Vec<&str> =
+            doc["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"externalId"), "{id}: {names:?}");
+    }
+    let ent = reg.schema_json(reg.schema(ENT).unwrap(), None);
+    assert!(!ent["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "externalId"));
+}

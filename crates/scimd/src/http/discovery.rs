@@ -59,7 +59,7 @@ fn schema_docs(sh: &Sh, ctx: &Ctx) -> Vec<(String, Value)> {
         .registry
         .schemas()
         .iter()
-        .map(|s| (s.id.clone(), s.to_json(Some(&format!("{}/Schemas/{}", ctx.base, s.id)))))
+        .map(|s| (s.id.clone(), sh.app.registry.schema_json(s, Some(&format!("{}/Schemas/{}", ctx.base, s.id)))))
         .collect()
 }
 
