@@ -351,6 +351,20 @@ pub trait Store: Send + Sync + 'static {
         load: Load,
     ) -> Result<Record>;
 
+    /// Applies a member delta to a group without touching its document (a PATCH that changes
+    /// only `members`): concurrent member changes to one group never conflict with each other.
+    /// Bumps the version and records an event, in one transaction. `NotFound` if there is no
+    /// such resource; unknown member ids are `Scim(invalidValue)` with nothing applied.
+    fn update_members(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        delta: &MemberDelta,
+        load: Load,
+    ) -> Result<Record>;
+
     /// Deletes a resource (and its memberships); `NotFound` if there is none.
     fn delete(&self, tenant: i64, kind: Kind, id: &str, if_version: Option<i64>, now: OffsetDateTime) -> Result<()>;
 

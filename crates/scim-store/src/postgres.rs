@@ -92,6 +92,7 @@ CREATE UNIQUE INDEX resources_name ON resources (tenant_id, kind, name_lc);
 CREATE UNIQUE INDEX resources_external_id ON resources (tenant_id, kind, external_id) WHERE external_id IS NOT NULL;
 CREATE INDEX resources_display ON resources (tenant_id, kind, display_lc) WHERE display_lc IS NOT NULL;
 CREATE INDEX resources_employee_number ON resources (tenant_id, kind, employee_number_lc) WHERE employee_number_lc IS NOT NULL;
+CREATE INDEX resources_kind ON resources (tenant_id, kind, pk);
 CREATE INDEX resources_modified ON resources (tenant_id, kind, modified);
 CREATE INDEX resources_created ON resources (tenant_id, kind, created);
 CREATE TABLE emails (
@@ -1006,6 +1007,45 @@ impl Store for PgStore {
             };
             let rec = with_extras(cx, pk, rec, load)?;
             event(cx, tenant, kind, id, Change::Updated, Some(version + 1), now_m)?;
+            Ok(rec)
+        })
+    }
+
+    fn update_members(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        delta: &MemberDelta,
+        load: Load,
+    ) -> Result<Record> {
+        let now_m = micros(now);
+        self.write(|cx| {
+            lock_tenant(cx, tenant)?;
+            let row = cx
+                .opt(
+                    "UPDATE resources SET modified = $4, version = version + 1 \
+                     WHERE tenant_id = $1 AND id = $2 AND kind = $3 RETURNING pk, version, created, doc",
+                    &[&tenant, &id, &kind_code(kind), &now_m],
+                )
+                .map_err(db)?
+                .ok_or(StoreError::NotFound)?;
+            let (pk, version, created, doc): (i64, i64, i64, String) =
+                (col(&row, 0)?, col(&row, 1)?, col(&row, 2)?, col(&row, 3)?);
+            apply_delta(cx, tenant, pk, delta)?;
+            let rec = Record {
+                kind,
+                id: id.to_owned(),
+                created: instant(created),
+                last_modified: instant(now_m),
+                version,
+                doc: serde_json::from_str(&doc).unwrap_or(Value::Null),
+                members: None,
+                groups: None,
+            };
+            let rec = with_extras(cx, pk, rec, load)?;
+            event(cx, tenant, kind, id, Change::Updated, Some(version), now_m)?;
             Ok(rec)
         })
     }

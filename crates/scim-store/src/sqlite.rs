@@ -62,6 +62,7 @@ CREATE UNIQUE INDEX resources_name ON resources(tenant_id, kind, name_lc);
 CREATE UNIQUE INDEX resources_external_id ON resources(tenant_id, kind, external_id) WHERE external_id IS NOT NULL;
 CREATE INDEX resources_display ON resources(tenant_id, kind, display_lc) WHERE display_lc IS NOT NULL;
 CREATE INDEX resources_employee_number ON resources(tenant_id, kind, employee_number_lc) WHERE employee_number_lc IS NOT NULL;
+CREATE INDEX resources_kind ON resources(tenant_id, kind);
 CREATE INDEX resources_modified ON resources(tenant_id, kind, modified);
 CREATE INDEX resources_created ON resources(tenant_id, kind, created);
 CREATE TABLE emails (
@@ -635,6 +636,48 @@ impl Store for SqliteStore {
             last_modified: instant(now_m),
             version,
             doc: doc.clone(),
+            members: None,
+            groups: None,
+        };
+        self.read(|c| load_extras(c, pk, &mut rec, load))?;
+        Ok(rec)
+    }
+
+    fn update_members(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        delta: &MemberDelta,
+        load: Load,
+    ) -> Result<Record> {
+        let now_m = micros(now);
+        let (pk, version, created, doc) = self.write(|tx| {
+            let (pk, version, created, doc): (i64, i64, i64, String) = tx
+                .prepare_cached(
+                    "SELECT pk, version, created, doc FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
+                )
+                .map_err(db)?
+                .query_row(params![tenant, id, kind.code()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+                .map_err(db)?
+                .ok_or(StoreError::NotFound)?;
+            tx.prepare_cached("UPDATE resources SET modified = ?2, version = version + 1 WHERE pk = ?1")
+                .map_err(db)?
+                .execute(params![pk, now_m])
+                .map_err(db)?;
+            apply_delta(tx, tenant, pk, delta)?;
+            event(tx, tenant, kind, id, Change::Updated, Some(version + 1), now_m)?;
+            Ok((pk, version + 1, created, doc))
+        })?;
+        let mut rec = Record {
+            kind,
+            id: id.to_owned(),
+            created: instant(created),
+            last_modified: instant(now_m),
+            version,
+            doc: serde_json::from_str(&doc).unwrap_or(Value::Null),
             members: None,
             groups: None,
         };

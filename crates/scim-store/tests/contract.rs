@@ -403,6 +403,29 @@ fn group_members(e: Engine) {
     assert!(s.get(t, Kind::Group, "g1", Load::default()).unwrap().unwrap().members.is_none());
 }
 
+fn member_only_updates_leave_the_document_alone(e: Engine) {
+    let s = e.s();
+    let t = tenant(s, "a");
+    mk_user(s, t, "u1", json!({"userName": "one"}));
+    mk_user(s, t, "u2", json!({"userName": "two"}));
+    let g = s.create(t, Kind::Group, "g1", now(), &group_doc("Sales"), &[member("u1")]).unwrap();
+    let delta = scim_core::patch::MemberDelta { add: vec![member("u2")], remove: vec!["u1".into()], remove_all: false };
+    let load = Load { members: true, groups: false };
+    let rec = s.update_members(t, Kind::Group, "g1", now(), &delta, load).unwrap();
+    assert_eq!(rec.version, g.version + 1);
+    assert_eq!(rec.doc, g.doc);
+    assert_eq!(rec.members.unwrap().into_iter().map(|m| m.value).collect::<Vec<_>>(), ["u2"]);
+    let ev = s.events(t, 0, 100).unwrap();
+    assert_eq!((ev.last().unwrap().change, ev.last().unwrap().version), (Change::Updated, Some(g.version + 1)));
+    let ghost =
+        scim_core::patch::MemberDelta { add: vec![member("ghost")], remove: vec!["u2".into()], remove_all: false };
+    assert!(matches!(s.update_members(t, Kind::Group, "g1", now(), &ghost, load), Err(StoreError::Scim(_))));
+    let after = s.get(t, Kind::Group, "g1", load).unwrap().unwrap();
+    assert_eq!(after.members.unwrap().len(), 1, "nothing applied");
+    assert_eq!(after.version, g.version + 1);
+    assert!(matches!(s.update_members(t, Kind::Group, "nope", now(), &delta, load), Err(StoreError::NotFound)));
+}
+
 fn change_feed(e: Engine) {
     let s = e.s();
     let (t, other) = (tenant(s, "a"), tenant(s, "b"));
@@ -466,6 +489,7 @@ suite!(
     filters_on_unindexed_attributes_are_bounded,
     pagination_and_sorting,
     group_members,
+    member_only_updates_leave_the_document_alone,
     change_feed,
     failed_write_leaves_no_event,
 );

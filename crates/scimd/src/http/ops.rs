@@ -220,6 +220,15 @@ pub(crate) async fn patch(
         }
         check_policy(&def, &ctx.tenant, &outcome.resource)?;
         let (tenant, key, version) = (ctx.tenant.id, id.to_owned(), cur.version);
+        if outcome.resource == cur.doc && if_match.is_none() {
+            // Only members change: applied row by row, so concurrent member PATCHes of one
+            // group never conflict (no version check, no retry).
+            let delta = outcome.members;
+            return match sh.run(move |s| s.update_members(tenant, kind, &key, now(), &delta, load)).await {
+                Ok(rec) => ensure_loaded(sh, ctx, rec, load).await,
+                Err(e) => Err(ApiError::store(e, kind, id)),
+            };
+        }
         let result = sh
             .run(move |s| {
                 s.update(

@@ -348,6 +348,18 @@ impl Store for Spy {
         }
         self.inner.update(tenant, kind, id, if_version, now, doc, members, load)
     }
+    fn update_members(
+        &self,
+        tenant: i64,
+        kind: Kind,
+        id: &str,
+        now: OffsetDateTime,
+        delta: &scim_core::patch::MemberDelta,
+        load: Load,
+    ) -> StoreResult<Record> {
+        self.loads.lock().unwrap().push(load);
+        self.inner.update_members(tenant, kind, id, now, delta, load)
+    }
     fn delete(
         &self,
         tenant: i64,
