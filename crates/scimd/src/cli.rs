@@ -379,12 +379,18 @@ fn token_table(list: &[TokenView]) -> String {
 /// How long in-flight requests may take to finish after SIGTERM / Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// The most threads running store calls at once.
+const BLOCKING_THREADS: usize = 16;
+
 fn serve(settings: Settings) -> Result<(), Failure> {
     let store = open_store(&settings)?;
     tracing::info!(database = %config::redact_url(&settings.database), "database open");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("scimd")
+        // Store calls run on blocking threads; the stores have at most 8 connections (SQLite: one
+        // writer, four readers), so more threads would only wait on them and hold memory.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(serve_async(settings, store))
