@@ -159,12 +159,18 @@ pub fn router(state: AppState) -> Router {
         app: state,
     });
     let scim = Router::new()
-        .route("/scim/v2/Users", get(list_users).post(create_user))
-        .route("/scim/v2/Users/.search", post(search_users))
-        .route("/scim/v2/Users/{id}", get(get_user).put(replace_user).patch(patch_user).delete(delete_user))
-        .route("/scim/v2/Groups", get(list_groups).post(create_group))
-        .route("/scim/v2/Groups/.search", post(search_groups))
-        .route("/scim/v2/Groups/{id}", get(get_group).put(replace_group).patch(patch_group).delete(delete_group))
+        .route("/scim/v2/Users", get(list_h::<USERS>).post(create_h::<USERS>))
+        .route("/scim/v2/Users/.search", post(search_h::<USERS>))
+        .route(
+            "/scim/v2/Users/{id}",
+            get(get_h::<USERS>).put(replace_h::<USERS>).patch(patch_h::<USERS>).delete(delete_h::<USERS>),
+        )
+        .route("/scim/v2/Groups", get(list_h::<GROUPS>).post(create_h::<GROUPS>))
+        .route("/scim/v2/Groups/.search", post(search_h::<GROUPS>))
+        .route(
+            "/scim/v2/Groups/{id}",
+            get(get_h::<GROUPS>).put(replace_h::<GROUPS>).patch(patch_h::<GROUPS>).delete(delete_h::<GROUPS>),
+        )
         .route("/scim/v2/.search", post(search_root))
         .route("/scim/v2/Bulk", post(bulk::handle))
         .route("/scim/v2/ServiceProviderConfig", get(discovery::service_provider_config))
@@ -284,58 +290,49 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 // ----- resource handlers: thin wrappers that pick the resource type -----
+//
+// Each is generic over the route's resource type: `/Users` routes use `::<USERS>`, `/Groups`
+// routes `::<GROUPS>`.
 
-async fn list_users(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>, p: Params) -> Result<Response, ApiError> {
-    list(sh, ctx, Kind::User, p).await
+const USERS: bool = false;
+const GROUPS: bool = true;
+
+fn kind<const G: bool>() -> Kind {
+    if G { Kind::Group } else { Kind::User }
 }
-async fn list_groups(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>, p: Params) -> Result<Response, ApiError> {
-    list(sh, ctx, Kind::Group, p).await
+
+async fn list_h<const G: bool>(
+    State(sh): State<Sh>,
+    Extension(ctx): Extension<Ctx>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    list(sh, ctx, kind::<G>(), p).await
 }
-async fn search_users(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>, b: JsonBody) -> Result<Response, ApiError> {
-    search(sh, ctx, Kind::User, b).await
-}
-async fn search_groups(
+async fn search_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    search(sh, ctx, Kind::Group, b).await
+    search(sh, ctx, kind::<G>(), b).await
 }
-async fn get_user(
+async fn get_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     p: Params,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    get_one(sh, ctx, Kind::User, id, p, h).await
+    get_one(sh, ctx, kind::<G>(), id, p, h).await
 }
-async fn get_group(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
-    get_one(sh, ctx, Kind::Group, id, p, h).await
-}
-async fn create_user(
+async fn create_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     p: Params,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    create(sh, ctx, Kind::User, p, b).await
+    create(sh, ctx, kind::<G>(), p, b).await
 }
-async fn create_group(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    p: Params,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    create(sh, ctx, Kind::Group, p, b).await
-}
-async fn replace_user(
+async fn replace_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
@@ -343,9 +340,9 @@ async fn replace_user(
     h: HeaderMap,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    replace(sh, ctx, Kind::User, id, p, h, b).await
+    replace(sh, ctx, kind::<G>(), id, p, h, b).await
 }
-async fn replace_group(
+async fn patch_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
@@ -353,43 +350,15 @@ async fn replace_group(
     h: HeaderMap,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    replace(sh, ctx, Kind::Group, id, p, h, b).await
+    patch(sh, ctx, kind::<G>(), id, p, h, b).await
 }
-async fn patch_user(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    patch(sh, ctx, Kind::User, id, p, h, b).await
-}
-async fn patch_group(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    patch(sh, ctx, Kind::Group, id, p, h, b).await
-}
-async fn delete_user(
+async fn delete_h<const G: bool>(
     State(sh): State<Sh>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    delete(sh, ctx, Kind::User, id, h).await
-}
-async fn delete_group(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
-    delete(sh, ctx, Kind::Group, id, h).await
+    delete(sh, ctx, kind::<G>(), id, h).await
 }
 
 // ----- resource handlers: the HTTP side of each operation -----
