@@ -4,11 +4,12 @@
 //! gets its answer, so it survives a crash of the process (`kill -9`); an OS crash or power loss
 //! may lose the last transactions before a checkpoint, as SQLite documents for this mode.
 
+use std::any::Any;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use scim_core::patch::MemberDelta;
 use scim_core::resource::Member;
 use scim_core::{Registry, ScimError};
@@ -92,9 +93,35 @@ CREATE TABLE events (
 CREATE INDEX events_tenant ON events(tenant_id, seq);
 ";
 
+/// A member change that a queued write owns.
+enum OwnedMembers {
+    Unchanged,
+    Replace(Vec<Member>),
+    Delta(MemberDelta),
+}
+
+impl OwnedMembers {
+    fn from(m: Members<'_>) -> Self {
+        match m {
+            Members::Unchanged => OwnedMembers::Unchanged,
+            Members::Replace(list) => OwnedMembers::Replace(list.to_vec()),
+            Members::Delta(d) => OwnedMembers::Delta(d.clone()),
+        }
+    }
+
+    fn as_members(&self) -> Members<'_> {
+        match self {
+            OwnedMembers::Unchanged => Members::Unchanged,
+            OwnedMembers::Replace(list) => Members::Replace(list),
+            OwnedMembers::Delta(d) => Members::Delta(d),
+        }
+    }
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Mutex<Connection>,
+    queue: Mutex<Vec<Pending>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     limits: Limits,
@@ -136,6 +163,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            queue: Mutex::new(Vec::new()),
             readers,
             next_reader: AtomicUsize::new(0),
             limits,
@@ -154,12 +182,86 @@ impl SqliteStore {
         f(&conn)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a write transaction, committed before this returns.
+    ///
+    /// Group commit: a caller queues its write, then takes the writer connection; whoever holds
+    /// it runs every queued write in one transaction, each in a savepoint of its own (a failing
+    /// write is rolled back alone), commits once and hands each caller its result. A caller
+    /// whose write was committed by another finds its result when it gets the connection. Every
+    /// answer still follows its own commit, so durability is unchanged.
+    fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let (reply, result) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        lock(&self.queue).push(Pending { job, reply });
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(db)?;
-        Ok(out)
+        let answer = match result.try_recv() {
+            Ok(answer) => Ok(answer), // committed by the batch of another caller
+            Err(_) => {
+                let batch = std::mem::take(&mut *lock(&self.queue));
+                run_batch(&mut conn, batch);
+                result.try_recv()
+            }
+        };
+        drop(conn);
+        match answer {
+            Ok(r) => r.and_then(|b| {
+                b.downcast::<T>()
+                    .map(|v| *v)
+                    .map_err(|_| StoreError::Backend("a write returned a value of another type".into()))
+            }),
+            Err(_) => Err(StoreError::Backend("a queued write was lost".into())),
+        }
+    }
+}
+
+/// A write waiting for the writer connection.
+type Job = Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>> + Send>;
+
+struct Pending {
+    job: Job,
+    reply: mpsc::SyncSender<Result<Box<dyn Any + Send>>>,
+}
+
+/// Runs queued writes in one transaction, each in its own savepoint, and answers them after the
+/// commit (or with the commit's error).
+fn run_batch(conn: &mut Connection, batch: Vec<Pending>) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for p in batch {
+                let _ = p.reply.send(Err(StoreError::Backend(msg.clone())));
+            }
+            return;
+        }
+    };
+    let mut answers = Vec::with_capacity(batch.len());
+    for p in batch {
+        let r = match tx.savepoint() {
+            Ok(sp) => {
+                let r = (p.job)(&sp);
+                // A failed write rolls back to its savepoint when `sp` drops.
+                match r {
+                    Ok(v) => sp.commit().map(|()| v).map_err(db),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(db(e)),
+        };
+        answers.push((p.reply, r));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (reply, r) in answers {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for (reply, _) in answers {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone())));
+            }
+        }
     }
 }
 
@@ -232,7 +334,7 @@ fn unique_violation(e: rusqlite::Error, kind: Kind, keys: &IndexKeys) -> StoreEr
     conflict(kind, keys, which)
 }
 
-fn write_indexes(tx: &Transaction<'_>, tenant: i64, pk: i64, keys: &IndexKeys) -> Result<()> {
+fn write_indexes(tx: &Connection, tenant: i64, pk: i64, keys: &IndexKeys) -> Result<()> {
     tx.execute("DELETE FROM emails WHERE resource_pk = ?1", [pk]).map_err(db)?;
     let mut stmt = tx
         .prepare_cached("INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc) VALUES (?1, ?2, ?3, ?4)")
@@ -244,7 +346,7 @@ fn write_indexes(tx: &Transaction<'_>, tenant: i64, pk: i64, keys: &IndexKeys) -
 }
 
 fn event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: i64,
     kind: Kind,
     id: &str,
@@ -262,7 +364,7 @@ fn event(
 }
 
 /// The pk of a member id in this tenant, or `invalidValue`.
-fn member_pk(tx: &Transaction<'_>, tenant: i64, id: &str) -> Result<i64> {
+fn member_pk(tx: &Connection, tenant: i64, id: &str) -> Result<i64> {
     tx.prepare_cached("SELECT pk FROM resources WHERE tenant_id = ?1 AND id = ?2")
         .map_err(db)?
         .query_row(params![tenant, id], |r| r.get(0))
@@ -275,7 +377,7 @@ fn member_pk(tx: &Transaction<'_>, tenant: i64, id: &str) -> Result<i64> {
         })
 }
 
-fn add_members(tx: &Transaction<'_>, tenant: i64, group_pk: i64, members: &[Member]) -> Result<()> {
+fn add_members(tx: &Connection, tenant: i64, group_pk: i64, members: &[Member]) -> Result<()> {
     for m in members {
         let pk = member_pk(tx, tenant, &m.value)?;
         if pk == group_pk {
@@ -289,7 +391,7 @@ fn add_members(tx: &Transaction<'_>, tenant: i64, group_pk: i64, members: &[Memb
     Ok(())
 }
 
-fn apply_delta(tx: &Transaction<'_>, tenant: i64, group_pk: i64, delta: &MemberDelta) -> Result<()> {
+fn apply_delta(tx: &Connection, tenant: i64, group_pk: i64, delta: &MemberDelta) -> Result<()> {
     if delta.remove_all {
         tx.execute("DELETE FROM members WHERE group_pk = ?1", [group_pk]).map_err(db)?;
     }
@@ -425,7 +527,9 @@ impl Store for SqliteStore {
 
     fn create_tenant(&self, name: &str, required: &[String], now: OffsetDateTime) -> Result<Tenant> {
         let req = serde_json::to_string(required).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.write(|tx| {
+        let (name_w, required_w) = (name.to_owned(), required.to_vec());
+        self.write(move |tx| {
+            let (name, required) = (name_w.as_str(), &required_w[..]);
             tx.execute(
                 "INSERT INTO tenants (name, required, created) VALUES (?1, ?2, ?3)",
                 params![name, req, micros(now)],
@@ -471,7 +575,9 @@ impl Store for SqliteStore {
     }
 
     fn delete_tenant(&self, name: &str) -> Result<bool> {
-        self.write(|tx| {
+        let name_w = name.to_owned();
+        self.write(move |tx| {
+            let name = name_w.as_str();
             let Some(id) = tx
                 .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
                 .optional()
@@ -490,7 +596,8 @@ impl Store for SqliteStore {
     }
 
     fn create_token(&self, t: &Token) -> Result<()> {
-        self.write(|tx| {
+        let t = t.clone();
+        self.write(move |tx| {
             tx.execute(
                 "INSERT INTO tokens (id, tenant_id, digest, label, created, expires, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![t.id, t.tenant, t.digest, t.label, micros(t.created), t.expires.map(micros), t.revoked.map(micros)],
@@ -521,7 +628,9 @@ impl Store for SqliteStore {
     }
 
     fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
-        self.write(|tx| {
+        let id_w = id.to_owned();
+        self.write(move |tx| {
+            let id = id_w.as_str();
             let n = tx
                 .execute("UPDATE tokens SET revoked = COALESCE(revoked, ?2) WHERE id = ?1", params![id, micros(now)])
                 .map_err(db)?;
@@ -541,7 +650,9 @@ impl Store for SqliteStore {
         let keys = IndexKeys::of(kind, doc);
         let text = serde_json::to_string(doc).map_err(|e| StoreError::Backend(e.to_string()))?;
         let now_m = micros(now);
-        let pk = self.write(|tx| {
+        let (id_w, members_w) = (id.to_owned(), members.to_vec());
+        let pk = self.write(move |tx| {
+            let (id, members) = (id_w.as_str(), &members_w[..]);
             tx.prepare_cached(
                 "INSERT INTO resources (tenant_id, kind, id, name_lc, display, display_lc, external_id, employee_number_lc, created, modified, version, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10)",
@@ -599,7 +710,9 @@ impl Store for SqliteStore {
         let keys = IndexKeys::of(kind, doc);
         let text = serde_json::to_string(doc).map_err(|e| StoreError::Backend(e.to_string()))?;
         let now_m = micros(now);
-        let (pk, version, created) = self.write(|tx| {
+        let (id_w, members_w) = (id.to_owned(), OwnedMembers::from(members));
+        let (pk, version, created) = self.write(move |tx| {
+            let (id, members) = (id_w.as_str(), members_w.as_members());
             let (pk, version, created): (i64, i64, i64) = tx
                 .prepare_cached("SELECT pk, version, created FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3")
                 .map_err(db)?
@@ -653,7 +766,9 @@ impl Store for SqliteStore {
         load: Load,
     ) -> Result<Record> {
         let now_m = micros(now);
-        let (pk, version, created, doc) = self.write(|tx| {
+        let (id_w, delta_w) = (id.to_owned(), delta.clone());
+        let (pk, version, created, doc) = self.write(move |tx| {
+            let (id, delta) = (id_w.as_str(), &delta_w);
             let (pk, version, created, doc): (i64, i64, i64, String) = tx
                 .prepare_cached(
                     "SELECT pk, version, created, doc FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
@@ -686,7 +801,9 @@ impl Store for SqliteStore {
     }
 
     fn delete(&self, tenant: i64, kind: Kind, id: &str, if_version: Option<i64>, now: OffsetDateTime) -> Result<()> {
-        self.write(|tx| {
+        let id_w = id.to_owned();
+        self.write(move |tx| {
+            let id = id_w.as_str();
             let (pk, version): (i64, i64) = tx
                 .prepare_cached("SELECT pk, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3")
                 .map_err(db)?

@@ -507,3 +507,32 @@ fn sqlite_survives_reopen() {
     let t = s.tenant("a").unwrap().unwrap().id;
     assert!(s.get(t, Kind::User, "u1", Load::default()).unwrap().is_some());
 }
+
+/// Many writers at once (SQLite batches them into shared transactions): each gets its own
+/// answer, a failing write fails alone, and everything acknowledged is there.
+#[test]
+fn sqlite_concurrent_writes_each_get_their_own_answer() {
+    let e = sqlite(Limits::default());
+    let s = e.store.clone().unwrap();
+    let t = tenant(&*s, "a");
+    mk_user(&*s, t, "taken", json!({"userName": "taken"}));
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let name = if i % 8 == 0 { "TAKEN".to_owned() } else { format!("user{i}") };
+                s.create(t, Kind::User, &format!("u{i}"), now(), &user_doc(json!({"userName": name})), &[])
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, r) in results.iter().enumerate() {
+        if i % 8 == 0 {
+            assert!(matches!(r, Err(StoreError::Conflict(_))), "{i}: {r:?}");
+        } else {
+            assert_eq!(r.as_ref().unwrap().id, format!("u{i}"));
+        }
+    }
+    assert_eq!(ids(&*s, t, Kind::User, "userName sw \"user\"").len(), 28);
+    assert_eq!(s.events(t, 0, 1000).unwrap().len(), 29, "one event per acknowledged write, none for the refused");
+}
