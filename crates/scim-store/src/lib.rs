@@ -297,6 +297,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The storage interface of scimd. Every resource call is scoped by tenant.
 pub trait Store: Send + Sync + 'static {
+    /// Whether a point read (`get`, `token`, `tenant_by_id`) takes microseconds and may run on
+    /// the caller's thread instead of a blocking-thread hop (an embedded database: yes; a
+    /// database over the network: no).
+    fn point_reads_are_fast(&self) -> bool {
+        false
+    }
+
     /// Whether the database answers (for `/readyz`).
     fn ping(&self) -> Result<()>;
 

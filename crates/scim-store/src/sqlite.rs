@@ -521,6 +521,10 @@ fn to_sql(args: &[Arg]) -> Vec<rusqlite::types::Value> {
 }
 
 impl Store for SqliteStore {
+    fn point_reads_are_fast(&self) -> bool {
+        true
+    }
+
     fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
     }

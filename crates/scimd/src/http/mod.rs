@@ -136,6 +136,19 @@ impl Shared {
             .ok_or_else(|| ApiError::Internal(format!("resource type {} is not registered", kind.name())))
     }
 
+    /// Runs a point read (one row by key): on this thread when the store says such reads take
+    /// microseconds (SQLite), else on a blocking thread.
+    async fn run_point<T, F>(&self, f: F) -> scim_store::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> scim_store::Result<T> + Send + 'static,
+    {
+        if self.app.store.point_reads_are_fast() {
+            return f(self.app.store.as_ref());
+        }
+        self.run(f).await
+    }
+
     /// Runs a store call on a blocking thread.
     async fn run<T, F>(&self, f: F) -> scim_store::Result<T>
     where

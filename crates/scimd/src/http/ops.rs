@@ -110,7 +110,7 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
 /// Reads one resource; 404 if the tenant has none with this id.
 pub(crate) async fn get(sh: &Shared, ctx: &Ctx, kind: Kind, id: &str, load: Load) -> Result<Record, ApiError> {
     let (tenant, key) = (ctx.tenant.id, id.to_owned());
-    sh.run(move |s| s.get(tenant, kind, &key, load))
+    sh.run_point(move |s| s.get(tenant, kind, &key, load))
         .await
         .map_err(|e| ApiError::store(e, kind, id))?
         .ok_or_else(|| ApiError::store(StoreError::NotFound, kind, id))
