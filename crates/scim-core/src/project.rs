@@ -113,51 +113,6 @@ impl<'a> Projection<'a> {
         Some(if excluded.is_empty() { Pick::All } else { Pick::Except(excluded) })
     }
 
-    /// [`Projection::apply`] on a resource the caller no longer needs: without `attributes` or
-    /// `excludedAttributes` (the common case) it only removes what is never returned by
-    /// default, in place, instead of copying the resource.
-    pub fn apply_owned(&self, def: &ResourceDef<'_>, mut resource: Value) -> Value {
-        if self.attributes_given || !self.excluded.is_empty() {
-            return self.apply(def, &resource);
-        }
-        let hidden = |a: &Attribute| matches!(a.returned, Returned::Never | Returned::Request);
-        let needs_copy = |a: &Attribute| hidden(a) || a.sub_attributes.iter().any(hidden);
-        let Some(obj) = resource.as_object_mut() else { return resource };
-        let mut drop_keys = Vec::new();
-        let mut trim_keys = Vec::new();
-        for (key, value) in obj.iter_mut() {
-            if let Some(ext) = def.extension(key) {
-                if let Some(inner) = value.as_object_mut() {
-                    inner.retain(|k, _| ext.attribute(k).is_none_or(|a| !hidden(a)));
-                }
-            } else if let Some((_, a)) = def.find(key) {
-                if hidden(a) {
-                    drop_keys.push(key.clone());
-                } else if needs_copy(a) {
-                    trim_keys.push(key.clone());
-                }
-            }
-        }
-        for k in drop_keys {
-            obj.remove(&k);
-        }
-        for k in trim_keys {
-            let projected = match (obj.get(&k), def.find(&k)) {
-                (Some(v), Some((c, a))) => self.project(c, a, v),
-                _ => None,
-            };
-            match projected {
-                Some(v) => {
-                    obj.insert(k, v);
-                }
-                None => {
-                    obj.remove(&k);
-                }
-            }
-        }
-        resource
-    }
-
     /// The resource as the client asked to see it.
     pub fn apply(&self, def: &ResourceDef<'_>, resource: &Value) -> Value {
         let Some(obj) = resource.as_object() else { return resource.clone() };

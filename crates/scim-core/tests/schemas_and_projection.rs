@@ -356,15 +356,3 @@ fn schemas_documents_of_core_schemas_list_external_id() {
     let ent = reg.schema_json(reg.schema(ENT).unwrap(), None);
     assert!(!ent["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "externalId"));
 }
-
-#[test]
-fn apply_owned_gives_what_apply_gives() {
-    let reg = Registry::standard();
-    let def = reg.resource("User").unwrap();
-    let u = user_doc(&reg);
-    for (attrs, excluded) in [(None, None), (Some("userName"), None), (None, Some("emails")), (Some("nosuch"), None)] {
-        let p = Projection::new(&def, attrs, excluded).unwrap();
-        assert_eq!(p.apply_owned(&def, u.clone()), p.apply(&def, &u), "{attrs:?} {excluded:?}");
-    }
-    assert!(Projection::all().apply_owned(&def, u).get("password").is_none());
-}

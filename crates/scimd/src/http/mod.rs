@@ -403,7 +403,7 @@ fn resource_response(
     rec: &scim_store::Record,
 ) -> Response {
     let full = render::resource(&ctx.base, rec);
-    let mut resp = scim_json(status, &proj.apply_owned(def, full));
+    let mut resp = scim_json(status, &proj.apply(def, &full));
     if let Ok(v) = HeaderValue::from_str(&render::etag(rec.version)) {
         resp.headers_mut().insert(header::ETAG, v);
     }

@@ -101,7 +101,7 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
         skip = skip.saturating_sub(page.total);
         remaining = remaining.saturating_sub(page.records.len() as u64);
         for rec in &page.records {
-            resources.push(proj.apply_owned(&def, render::resource(&ctx.base, rec)));
+            resources.push(proj.apply(&def, &render::resource(&ctx.base, rec)));
         }
     }
     Ok(render::list_response(total, lp.start_index, resources))
