@@ -12,11 +12,13 @@
 //! - [`patch`]: the PATCH engine, including the member delta for groups.
 //! - [`project`]: `attributes` / `excludedAttributes` and the `returned` characteristic.
 //! - [`tolerance`]: every client quirk accepted, in one place.
+//! - [`kind`]: the resource types served (User, Group).
 //! - [`error`]: SCIM errors (status, `scimType`, detail).
 
 pub mod error;
 pub mod eval;
 pub mod filter;
+pub mod kind;
 pub mod patch;
 pub mod path;
 pub mod policy;
@@ -29,6 +31,7 @@ pub mod tolerance;
 
 pub use error::{Result, ScimError, ScimType};
 pub use filter::{CompareOp, Filter, FilterLimits, Literal};
+pub use kind::Kind;
 pub use path::{AttrPath, Path};
 pub use registry::{Registry, ResourceDef, ResourceType};
 pub use schema::{AttrType, Attribute, Mutability, Returned, Schema, Uniqueness};

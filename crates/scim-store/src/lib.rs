@@ -17,13 +17,20 @@
 //!   most [`Limits::max_candidates`] rows, and a query that would need more is refused with
 //!   `tooMany`, never answered wrongly.
 //!
-//! The trait is synchronous; the server calls it from blocking threads.
+//! The trait is async and every call is one owned request: each engine decides its own
+//! threading (SQLite: reads on blocking threads, writes through one group-commit writer thread;
+//! PostgreSQL: an async connection pool). Both engines run the same store operations
+//! (`sql::ops`) and the same filter renderer (`sql::render`); what differs between the SQL
+//! dialects is in [`sql::Dialect`].
+
+#![warn(missing_docs)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use scim_core::patch::MemberDelta;
 use scim_core::resource::Member;
-use scim_core::{AttrPath, Filter, ScimError};
+use scim_core::{AttrPath, Filter, Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -31,44 +38,11 @@ mod common;
 pub mod plan;
 pub mod postgres;
 mod render;
+pub mod sql;
 pub mod sqlite;
 
 pub use render::{etag, fmt_time, materialize};
-
-/// The resource types scimd stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `User`
-    User,
-    /// `Group`
-    Group,
-}
-
-impl Kind {
-    /// The resource type name, e.g. `User`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
-        }
-    }
-    /// The endpoint segment, e.g. `Users`.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
-    }
-    pub(crate) fn code(self) -> i64 {
-        match self {
-            Kind::User => 0,
-            Kind::Group => 1,
-        }
-    }
-    pub(crate) fn from_code(c: i64) -> Kind {
-        if c == 1 { Kind::Group } else { Kind::User }
-    }
-}
+pub use scim_core::Kind;
 
 /// A tenant: one customer of the vendor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,14 +128,15 @@ pub struct Load {
 }
 
 /// How an update changes a group's members.
-#[derive(Debug, Clone, Copy)]
-pub enum Members<'a> {
+#[derive(Debug, Clone, Default)]
+pub enum Members {
     /// Not at all.
+    #[default]
     Unchanged,
     /// Replaced by this list (PUT).
-    Replace(&'a [Member]),
+    Replace(Vec<Member>),
     /// By this delta (PATCH).
-    Delta(&'a MemberDelta),
+    Delta(MemberDelta),
 }
 
 /// Sort direction.
@@ -176,11 +151,15 @@ pub enum SortOrder {
 
 /// A list or search request.
 #[derive(Debug, Clone)]
-pub struct Query<'a> {
+pub struct Query {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
     /// The filter, if any.
-    pub filter: Option<&'a Filter>,
+    pub filter: Option<Filter>,
     /// The attribute to sort by and the direction.
-    pub sort: Option<(&'a AttrPath, SortOrder)>,
+    pub sort: Option<(AttrPath, SortOrder)>,
     /// 1-based index of the first result.
     pub start_index: u64,
     /// The most results to return (0 asks for the total only).
@@ -218,11 +197,12 @@ impl Change {
             Change::Deleted => "deleted",
         }
     }
-    pub(crate) fn parse(s: &str) -> Change {
+    pub(crate) fn parse(s: &str) -> Result<Change> {
         match s {
-            "created" => Change::Created,
-            "deleted" => Change::Deleted,
-            _ => Change::Updated,
+            "created" => Ok(Change::Created),
+            "updated" => Ok(Change::Updated),
+            "deleted" => Ok(Change::Deleted),
+            other => Err(StoreError::Corrupt(format!("unknown change \"{other}\" in the feed"))),
         }
     }
 }
@@ -270,6 +250,8 @@ pub enum StoreError {
     Scim(ScimError),
     /// The database failed.
     Backend(String),
+    /// Stored data could not be decoded (a corrupt row, or one written by a newer scimd).
+    Corrupt(String),
 }
 
 impl fmt::Display for StoreError {
@@ -280,6 +262,7 @@ impl fmt::Display for StoreError {
             StoreError::VersionMismatch => f.write_str("version mismatch"),
             StoreError::Scim(e) => write!(f, "{e}"),
             StoreError::Backend(d) => write!(f, "database: {d}"),
+            StoreError::Corrupt(d) => write!(f, "stored data cannot be read: {d}"),
         }
     }
 }
@@ -295,102 +278,147 @@ impl From<ScimError> for StoreError {
 /// Result with a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The storage interface of scimd. Every resource call is scoped by tenant.
-pub trait Store: Send + Sync + 'static {
-    /// Whether a point read (`get`, `token`, `tenant_by_id`) takes microseconds and may run on
-    /// the caller's thread instead of a blocking-thread hop (an embedded database: yes; a
-    /// database over the network: no).
-    fn point_reads_are_fast(&self) -> bool {
-        false
-    }
+/// A new resource (POST): version 1.
+#[derive(Debug, Clone)]
+pub struct Create {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The new id.
+    pub id: String,
+    /// The commit time.
+    pub now: OffsetDateTime,
+    /// The stored form of the document.
+    pub doc: Value,
+    /// A group's initial members (each must be a user or group of the tenant).
+    pub members: Vec<Member>,
+}
 
+/// A point read by id.
+#[derive(Debug, Clone)]
+pub struct Get {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The id.
+    pub id: String,
+    /// What to load besides the document.
+    pub load: Load,
+}
+
+/// A new document for a resource (PUT, or a PATCH that changes attributes).
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The id.
+    pub id: String,
+    /// Only if this is still the current version (`VersionMismatch` otherwise).
+    pub if_version: Option<i64>,
+    /// The commit time.
+    pub now: OffsetDateTime,
+    /// The new stored document.
+    pub doc: Value,
+    /// How the members change.
+    pub members: Members,
+    /// What the returned record carries.
+    pub load: Load,
+}
+
+/// A change of a group's members only (a PATCH that touches nothing else): no version check,
+/// so concurrent member changes to one group never conflict.
+#[derive(Debug, Clone)]
+pub struct UpdateMembers {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The id.
+    pub id: String,
+    /// The commit time.
+    pub now: OffsetDateTime,
+    /// The members added and removed.
+    pub delta: MemberDelta,
+    /// What the returned record carries.
+    pub load: Load,
+}
+
+/// A deletion.
+#[derive(Debug, Clone)]
+pub struct Delete {
+    /// The tenant.
+    pub tenant: i64,
+    /// The resource type.
+    pub kind: Kind,
+    /// The id.
+    pub id: String,
+    /// Only if this is still the current version (`VersionMismatch` otherwise).
+    pub if_version: Option<i64>,
+    /// The commit time.
+    pub now: OffsetDateTime,
+}
+
+/// The storage interface of scimd. Every resource call is scoped by tenant; every call is an
+/// owned request, so an engine may run it wherever it likes.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for `/readyz`).
-    fn ping(&self) -> Result<()>;
+    async fn ping(&self) -> Result<()>;
 
     /// Creates a tenant; `Conflict` if the name is taken.
-    fn create_tenant(&self, name: &str, required: &[String], now: OffsetDateTime) -> Result<Tenant>;
+    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> Result<Tenant>;
     /// Every tenant, by name.
-    fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     /// The tenant with this name.
-    fn tenant(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, name: String) -> Result<Option<Tenant>>;
     /// The tenant with this key.
-    fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>>;
+    async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>>;
     /// Deletes a tenant with everything it owns; false if there was none.
-    fn delete_tenant(&self, name: &str) -> Result<bool>;
+    async fn delete_tenant(&self, name: String) -> Result<bool>;
 
     /// Stores a new token.
-    fn create_token(&self, token: &Token) -> Result<()>;
+    async fn create_token(&self, token: Token) -> Result<()>;
     /// The token with this public id.
-    fn token(&self, id: &str) -> Result<Option<Token>>;
+    async fn token(&self, id: String) -> Result<Option<Token>>;
     /// A tenant's tokens, oldest first.
-    fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
+    async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
     /// Marks a token revoked; false if there was no such token.
-    fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
+    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool>;
 
-    /// Creates a resource with version 1. For a group, `members` are its initial members
-    /// (each must be a user or group of the tenant, else `Scim(invalidValue)`).
-    fn create(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        now: OffsetDateTime,
-        doc: &Value,
-        members: &[Member],
-    ) -> Result<Record>;
-
+    /// Creates a resource with version 1. A group's initial members must each be a user or
+    /// group of the tenant, else `Scim(invalidValue)`. The record has a group's members.
+    async fn create(&self, req: Create) -> Result<Record>;
     /// Reads a resource.
-    fn get(&self, tenant: i64, kind: Kind, id: &str, load: Load) -> Result<Option<Record>>;
-
-    /// Replaces a resource's document and changes its members; with `if_version`, only if
-    /// that is still the current version (`VersionMismatch` otherwise). `NotFound`,
-    /// `Conflict` as for create. Returns the record with what `load` asks for.
-    #[allow(clippy::too_many_arguments)]
-    fn update(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        if_version: Option<i64>,
-        now: OffsetDateTime,
-        doc: &Value,
-        members: Members<'_>,
-        load: Load,
-    ) -> Result<Record>;
-
-    /// Applies a member delta to a group without touching its document (a PATCH that changes
-    /// only `members`): concurrent member changes to one group never conflict with each other.
-    /// Bumps the version and records an event, in one transaction. `NotFound` if there is no
-    /// such resource; unknown member ids are `Scim(invalidValue)` with nothing applied.
-    fn update_members(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        now: OffsetDateTime,
-        delta: &MemberDelta,
-        load: Load,
-    ) -> Result<Record>;
-
+    async fn get(&self, req: Get) -> Result<Option<Record>>;
+    /// Replaces a resource's document and changes its members. `NotFound`, `Conflict` as for
+    /// create, `VersionMismatch` for a stale `if_version`.
+    async fn update(&self, req: Update) -> Result<Record>;
+    /// Applies a member delta to a group without touching its document. Bumps the version and
+    /// records an event, in one transaction. `NotFound` if there is no such resource; unknown
+    /// member ids are `Scim(invalidValue)` with nothing applied.
+    async fn update_members(&self, req: UpdateMembers) -> Result<Record>;
     /// Deletes a resource (and its memberships); `NotFound` if there is none.
-    fn delete(&self, tenant: i64, kind: Kind, id: &str, if_version: Option<i64>, now: OffsetDateTime) -> Result<()>;
-
-    /// Lists the resources that match a query.
-    fn query(&self, tenant: i64, kind: Kind, query: &Query<'_>) -> Result<Page>;
-
+    async fn delete(&self, req: Delete) -> Result<()>;
+    /// Lists the resources that match a query, read in one snapshot.
+    async fn query(&self, req: Query) -> Result<Page>;
     /// A tenant's change feed after `after` (exclusive), at most `limit` entries.
-    fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>>;
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>>;
 }
 
 /// Opens (creating and migrating as needed) the store a URL names:
 /// `sqlite://PATH` (e.g. `sqlite://scimd.db`, `sqlite:///var/lib/scimd/scimd.db`) or
-/// `postgres://...` / `postgresql://...`.
-pub fn open(url: &str, limits: Limits) -> Result<std::sync::Arc<dyn Store>> {
+/// `postgres://...` / `postgresql://...`. `registry` is the schema set filters are planned
+/// against.
+pub async fn open(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path, limits)?));
+        return Ok(Arc::new(sqlite::SqliteStore::open(path, limits, registry)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(std::sync::Arc::new(postgres::PgStore::open(url, limits)?));
+        return Ok(Arc::new(postgres::PgStore::open(url, limits, registry).await?));
     }
     Err(StoreError::Backend(format!(
         "unsupported database URL \"{url}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"

@@ -1,7 +1,7 @@
 //! Query planning: which part of a filter runs as index look-ups in SQL, and which part the
 //! core evaluates on a bounded candidate set. Also the index keys of a document.
 //!
-//! The plan is engine-neutral ([`Cond`]); each engine renders it with its own placeholders.
+//! The plan is engine-neutral ([`Cond`]); `sql::render` renders it in either dialect.
 //! Every value is bound, never spliced into SQL text, and the rendered condition is always
 //! parenthesised under the tenant predicate.
 
@@ -47,14 +47,7 @@ impl Col {
     }
 }
 
-/// A bound value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    /// Text.
-    Text(String),
-    /// An integer.
-    Int(i64),
-}
+pub use crate::sql::Arg;
 
 /// Comparison operators SQL evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,6 +41,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::clock::Clock;
 use crate::tokens;
 
 /// Why an operation failed, in the terms both the CLI (exit code) and the API (status) need.
@@ -225,12 +226,12 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
-    store.tenant(name)?.ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))
+async fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
+    store.tenant(name.to_owned()).await?.ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))
 }
 
-fn tenant_view(store: &dyn Store, t: &Tenant, now: OffsetDateTime) -> Result<TenantView, OpError> {
-    let toks = store.list_tokens(t.id)?;
+async fn tenant_view(store: &dyn Store, t: &Tenant, now: OffsetDateTime) -> Result<TenantView, OpError> {
+    let toks = store.list_tokens(t.id).await?;
     let active = toks.iter().filter(|k| k.revoked.is_none() && k.expires.is_none_or(|e| now < e)).count();
     Ok(TenantView {
         name: t.name.clone(),
@@ -253,42 +254,52 @@ fn token_view(k: &Token, tenant: &str) -> TokenView {
 }
 
 /// Creates a tenant with its mandatory attributes.
-pub fn create_tenant(
+pub async fn create_tenant(
     store: &dyn Store,
+    clock: &dyn Clock,
     registry: &Registry,
     name: &str,
     require: &[String],
 ) -> Result<TenantView, OpError> {
     check_tenant_name(name).map_err(OpError::Usage)?;
     let require = check_required(registry, &split_paths(require)).map_err(OpError::Usage)?;
-    let now = OffsetDateTime::now_utc();
-    match store.create_tenant(name, &require, now) {
-        Ok(t) => tenant_view(store, &t, now),
+    let now = clock.now();
+    match store.create_tenant(name.to_owned(), require, now).await {
+        Ok(t) => tenant_view(store, &t, now).await,
         Err(StoreError::Conflict(_)) => Err(OpError::Conflict(format!("a tenant named \"{name}\" already exists"))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Every tenant, by name.
-pub fn list_tenants(store: &dyn Store) -> Result<Vec<TenantView>, OpError> {
-    let now = OffsetDateTime::now_utc();
-    store.list_tenants()?.iter().map(|t| tenant_view(store, t, now)).collect()
+pub async fn list_tenants(store: &dyn Store, clock: &dyn Clock) -> Result<Vec<TenantView>, OpError> {
+    let now = clock.now();
+    let mut out = Vec::new();
+    for t in store.list_tenants().await? {
+        out.push(tenant_view(store, &t, now).await?);
+    }
+    Ok(out)
 }
 
 /// One tenant.
-pub fn show_tenant(store: &dyn Store, name: &str) -> Result<TenantView, OpError> {
-    let t = tenant_named(store, name)?;
-    tenant_view(store, &t, OffsetDateTime::now_utc())
+pub async fn show_tenant(store: &dyn Store, clock: &dyn Clock, name: &str) -> Result<TenantView, OpError> {
+    let t = tenant_named(store, name).await?;
+    tenant_view(store, &t, clock.now()).await
 }
 
 /// Deletes a tenant with its users, groups and tokens.
-pub fn delete_tenant(store: &dyn Store, name: &str) -> Result<(), OpError> {
-    if store.delete_tenant(name)? { Ok(()) } else { Err(OpError::NotFound(format!("no tenant named \"{name}\""))) }
+pub async fn delete_tenant(store: &dyn Store, name: &str) -> Result<(), OpError> {
+    if store.delete_tenant(name.to_owned()).await? {
+        Ok(())
+    } else {
+        Err(OpError::NotFound(format!("no tenant named \"{name}\"")))
+    }
 }
 
 /// Issues a token for a tenant.
-pub fn create_token(
+pub async fn create_token(
     store: &dyn Store,
+    clock: &dyn Clock,
     tenant: &str,
     label: Option<&str>,
     expires: Option<time::Duration>,
@@ -297,14 +308,14 @@ pub fn create_token(
     if let Some(l) = label {
         check_label(l).map_err(OpError::Usage)?;
     }
-    let t = tenant_named(store, tenant)?;
-    let now = OffsetDateTime::now_utc();
+    let t = tenant_named(store, tenant).await?;
+    let now = clock.now();
     let expires_at = match expires {
         Some(d) => Some(now.checked_add(d).ok_or_else(|| OpError::Usage("the expiry is too far away".to_owned()))?),
         None => None,
     };
     let issued = tokens::issue(t.id, label.map(str::to_owned), expires_at, now);
-    store.create_token(&issued.record)?;
+    store.create_token(issued.record.clone()).await?;
     let k = &issued.record;
     Ok(IssuedView {
         id: k.id.clone(),
@@ -317,9 +328,9 @@ pub fn create_token(
 }
 
 /// A tenant's tokens, oldest first.
-pub fn list_tokens(store: &dyn Store, tenant: &str) -> Result<Vec<TokenView>, OpError> {
-    let t = tenant_named(store, tenant)?;
-    Ok(store.list_tokens(t.id)?.iter().map(|k| token_view(k, &t.name)).collect())
+pub async fn list_tokens(store: &dyn Store, tenant: &str) -> Result<Vec<TokenView>, OpError> {
+    let t = tenant_named(store, tenant).await?;
+    Ok(store.list_tokens(t.id).await?.iter().map(|k| token_view(k, &t.name)).collect())
 }
 
 /// The public id of a token given by its id or as the whole token.
@@ -337,27 +348,27 @@ pub fn token_id(given: &str) -> Result<&str, OpError> {
 }
 
 /// Revokes a token, given by its id or as the whole token.
-pub fn revoke_token(store: &dyn Store, given: &str) -> Result<Revoked, OpError> {
+pub async fn revoke_token(store: &dyn Store, clock: &dyn Clock, given: &str) -> Result<Revoked, OpError> {
     let id = token_id(given)?;
     let not_found = || OpError::NotFound(format!("no token with id \"{id}\""));
-    let before = store.token(id)?.ok_or_else(not_found)?;
-    if !store.revoke_token(id, OffsetDateTime::now_utc())? {
+    let before = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
+    if !store.revoke_token(id.to_owned(), clock.now()).await? {
         return Err(not_found());
     }
-    let after = store.token(id)?.ok_or_else(not_found)?;
-    let tenant = store.tenant_by_id(after.tenant)?.map_or_else(|| after.tenant.to_string(), |t| t.name);
+    let after = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
+    let tenant = store.tenant_by_id(after.tenant).await?.map_or_else(|| after.tenant.to_string(), |t| t.name);
     Ok(Revoked { token: token_view(&after, &tenant), already: before.revoked.is_some() })
 }
 
 /// On an empty database (no tenant at all), creates tenant `default` and its first token
 /// (label `initial`). `None` when there already was a tenant, or another replica created it
 /// at the same moment.
-pub fn bootstrap(store: &dyn Store) -> Result<Option<IssuedView>, OpError> {
-    if !store.list_tenants()?.is_empty() {
+pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock) -> Result<Option<IssuedView>, OpError> {
+    if !store.list_tenants().await?.is_empty() {
         return Ok(None);
     }
-    match store.create_tenant("default", &[], OffsetDateTime::now_utc()) {
-        Ok(_) => create_token(store, "default", Some("initial"), None).map(Some),
+    match store.create_tenant("default".to_owned(), Vec::new(), clock.now()).await {
+        Ok(_) => create_token(store, clock, "default", Some("initial"), None).await.map(Some),
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -367,13 +378,19 @@ pub fn bootstrap(store: &dyn Store) -> Result<Option<IssuedView>, OpError> {
 struct AdminState {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
     prometheus: PrometheusHandle,
 }
 
 /// The admin listener's routes (see the module documentation). No authentication: bind it to
 /// loopback or a private network only.
-pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> Router {
-    let state = AdminState { store, registry: Arc::new(Registry::standard()), prometheus };
+pub fn router(app: &crate::http::AppState, prometheus: PrometheusHandle) -> Router {
+    let state = AdminState {
+        store: Arc::clone(&app.store),
+        registry: Arc::clone(&app.registry),
+        clock: Arc::clone(&app.clock),
+        prometheus,
+    };
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -403,6 +420,12 @@ impl<T: Serialize> IntoResponse for Json<T> {
 
 struct ApiError(OpError);
 
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        ApiError(e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self.0 {
@@ -418,18 +441,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Runs a store operation on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn Store>,
-    f: impl FnOnce(&dyn Store) -> Result<T, OpError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .map_err(|e| ApiError(OpError::Store(format!("task failed: {e}"))))?
-        .map_err(ApiError)
-}
-
 fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -438,24 +449,20 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
-    if let Ok(Ok(n)) = tokio::task::spawn_blocking({
-        let store = Arc::clone(&s.store);
-        move || store.list_tenants().map(|t| t.len())
-    })
-    .await
-    {
-        metrics::gauge!("scimd_tenants").set(n as f64);
+    if let Ok(tenants) = s.store.list_tenants().await {
+        metrics::gauge!("scimd_tenants").set(tenants.len() as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.prometheus.render()).into_response()
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {
-    match blocking(&s.store, |st| st.ping().map_err(OpError::from)).await {
+    match s.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(ApiError(e)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()})))
-                .into_response()
-        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": OpError::from(e).to_string()})),
+        )
+            .into_response(),
     }
 }
 
@@ -478,24 +485,22 @@ struct NewToken {
 }
 
 async fn get_tenants(State(s): State<AdminState>) -> Result<Response, ApiError> {
-    Ok(Json(blocking(&s.store, list_tenants).await?).into_response())
+    Ok(Json(list_tenants(s.store.as_ref(), s.clock.as_ref()).await?).into_response())
 }
 
 async fn post_tenant(State(s): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let req: NewTenant = parse_body(&body)?;
-    let registry = Arc::clone(&s.registry);
-    let view = blocking(&s.store, move |st| create_tenant(st, &registry, &req.name, &req.require)).await?;
+    let view = create_tenant(s.store.as_ref(), s.clock.as_ref(), &s.registry, &req.name, &req.require).await?;
     tracing::info!(tenant = %view.name, "admin API: tenant created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn get_tenant(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(blocking(&s.store, move |st| show_tenant(st, &name)).await?).into_response())
+    Ok(Json(show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?).into_response())
 }
 
 async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let n = name.clone();
-    blocking(&s.store, move |st| delete_tenant(st, &n)).await?;
+    delete_tenant(s.store.as_ref(), &name).await?;
     tracing::info!(tenant = %name, "admin API: tenant deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -503,17 +508,17 @@ async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<Strin
 async fn post_token(State(s): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: NewToken = parse_body(&body)?;
     let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(|e| ApiError(OpError::Usage(e)))?;
-    let view = blocking(&s.store, move |st| create_token(st, &name, req.label.as_deref(), expires)).await?;
+    let view = create_token(s.store.as_ref(), s.clock.as_ref(), &name, req.label.as_deref(), expires).await?;
     tracing::info!(tenant = %view.tenant, token = %view.id, "admin API: token created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn get_tokens(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(blocking(&s.store, move |st| list_tokens(st, &name)).await?).into_response())
+    Ok(Json(list_tokens(s.store.as_ref(), &name).await?).into_response())
 }
 
 async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let r = blocking(&s.store, move |st| revoke_token(st, &id)).await?;
+    let r = revoke_token(s.store.as_ref(), s.clock.as_ref(), &id).await?;
     tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "admin API: token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

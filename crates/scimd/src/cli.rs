@@ -8,7 +8,6 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use scim_core::Registry;
@@ -16,8 +15,10 @@ use scim_store::Store;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, IssuedView, OpError, TenantView, TokenView};
+use crate::clock::SystemClock;
 use crate::config::{self, ConfigError, FileConfig, Overrides, Settings};
-use crate::http::{AppState, HttpSettings};
+use crate::http::HttpSettings;
+use crate::server::{Server, ServerError};
 
 /// scimd: a multi-tenant SCIM 2.0 provisioning server for Microsoft Entra ID, Okta and other
 /// SCIM clients.
@@ -155,6 +156,12 @@ impl From<OpError> for Failure {
     }
 }
 
+impl From<ServerError> for Failure {
+    fn from(e: ServerError) -> Self {
+        Failure::Runtime(e.0)
+    }
+}
+
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::Usage(e.0)
@@ -172,7 +179,17 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
-    match run(cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("scimd").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // Nothing may keep the process alive after the command: connections close with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
             eprintln!("error: {m}");
@@ -194,7 +211,7 @@ fn init_logging() {
         .try_init();
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(cli: Cli) -> Result<(), Failure> {
     let file = FileConfig::load_optional(cli.config.as_ref())?;
     let mut overrides = Overrides { database: cli.database, ..Overrides::default() };
     match cli.command {
@@ -203,22 +220,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             overrides.admin_listen = args.admin_listen;
             overrides.public_url = args.public_url;
             let settings = config::resolve(&file, overrides)?;
-            serve(settings)
+            serve(settings).await
         }
         Command::Tenant(cmd) => {
             let settings = config::resolve(&file, overrides)?;
-            tenant(cmd, &settings)
+            tenant(cmd, &settings).await
         }
         Command::Token(cmd) => {
             let settings = config::resolve(&file, overrides)?;
-            token(cmd, &settings)
+            token(cmd, &settings).await
         }
     }
 }
 
-fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, Failure> {
-    scim_store::open(&settings.database, settings.store)
-        .map_err(|e| Failure::Runtime(format!("cannot open database {}: {e}", config::redact_url(&settings.database))))
+async fn open_store(settings: &Settings, registry: &Arc<Registry>) -> Result<Arc<dyn Store>, Failure> {
+    Ok(crate::server::open_store(settings, registry).await?)
 }
 
 /// Writes machine output to stdout; a closed pipe is not an error worth a panic.
@@ -236,14 +252,15 @@ fn json(value: &impl serde::Serialize) -> Result<String, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
 }
 
-fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> {
+async fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> {
+    let registry = Arc::new(Registry::standard());
+    let clock = SystemClock;
     match cmd {
         TenantCommand::Create { name, require } => {
             // Check the arguments before touching the database.
-            let registry = Registry::standard();
             admin::check_required(&registry, &admin::split_paths(&require)).map_err(Failure::Usage)?;
-            let store = open_store(settings)?;
-            let t = admin::create_tenant(store.as_ref(), &registry, &name, &require)?;
+            let store = open_store(settings, &registry).await?;
+            let t = admin::create_tenant(store.as_ref(), &clock, &registry, &name, &require).await?;
             let mut text = format!("created tenant {}\n", t.name);
             if !t.require.is_empty() {
                 text += &format!("required attributes: {}\n", t.require.join(", "));
@@ -252,13 +269,13 @@ fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> {
             out(&text)
         }
         TenantCommand::List { json: as_json } => {
-            let store = open_store(settings)?;
-            let list = admin::list_tenants(store.as_ref())?;
+            let store = open_store(settings, &registry).await?;
+            let list = admin::list_tenants(store.as_ref(), &clock).await?;
             out(&if as_json { json(&list)? } else { tenant_table(&list) })
         }
         TenantCommand::Show { name, json: as_json } => {
-            let store = open_store(settings)?;
-            let t = admin::show_tenant(store.as_ref(), &name)?;
+            let store = open_store(settings, &registry).await?;
+            let t = admin::show_tenant(store.as_ref(), &clock, &name).await?;
             out(&if as_json { json(&t)? } else { tenant_details(&t) })
         }
         TenantCommand::Delete { name, yes } => {
@@ -267,29 +284,31 @@ fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> {
                     "deleting tenant \"{name}\" removes all its users, groups and tokens: add --yes to confirm"
                 )));
             }
-            let store = open_store(settings)?;
-            admin::delete_tenant(store.as_ref(), &name)?;
+            let store = open_store(settings, &registry).await?;
+            admin::delete_tenant(store.as_ref(), &name).await?;
             out(&format!("deleted tenant {name}\n"))
         }
     }
 }
 
-fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
+async fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
+    let registry = Arc::new(Registry::standard());
+    let clock = SystemClock;
     match cmd {
         TokenCommand::Create { tenant, label, expires } => {
-            let store = open_store(settings)?;
-            let t = admin::create_token(store.as_ref(), &tenant, label.as_deref(), expires)?;
+            let store = open_store(settings, &registry).await?;
+            let t = admin::create_token(store.as_ref(), &clock, &tenant, label.as_deref(), expires).await?;
             out(&issued_text(&t))
         }
         TokenCommand::List { tenant, json: as_json } => {
-            let store = open_store(settings)?;
-            let list = admin::list_tokens(store.as_ref(), &tenant)?;
+            let store = open_store(settings, &registry).await?;
+            let list = admin::list_tokens(store.as_ref(), &tenant).await?;
             out(&if as_json { json(&list)? } else { token_table(&list) })
         }
         TokenCommand::Revoke { token } => {
             admin::token_id(&token)?;
-            let store = open_store(settings)?;
-            let r = admin::revoke_token(store.as_ref(), &token)?;
+            let store = open_store(settings, &registry).await?;
+            let r = admin::revoke_token(store.as_ref(), &clock, &token).await?;
             let k = &r.token;
             let when = if r.already { "was already revoked" } else { "revoked" };
             out(&format!("token {} of tenant {} {when}\n", k.id, k.tenant))
@@ -376,52 +395,19 @@ fn token_table(list: &[TokenView]) -> String {
     table(&["ID", "LABEL", "CREATED", "EXPIRES", "REVOKED"], &rows)
 }
 
-/// How long in-flight requests may take to finish after SIGTERM / Ctrl-C.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The most threads running store calls at once.
-const BLOCKING_THREADS: usize = 16;
-
-fn serve(settings: Settings) -> Result<(), Failure> {
-    let store = open_store(&settings)?;
-    tracing::info!(database = %config::redact_url(&settings.database), "database open");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("scimd")
-        // Store calls run on blocking threads; the stores have at most 8 connections (SQLite: one
-        // writer, four readers), so more threads would only wait on them and hold memory.
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()
-        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve_async(settings, store))
-}
-
-async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener, Failure> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
-}
-
-async fn serve_async(settings: Settings, store: Arc<dyn Store>) -> Result<(), Failure> {
+async fn serve(settings: Settings) -> Result<(), Failure> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| Failure::Runtime(format!("cannot install the metrics recorder: {e}")))?;
-
-    let scim_listener = bind(&settings.listen, "SCIM").await?;
-    let admin_listener = bind(&settings.admin_listen, "admin").await?;
-    let scim_addr = scim_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
-    let admin_addr = admin_listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
-
-    let (first, tenants) = tokio::task::spawn_blocking({
-        let store = Arc::clone(&store);
-        move || {
-            let first = admin::bootstrap(store.as_ref())?;
-            Ok::<_, OpError>((first, store.list_tenants()?.len()))
-        }
-    })
-    .await
-    .map_err(|e| Failure::Runtime(format!("bootstrap failed: {e}")))?
-    .map_err(|e| Failure::Runtime(format!("cannot create the first tenant: {e}")))?;
+    let server = Server::build(&settings, prometheus).await?;
+    tracing::info!(database = %config::redact_url(&settings.database), "database open");
+    let scim_addr = server.scim_addr()?;
+    let admin_addr = server.admin_addr()?;
+    let state = server.state();
+    let first = admin::bootstrap(state.store.as_ref(), state.clock.as_ref())
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot create the first tenant: {e}")))?;
+    let tenants = state.store.list_tenants().await.map_err(|e| Failure::Runtime(e.to_string()))?.len();
     metrics::gauge!("scimd_tenants").set(tenants as f64);
     let base = settings.http.public_url.clone().unwrap_or_else(|| {
         // A wildcard address is not one a client can reach: show loopback with the same port.
@@ -435,55 +421,16 @@ async fn serve_async(settings: Settings, store: Arc<dyn Store>) -> Result<(), Fa
         tracing::info!(tenant = %issued.tenant, token = %issued.id, "empty database: created tenant and token");
         out(&welcome(&issued, &base, &settings.http))?;
     }
-
-    let state = AppState {
-        store: Arc::clone(&store),
-        registry: Arc::new(Registry::standard()),
-        settings: Arc::new(settings.http.clone()),
-    };
-    let scim_app = crate::http::router(state);
-    let admin_app = admin::router(Arc::clone(&store), prometheus.clone());
-
-    // Histograms of the Prometheus recorder need periodic upkeep when it serves no listener of
-    // its own.
-    let upkeep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            prometheus.run_upkeep();
-        }
-    });
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let signal = shutdown_signal().await;
-        tracing::info!(signal, "shutting down: finishing requests in flight");
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
     tracing::info!("SCIM listening on http://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
     tracing::info!("admin listening on http://{admin_addr} (/metrics, /healthz, /admin/tenants; no authentication)");
-    let scim = axum::serve(crate::http::LenientListener(scim_listener), scim_app)
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let servers = async { tokio::join!(scim.into_future(), admin_server.into_future()) };
-    let deadline = async {
-        stopped(stop_rx.clone()).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    let result = tokio::select! {
-        (a, b) = servers => a.and(b).map_err(|e| Failure::Runtime(format!("server failed: {e}"))),
-        () = deadline => {
-            tracing::warn!("requests still in flight after {}s: stopping anyway", SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    };
-    upkeep.abort();
+    server
+        .run(async {
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "shutting down: finishing requests in flight");
+        })
+        .await?;
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// Waits for Ctrl-C or SIGTERM and says which.

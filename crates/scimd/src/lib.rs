@@ -1,12 +1,15 @@
 //! # scimd
 //!
 //! The scimd server: the command line ([`cli`]), configuration ([`config`]), the SCIM HTTP API
-//! ([`http`]), secret tokens ([`tokens`]) and the admin listener ([`admin`]).
+//! ([`http`]), secret tokens ([`tokens`]), the admin listener ([`admin`]), the clock
+//! ([`clock`]) and the assembly of the process ([`server`]).
 //! The protocol lives in `scim-core`, storage in `scim-store`; this is the only crate that
 //! knows HTTP.
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
+pub mod server;
 pub mod tokens;

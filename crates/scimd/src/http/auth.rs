@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use scim_store::{Tenant, Token};
-use time::OffsetDateTime;
 
-use super::{ApiError, Sh};
+use super::ApiError;
+use super::state::SharedState;
 use crate::tokens;
 
 /// What a handler knows about an authenticated request.
@@ -97,26 +97,24 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The tenant a presented token grants access to.
-async fn authenticate(sh: &Sh, presented: &str) -> Result<Arc<Tenant>, ApiError> {
+async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, ApiError> {
     let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
     let token = match sh.auth.tokens.get(&id.to_owned()) {
         Some(t) => t,
         None => {
-            let key = id.to_owned();
-            let t = sh.run(move |s| s.token(&key)).await?;
+            let t = sh.store().token(id.to_owned()).await?;
             sh.auth.tokens.put(id.to_owned(), t.clone());
             t
         }
     };
     let token = token.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-    if !tokens::verify(&token, secret, OffsetDateTime::now_utc()) {
+    if !tokens::verify(&token, secret, sh.app.clock.now()) {
         return Err(ApiError::Unauthorized(BAD_TOKEN));
     }
     let tenant = match sh.auth.tenants.get(&token.tenant) {
         Some(t) => t,
         None => {
-            let key = token.tenant;
-            let t = sh.run(move |s| s.tenant_by_id(key)).await?.map(Arc::new);
+            let t = sh.store().tenant_by_id(token.tenant).await?.map(Arc::new);
             sh.auth.tenants.put(token.tenant, t.clone());
             t
         }
@@ -126,7 +124,7 @@ async fn authenticate(sh: &Sh, presented: &str) -> Result<Arc<Tenant>, ApiError>
 
 /// The middleware in front of every `/scim/v2` route: authenticates, applies the per-tenant
 /// in-flight limit and puts a [`Ctx`] into the request.
-pub(crate) async fn require(State(sh): State<Sh>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, next: Next) -> Response {
     let Some(presented) = bearer(req.headers()) else {
         return ApiError::Unauthorized(NO_TOKEN).into_response();
     };

@@ -3,10 +3,10 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
-use scim_core::ScimError;
 use serde_json::Value;
 
-use super::{ApiError, Sh};
+use super::ApiError;
+use super::state::SharedState;
 
 /// A JSON request body: `Content-Type` JSON or absent (415 otherwise), within the body limit
 /// (413), well-formed (400 `invalidSyntax`).
@@ -27,25 +27,21 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if is_json_media_type(text) {
         return Ok(());
     }
-    Err(ApiError::Scim(ScimError::status(
-        415,
-        format!("unsupported Content-Type \"{text}\": send application/scim+json or application/json"),
+    Err(ApiError::UnsupportedMediaType(format!(
+        "unsupported Content-Type \"{text}\": send application/scim+json or application/json"
     )))
 }
 
-impl FromRequest<Sh> for JsonBody {
+impl FromRequest<SharedState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Sh) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
         let limit = state.settings().max_body_bytes;
         check_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::Scim(ScimError::status(
-                    413,
-                    format!(
-                        "the request body is larger than the limit of {limit} bytes; send fewer changes per request"
-                    ),
+                ApiError::PayloadTooLarge(format!(
+                    "the request body is larger than the limit of {limit} bytes; send fewer changes per request"
                 ))
             } else {
                 ApiError::syntax(format!("the request body could not be read: {}", r.body_text()))

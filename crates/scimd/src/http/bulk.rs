@@ -14,14 +14,15 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use scim_core::{ScimError, ScimType};
-use scim_store::{Kind, Load};
+use scim_core::{Kind, ScimError};
+use scim_store::Load;
 use serde_json::{Map, Value, json};
 
 use super::auth::Ctx;
 use super::body::JsonBody;
 use super::params::IfMatch;
-use super::{ApiError, Sh, ops, render, scim_json};
+use super::state::SharedState;
+use super::{ApiError, ops, render, scim_json};
 
 /// The schema URI of a bulk response.
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -133,7 +134,7 @@ fn parse_path(path: &str) -> Option<(Kind, Option<&str>)> {
 }
 
 fn conflict(detail: String) -> ApiError {
-    ApiError::Scim(ScimError { status: 409, scim_type: Some(ScimType::InvalidValue), detail })
+    ApiError::BulkReference(detail)
 }
 
 /// What one operation produced, for the response.
@@ -144,7 +145,12 @@ struct Done {
     created: Option<(Kind, String)>,
 }
 
-async fn run_op(sh: &Sh, ctx: &Ctx, op: &Op, resolved: &HashMap<String, (Kind, String)>) -> Result<Done, ApiError> {
+async fn run_op(
+    sh: &SharedState,
+    ctx: &Ctx,
+    op: &Op,
+    resolved: &HashMap<String, (Kind, String)>,
+) -> Result<Done, ApiError> {
     let Some(method) = op.method else {
         return Err(ApiError::syntax(format!("method must be POST, PUT, PATCH or DELETE, not \"{}\"", op.method_text)));
     };
@@ -191,7 +197,7 @@ async fn run_op(sh: &Sh, ctx: &Ctx, op: &Op, resolved: &HashMap<String, (Kind, S
                     kind.endpoint()
                 ))));
             }
-            let rec = ops::create(sh, ctx, kind, data_or_err(data)?, Load::default()).await?;
+            let rec = ops::create(sh, ctx, kind, data_or_err(data)?).await?;
             let mut d = done(201, &rec);
             d.created = Some((kind, rec.id.clone()));
             Ok(d)
@@ -247,7 +253,7 @@ fn result_entry(op: &Op, outcome: Result<Done, ApiError>) -> (Value, bool) {
 
 /// `POST /Bulk`.
 pub(crate) async fn handle(
-    State(sh): State<Sh>,
+    State(sh): State<SharedState>,
     Extension(ctx): Extension<Ctx>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
@@ -259,9 +265,9 @@ pub(crate) async fn handle(
         .ok_or_else(|| ApiError::syntax("a bulk request needs \"Operations\", a list of operations"))?;
     let max = sh.settings().max_bulk_operations;
     if list.len() > max {
-        return Err(ApiError::Scim(ScimError::status(
-            413,
-            format!("the bulk request has {} operations; the limit is {max} (bulk.maxOperations)", list.len()),
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the bulk request has {} operations; the limit is {max} (bulk.maxOperations)",
+            list.len()
         )));
     }
     let fail_on_errors = match get_ci(obj, "failOnErrors") {

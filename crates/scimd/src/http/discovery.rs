@@ -8,13 +8,14 @@ use scim_core::ScimError;
 use serde_json::{Value, json};
 
 use super::auth::Ctx;
-use super::{ApiError, Sh, render, scim_json};
+use super::state::SharedState;
+use super::{ApiError, render, scim_json};
 
 /// The schema URI of the service provider configuration.
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 
 /// `GET /ServiceProviderConfig`: what this server supports, with its limits.
-pub(crate) async fn service_provider_config(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>) -> Response {
+pub(crate) async fn service_provider_config(State(sh): State<SharedState>, Extension(ctx): Extension<Ctx>) -> Response {
     let s = sh.settings();
     let body = json!({
         "schemas": [SPC_SCHEMA],
@@ -45,7 +46,7 @@ fn list(docs: Vec<Value>) -> Response {
     scim_json(StatusCode::OK, &render::list_response(n, 1, docs))
 }
 
-fn resource_type_docs(sh: &Sh, ctx: &Ctx) -> Vec<(String, Value)> {
+fn resource_type_docs(sh: &SharedState, ctx: &Ctx) -> Vec<(String, Value)> {
     sh.app
         .registry
         .resource_types()
@@ -54,7 +55,7 @@ fn resource_type_docs(sh: &Sh, ctx: &Ctx) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn schema_docs(sh: &Sh, ctx: &Ctx) -> Vec<(String, Value)> {
+fn schema_docs(sh: &SharedState, ctx: &Ctx) -> Vec<(String, Value)> {
     sh.app
         .registry
         .schemas()
@@ -64,13 +65,13 @@ fn schema_docs(sh: &Sh, ctx: &Ctx) -> Vec<(String, Value)> {
 }
 
 /// `GET /ResourceTypes`.
-pub(crate) async fn resource_types(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>) -> Response {
+pub(crate) async fn resource_types(State(sh): State<SharedState>, Extension(ctx): Extension<Ctx>) -> Response {
     list(resource_type_docs(&sh, &ctx).into_iter().map(|(_, d)| d).collect())
 }
 
 /// `GET /ResourceTypes/{id}` (id case-insensitive).
 pub(crate) async fn resource_type(
-    State(sh): State<Sh>,
+    State(sh): State<SharedState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -82,13 +83,13 @@ pub(crate) async fn resource_type(
 }
 
 /// `GET /Schemas`.
-pub(crate) async fn schemas(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>) -> Response {
+pub(crate) async fn schemas(State(sh): State<SharedState>, Extension(ctx): Extension<Ctx>) -> Response {
     list(schema_docs(&sh, &ctx).into_iter().map(|(_, d)| d).collect())
 }
 
 /// `GET /Schemas/{id}` (the schema URN, case-insensitive).
 pub(crate) async fn schema(
-    State(sh): State<Sh>,
+    State(sh): State<SharedState>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

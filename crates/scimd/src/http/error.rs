@@ -7,14 +7,25 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scim_core::ScimError;
-use scim_store::{Kind, StoreError};
+use scim_core::{Kind, ScimError, ScimType};
+use scim_store::StoreError;
 
 /// A failed request.
 #[derive(Debug, Clone)]
 pub enum ApiError {
-    /// A protocol error with its status and `scimType` (400, 404, 409, 412, 413, 415, ...).
+    /// A protocol error with its status and `scimType` (400, 404, 409, ...).
     Scim(ScimError),
+    /// `If-Match` names a version that is not the current one (412); the detail says which.
+    PreconditionFailed(String),
+    /// The request body is over the limit (413); the detail says the limit.
+    PayloadTooLarge(String),
+    /// The body's media type is not JSON (415); the detail names what was sent.
+    UnsupportedMediaType(String),
+    /// A `/Bulk` operation's `bulkId` reference cannot be resolved (409 `invalidValue`, RFC
+    /// 7644 §3.7.3).
+    BulkReference(String),
+    /// A resource type the registry does not hold (500: a build error, never the client's).
+    Unregistered(Kind),
     /// No valid bearer token (401); the detail says what was wrong.
     Unauthorized(&'static str),
     /// The tenant has too many requests in flight (429).
@@ -36,12 +47,9 @@ impl ApiError {
         match e {
             StoreError::NotFound => ApiError::Scim(ScimError::not_found(format!("{} {id} not found", kind.name()))),
             StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
-            StoreError::VersionMismatch => ApiError::Scim(ScimError::status(
-                412,
-                format!(
-                    "{} {id} has changed since the version named in If-Match; read it again and retry",
-                    kind.name()
-                ),
+            StoreError::VersionMismatch => ApiError::PreconditionFailed(format!(
+                "{} {id} has changed since the version named in If-Match; read it again and retry",
+                kind.name()
             )),
             other => ApiError::from(other),
         }
@@ -60,10 +68,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::Scim(ScimError::not_found("not found")),
             StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
             StoreError::VersionMismatch => {
-                ApiError::Scim(ScimError::status(412, "the resource has changed; read it again and retry"))
+                ApiError::PreconditionFailed("the resource has changed; read it again and retry".into())
             }
             StoreError::Scim(e) => ApiError::Scim(e),
-            StoreError::Backend(detail) => ApiError::Internal(format!("store: {detail}")),
+            e @ (StoreError::Backend(_) | StoreError::Corrupt(_)) => ApiError::Internal(format!("store: {e}")),
         }
     }
 }
@@ -72,6 +80,11 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::Scim(e) => write!(f, "{e}"),
+            ApiError::PreconditionFailed(d) => write!(f, "412: {d}"),
+            ApiError::PayloadTooLarge(d) => write!(f, "413: {d}"),
+            ApiError::UnsupportedMediaType(d) => write!(f, "415: {d}"),
+            ApiError::BulkReference(d) => write!(f, "409: {d}"),
+            ApiError::Unregistered(k) => write!(f, "500: resource type {} is not registered", k.name()),
             ApiError::Unauthorized(d) => write!(f, "401: {d}"),
             ApiError::Overloaded => f.write_str("429: too many requests in flight"),
             ApiError::Unavailable(d) => write!(f, "503: {d}"),
@@ -92,6 +105,16 @@ impl ApiError {
                 (ScimError::status(e.status, "internal error; the details are in the server log"), None)
             }
             ApiError::Scim(e) => (e, None),
+            ApiError::PreconditionFailed(detail) => (ScimError::status(412, detail), None),
+            ApiError::PayloadTooLarge(detail) => (ScimError::status(413, detail), None),
+            ApiError::UnsupportedMediaType(detail) => (ScimError::status(415, detail), None),
+            ApiError::BulkReference(detail) => {
+                (ScimError { status: 409, scim_type: Some(ScimType::InvalidValue), detail }, None)
+            }
+            ApiError::Unregistered(kind) => {
+                tracing::error!(kind = kind.name(), "resource type is not registered");
+                (ScimError::status(500, "internal error; the details are in the server log"), None)
+            }
             ApiError::Unauthorized(detail) => (
                 ScimError::status(401, detail),
                 Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""))),

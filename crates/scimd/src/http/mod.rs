@@ -9,12 +9,13 @@
 //!  -> parse       params::Params (query string) / params::ListParams (query or SearchRequest),
 //!                 body::JsonBody (Content-Type 415, size 413, JSON 400 invalidSyntax)
 //!  -> core        resource::ingest, patch::apply, policy::RequiredPaths, Filter::parse + eval::check
-//!  -> store       ops::*: every store call on a blocking thread, scoped by the tenant
+//!  -> extractors  params::IfMatchHeader, View (resource type + projection), JsonBody
+//!  -> ops         ops::*: the core, then one owned store request, scoped by the tenant
 //!  -> projection  render::resource (id, meta, members/groups) + Projection::apply
 //!  -> response    application/scim+json; every failure is an [`ApiError`], mapped in one place
 //! ```
 //!
-//! `ops` holds the resource operations (list, get, create, replace, patch, delete); the
+//! The shared state lives in `state` (below the handlers); `ops` holds the resource operations (list, get, create, replace, patch, delete); the
 //! handlers here and the `/Bulk` endpoint (`bulk`) both call them, so a bulk operation
 //! behaves exactly like the single request it stands for.
 //!
@@ -39,150 +40,48 @@ mod oauth;
 mod ops;
 mod params;
 mod render;
+mod state;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use scim_core::project::Projection;
-use scim_core::{Registry, ScimError};
-use scim_store::{Kind, Store};
+use scim_core::{Kind, Registry, ResourceDef, ScimError};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 pub use lenient::{LenientIo, LenientListener};
-use limit::InFlight;
+pub use state::{AppState, HttpSettings};
 
 use auth::{Ctx, TenantName};
 use body::JsonBody;
-use params::{ListParams, Params};
-
-/// What the SCIM API needs: the store, the schemas and the settings.
-#[derive(Clone)]
-pub struct AppState {
-    /// Where tenants, tokens and resources live.
-    pub store: Arc<dyn Store>,
-    /// The schemas and resource types served.
-    pub registry: Arc<Registry>,
-    /// Limits and knobs of the HTTP API.
-    pub settings: Arc<HttpSettings>,
-}
-
-/// Limits and knobs of the HTTP API.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// The public origin, e.g. `https://scim.example.com` (a trailing `/scim/v2` is tolerated);
-    /// when unset, it is derived from `X-Forwarded-Proto`/`X-Forwarded-Host` or `Host`.
-    pub public_url: Option<String>,
-    /// The largest request body accepted, in bytes (also `/Bulk`'s `maxPayloadSize`).
-    pub max_body_bytes: usize,
-    /// `count` when a list request gives none.
-    pub default_page_size: u64,
-    /// The largest `count` honoured (`filter.maxResults`).
-    pub max_page_size: u64,
-    /// Concurrent requests one tenant may have in flight before getting 429 (0: no limit).
-    pub max_in_flight_per_tenant: usize,
-    /// How long a token or tenant looked up in the store is trusted (revocation delay).
-    pub token_cache_ttl: Duration,
-    /// PATCH limits (operations, members, path length).
-    pub patch: scim_core::patch::PatchLimits,
-    /// Filter limits (length, depth).
-    pub filter: scim_core::FilterLimits,
-    /// The most operations in one `/Bulk` request.
-    pub max_bulk_operations: usize,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            public_url: None,
-            max_body_bytes: 2 * 1024 * 1024,
-            default_page_size: 100,
-            max_page_size: 1000,
-            max_in_flight_per_tenant: 64,
-            token_cache_ttl: Duration::from_secs(2),
-            patch: scim_core::patch::PatchLimits::default(),
-            filter: scim_core::FilterLimits::default(),
-            max_bulk_operations: 1000,
-        }
-    }
-}
-
-/// The router's state: the application state plus the auth caches and the limiter.
-pub(crate) struct Shared {
-    app: AppState,
-    auth: auth::AuthCache,
-    limiter: InFlight,
-}
-
-type Sh = Arc<Shared>;
-
-impl Shared {
-    fn settings(&self) -> &HttpSettings {
-        &self.app.settings
-    }
-
-    /// The resource type of `kind`.
-    fn def(&self, kind: Kind) -> Result<scim_core::ResourceDef<'_>, ApiError> {
-        self.app
-            .registry
-            .resource(kind.name())
-            .ok_or_else(|| ApiError::Internal(format!("resource type {} is not registered", kind.name())))
-    }
-
-    /// Runs a point read (one row by key): on this thread when the store says such reads take
-    /// microseconds (SQLite), else on a blocking thread.
-    async fn run_point<T, F>(&self, f: F) -> scim_store::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> scim_store::Result<T> + Send + 'static,
-    {
-        if self.app.store.point_reads_are_fast() {
-            return f(self.app.store.as_ref());
-        }
-        self.run(f).await
-    }
-
-    /// Runs a store call on a blocking thread.
-    async fn run<T, F>(&self, f: F) -> scim_store::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> scim_store::Result<T> + Send + 'static,
-    {
-        let store = Arc::clone(&self.app.store);
-        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-            Ok(r) => r,
-            Err(e) => Err(scim_store::StoreError::Backend(format!("store task failed: {e}"))),
-        }
-    }
-}
+use params::{IfMatchHeader, IfNoneMatch, ListParams, Params};
+use state::{Shared, SharedState};
 
 /// The SCIM API: `/healthz`, `/readyz` and everything under `/scim/v2`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let shared = Arc::new(Shared {
-        auth: auth::AuthCache::new(state.settings.token_cache_ttl),
-        limiter: InFlight::new(state.settings.max_in_flight_per_tenant),
-        app: state,
-    });
+    let shared: SharedState = Arc::new(Shared::new(state));
     let scim = Router::new()
-        .route("/scim/v2/Users", get(list_h::<USERS>).post(create_h::<USERS>))
-        .route("/scim/v2/Users/.search", post(search_h::<USERS>))
+        .route("/scim/v2/Users", get(list::<USERS>).post(create::<USERS>))
+        .route("/scim/v2/Users/.search", post(search::<USERS>))
         .route(
             "/scim/v2/Users/{id}",
-            get(get_h::<USERS>).put(replace_h::<USERS>).patch(patch_h::<USERS>).delete(delete_h::<USERS>),
+            get(get_one::<USERS>).put(replace::<USERS>).patch(patch::<USERS>).delete(delete::<USERS>),
         )
-        .route("/scim/v2/Groups", get(list_h::<GROUPS>).post(create_h::<GROUPS>))
-        .route("/scim/v2/Groups/.search", post(search_h::<GROUPS>))
+        .route("/scim/v2/Groups", get(list::<GROUPS>).post(create::<GROUPS>))
+        .route("/scim/v2/Groups/.search", post(search::<GROUPS>))
         .route(
             "/scim/v2/Groups/{id}",
-            get(get_h::<GROUPS>).put(replace_h::<GROUPS>).patch(patch_h::<GROUPS>).delete(delete_h::<GROUPS>),
+            get(get_one::<GROUPS>).put(replace::<GROUPS>).patch(patch::<GROUPS>).delete(delete::<GROUPS>),
         )
         .route("/scim/v2/.search", post(search_root))
         .route("/scim/v2/Bulk", post(bulk::handle))
@@ -285,8 +184,8 @@ async fn healthz() -> Response {
     scim_json(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-async fn readyz(State(sh): State<Sh>) -> Response {
-    match sh.run(|s| s.ping()).await {
+async fn readyz(State(sh): State<SharedState>) -> Response {
+    match sh.store().ping().await {
         Ok(()) => scim_json(StatusCode::OK, &json!({"status": "ok"})),
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed: the database does not answer");
@@ -302,7 +201,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )))
 }
 
-// ----- resource handlers: thin wrappers that pick the resource type -----
+// ----- resource handlers -----
 //
 // Each is generic over the route's resource type: `/Users` routes use `::<USERS>`, `/Groups`
 // routes `::<GROUPS>`.
@@ -310,103 +209,41 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 const USERS: bool = false;
 const GROUPS: bool = true;
 
-fn kind<const G: bool>() -> Kind {
-    if G { Kind::Group } else { Kind::User }
+/// The resource type of a route and the projection its query asks for (`attributes`,
+/// `excludedAttributes`): an extractor, so a handler starts with what it serves.
+struct View<const G: bool> {
+    registry: Arc<Registry>,
+    params: Params,
 }
 
-async fn list_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    p: Params,
-) -> Result<Response, ApiError> {
-    list(sh, ctx, kind::<G>(), p).await
-}
-async fn search_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    search(sh, ctx, kind::<G>(), b).await
-}
-async fn get_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
-    get_one(sh, ctx, kind::<G>(), id, p, h).await
-}
-async fn create_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    p: Params,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    create(sh, ctx, kind::<G>(), p, b).await
-}
-async fn replace_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    replace(sh, ctx, kind::<G>(), id, p, h, b).await
-}
-async fn patch_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
-) -> Result<Response, ApiError> {
-    patch(sh, ctx, kind::<G>(), id, p, h, b).await
-}
-async fn delete_h<const G: bool>(
-    State(sh): State<Sh>,
-    Extension(ctx): Extension<Ctx>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
-    delete(sh, ctx, kind::<G>(), id, h).await
+impl<const G: bool> View<G> {
+    const KIND: Kind = if G { Kind::Group } else { Kind::User };
+
+    fn def(&self) -> Result<ResourceDef<'_>, ApiError> {
+        self.registry.resource(Self::KIND.name()).ok_or(ApiError::Unregistered(Self::KIND))
+    }
 }
 
-// ----- resource handlers: the HTTP side of each operation -----
+impl<const G: bool> FromRequestParts<SharedState> for View<G> {
+    type Rejection = ApiError;
 
-async fn list(sh: Sh, ctx: Ctx, kind: Kind, p: Params) -> Result<Response, ApiError> {
-    let lp = ListParams::from_query(&p, sh.settings())?;
-    let body = ops::list(&sh, &ctx, &[kind], &lp).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    async fn from_request_parts(parts: &mut Parts, sh: &SharedState) -> Result<Self, ApiError> {
+        let params = Params::from_request_parts(parts, sh).await?;
+        Ok(View { registry: Arc::clone(&sh.app.registry), params })
+    }
 }
 
-async fn search(sh: Sh, ctx: Ctx, kind: Kind, b: JsonBody) -> Result<Response, ApiError> {
-    let lp = ListParams::from_search(&b.0, sh.settings())?;
-    let body = ops::list(&sh, &ctx, &[kind], &lp).await?;
-    Ok(scim_json(StatusCode::OK, &body))
-}
-
-async fn search_root(State(sh): State<Sh>, Extension(ctx): Extension<Ctx>, b: JsonBody) -> Result<Response, ApiError> {
-    let lp = ListParams::from_search(&b.0, sh.settings())?;
-    let body = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp).await?;
-    Ok(scim_json(StatusCode::OK, &body))
-}
-
-/// A rendered resource with its `ETag` (and `Location` for a create).
+/// A resource as the client asked to see it, with its `ETag` (and `Location` for a create).
 fn resource_response(
     status: StatusCode,
     ctx: &Ctx,
-    def: &scim_core::ResourceDef<'_>,
+    def: &ResourceDef<'_>,
     proj: &Projection<'_>,
     rec: &scim_store::Record,
 ) -> Response {
     let full = render::resource(&ctx.base, rec);
     let mut resp = scim_json(status, &proj.apply(def, &full));
-    if let Ok(v) = HeaderValue::from_str(&render::etag(rec.version)) {
-        resp.headers_mut().insert(header::ETAG, v);
-    }
+    set_etag(&mut resp, rec.version);
     if status == StatusCode::CREATED {
         if let Ok(v) = HeaderValue::from_str(&render::location(&ctx.base, rec.kind, &rec.id)) {
             resp.headers_mut().insert(header::LOCATION, v);
@@ -415,73 +252,117 @@ fn resource_response(
     resp
 }
 
-async fn get_one(sh: Sh, ctx: Ctx, kind: Kind, id: String, p: Params, h: HeaderMap) -> Result<Response, ApiError> {
-    let def = sh.def(kind)?;
-    let proj = p.projection(&def)?;
-    let rec = ops::get(&sh, &ctx, kind, &id, ops::load_for(&def, &proj)).await?;
-    if let Some(inm) = h.get(header::IF_NONE_MATCH) {
-        if params::etag_matches(inm, rec.version) {
-            let mut resp = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&render::etag(rec.version)) {
-                resp.headers_mut().insert(header::ETAG, v);
-            }
-            return Ok(resp);
-        }
+fn set_etag(resp: &mut Response, version: i64) {
+    if let Ok(v) = HeaderValue::from_str(&render::etag(version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+}
+
+async fn list<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    view: View<G>,
+) -> Result<Response, ApiError> {
+    let lp = ListParams::from_query(&view.params, sh.settings())?;
+    let body = ops::list(&sh, &ctx, &[View::<G>::KIND], &lp).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+async fn search<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let lp = ListParams::from_search(&body.0, sh.settings())?;
+    let kind = if G { Kind::Group } else { Kind::User };
+    let body = ops::list(&sh, &ctx, &[kind], &lp).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+async fn search_root(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let lp = ListParams::from_search(&body.0, sh.settings())?;
+    let body = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+async fn get_one<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    view: View<G>,
+    IfNoneMatch(if_none_match): IfNoneMatch,
+) -> Result<Response, ApiError> {
+    let def = view.def()?;
+    let proj = view.params.projection(&def)?;
+    let rec = ops::get(&sh, &ctx, View::<G>::KIND, &id, ops::load_for(&def, &proj)).await?;
+    if if_none_match.is_some_and(|inm| params::etag_matches(&inm, rec.version)) {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        set_etag(&mut resp, rec.version);
+        return Ok(resp);
     }
     Ok(resource_response(StatusCode::OK, &ctx, &def, &proj, &rec))
 }
 
-async fn create(sh: Sh, ctx: Ctx, kind: Kind, p: Params, b: JsonBody) -> Result<Response, ApiError> {
-    let def = sh.def(kind)?;
-    let proj = p.projection(&def)?;
-    let rec = ops::create(&sh, &ctx, kind, b.0, ops::load_for(&def, &proj)).await?;
+async fn create<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    view: View<G>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let def = view.def()?;
+    let proj = view.params.projection(&def)?;
+    let rec = ops::create(&sh, &ctx, View::<G>::KIND, body.0).await?;
     Ok(resource_response(StatusCode::CREATED, &ctx, &def, &proj, &rec))
 }
 
-async fn replace(
-    sh: Sh,
-    ctx: Ctx,
-    kind: Kind,
-    id: String,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
+async fn replace<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    view: View<G>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let def = sh.def(kind)?;
-    let proj = p.projection(&def)?;
-    let if_match = params::IfMatch::from_headers(&h)?;
-    let rec = ops::replace(&sh, &ctx, kind, &id, b.0, if_match.as_ref(), ops::load_for(&def, &proj)).await?;
+    let def = view.def()?;
+    let proj = view.params.projection(&def)?;
+    let load = ops::load_for(&def, &proj);
+    let rec = ops::replace(&sh, &ctx, View::<G>::KIND, &id, body.0, if_match.as_ref(), load).await?;
     Ok(resource_response(StatusCode::OK, &ctx, &def, &proj, &rec))
 }
 
-async fn patch(
-    sh: Sh,
-    ctx: Ctx,
-    kind: Kind,
-    id: String,
-    p: Params,
-    h: HeaderMap,
-    b: JsonBody,
+async fn patch<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    view: View<G>,
+    IfMatchHeader(if_match): IfMatchHeader,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let def = sh.def(kind)?;
-    let proj = p.projection(&def)?;
-    let if_match = params::IfMatch::from_headers(&h)?;
+    let def = view.def()?;
+    let proj = view.params.projection(&def)?;
     // A group PATCH answers 204 (what Entra expects) unless the client asked to see attributes.
-    let with_body = kind == Kind::User || p.has_projection();
+    let with_body = !G || view.params.has_projection();
     let load = if with_body { ops::load_for(&def, &proj) } else { scim_store::Load::default() };
-    let rec = ops::patch(&sh, &ctx, kind, &id, &b.0, if_match.as_ref(), load).await?;
+    let rec = ops::patch(&sh, &ctx, View::<G>::KIND, &id, &body.0, if_match.as_ref(), load).await?;
     if with_body {
         return Ok(resource_response(StatusCode::OK, &ctx, &def, &proj, &rec));
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&render::etag(rec.version)) {
-        resp.headers_mut().insert(header::ETAG, v);
-    }
+    set_etag(&mut resp, rec.version);
     Ok(resp)
 }
 
-async fn delete(sh: Sh, ctx: Ctx, kind: Kind, id: String, h: HeaderMap) -> Result<Response, ApiError> {
-    let if_match = params::IfMatch::from_headers(&h)?;
+async fn delete<const G: bool>(
+    State(sh): State<SharedState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    IfMatchHeader(if_match): IfMatchHeader,
+) -> Result<Response, ApiError> {
+    let kind = if G { Kind::Group } else { Kind::User };
     ops::delete(&sh, &ctx, kind, &id, if_match.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

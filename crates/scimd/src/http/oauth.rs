@@ -22,9 +22,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use time::OffsetDateTime;
 
-use super::Sh;
+use super::state::SharedState;
 use crate::tokens;
 
 /// How long an access token lives (Entra accepts 60 minutes to 6 hours).
@@ -71,7 +70,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// `POST /oauth/token`.
-pub(crate) async fn token(State(sh): State<Sh>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(State(sh): State<SharedState>, headers: HeaderMap, body: Bytes) -> Response {
     let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(_) => match serde_json::from_slice(&body) {
@@ -112,9 +111,8 @@ pub(crate) async fn token(State(sh): State<Sh>, headers: HeaderMap, body: Bytes)
         Some(_) => return invalid(),
         None => client_secret.clone(),
     };
-    let now = OffsetDateTime::now_utc();
-    let lookup_id = client_id.clone();
-    let record = match sh.run(move |s| s.token(&lookup_id)).await {
+    let now = sh.app.clock.now();
+    let record = match sh.store().token(client_id.clone()).await {
         Ok(Some(t)) => t,
         Ok(None) => return invalid(),
         Err(e) => {
@@ -132,8 +130,7 @@ pub(crate) async fn token(State(sh): State<Sh>, headers: HeaderMap, body: Bytes)
         Some(now + ACCESS_TOKEN_LIFETIME),
         now,
     );
-    let stored = issued.record.clone();
-    if let Err(e) = sh.run(move |s| s.create_token(&stored)).await {
+    if let Err(e) = sh.store().create_token(issued.record.clone()).await {
         tracing::error!(error = %e, "oauth token endpoint: store failure");
         return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token store failed");
     }

@@ -1,22 +1,22 @@
 //! The resource operations, shared by the single endpoints and `/Bulk`.
 //!
 //! Each takes what the request parsed, runs the core (ingest, PATCH, tenant policy, filter
-//! checks), calls the store on a blocking thread, and returns a [`Record`] (or a list
-//! response); rendering and status codes are the caller's.
+//! checks), awaits one owned store request, and returns a [`Record`] (or a list response);
+//! rendering is the caller's, statuses are `error.rs`'s.
 
 use scim_core::filter::Filter;
 use scim_core::patch::{self, PatchRequest};
 use scim_core::policy::RequiredPaths;
 use scim_core::project::Projection;
 use scim_core::resource::{self, UnknownAttributes};
-use scim_core::{AttrPath, ResourceDef, ScimError, eval};
-use scim_store::{Kind, Load, Members, Query, Record, StoreError, Tenant};
+use scim_core::{AttrPath, Kind, ResourceDef, ScimError, eval};
+use scim_store::{Create, Delete, Get, Load, Members, Query, Record, StoreError, Tenant, Update, UpdateMembers};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::auth::Ctx;
 use super::params::{IfMatch, ListParams};
-use super::{ApiError, Shared, hints, render};
+use super::state::Shared;
+use super::{ApiError, hints, render};
 
 /// How often a PATCH is retried when another writer changed the resource in between.
 const PATCH_ATTEMPTS: usize = 5;
@@ -27,10 +27,6 @@ pub(crate) fn load_for(def: &ResourceDef<'_>, proj: &Projection<'_>) -> Load {
     let members = def.member_attribute().is_some_and(|m| proj.returns(def, m));
     let groups = def.rt.name == Kind::User.name() && returns("groups");
     Load { members, groups }
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
 }
 
 /// Checks the tenant's mandatory attributes (users only).
@@ -49,13 +45,10 @@ pub(crate) fn check_policy(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) 
 }
 
 fn precondition_failed(kind: Kind, id: &str, version: i64) -> ApiError {
-    ApiError::Scim(ScimError::status(
-        412,
-        format!(
-            "{} {id} is at version {}, which If-Match does not name; read it again and retry",
-            kind.name(),
-            render::etag(version)
-        ),
+    ApiError::PreconditionFailed(format!(
+        "{} {id} is at version {}, which If-Match does not name; read it again and retry",
+        kind.name(),
+        render::etag(version)
     ))
 }
 
@@ -81,22 +74,16 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
             eval::check(&def, f)?;
         }
         let proj = Projection::new(&def, lp.attributes.as_deref(), lp.excluded.as_deref())?;
-        let load = load_for(&def, &proj);
-        let (tenant, filter, sort, order) = (ctx.tenant.id, filter.clone(), sort_by.clone(), lp.sort_order);
-        let (start_index, count) = (skip + 1, remaining);
-        let page = sh
-            .run(move |s| {
-                let q = Query {
-                    filter: filter.as_ref(),
-                    sort: sort.as_ref().map(|p| (p, order)),
-                    start_index,
-                    count,
-                    load,
-                };
-                s.query(tenant, kind, &q)
-            })
-            .await
-            .map_err(ApiError::from)?;
+        let query = Query {
+            tenant: ctx.tenant.id,
+            kind,
+            filter: filter.clone(),
+            sort: sort_by.clone().map(|p| (p, lp.sort_order)),
+            start_index: skip + 1,
+            count: remaining,
+            load: load_for(&def, &proj),
+        };
+        let page = sh.store().query(query).await?;
         total = total.saturating_add(page.total);
         skip = skip.saturating_sub(page.total);
         remaining = remaining.saturating_sub(page.records.len() as u64);
@@ -109,27 +96,12 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
 
 /// Reads one resource; 404 if the tenant has none with this id.
 pub(crate) async fn get(sh: &Shared, ctx: &Ctx, kind: Kind, id: &str, load: Load) -> Result<Record, ApiError> {
-    let (tenant, key) = (ctx.tenant.id, id.to_owned());
-    sh.run_point(move |s| s.get(tenant, kind, &key, load))
+    let req = Get { tenant: ctx.tenant.id, kind, id: id.to_owned(), load };
+    sh.store()
+        .get(req)
         .await
         .map_err(|e| ApiError::store(e, kind, id))?
         .ok_or_else(|| ApiError::store(StoreError::NotFound, kind, id))
-}
-
-/// Fills in members / groups a response needs when the store's answer lacks them.
-async fn ensure_loaded(sh: &Shared, ctx: &Ctx, mut rec: Record, load: Load) -> Result<Record, ApiError> {
-    let needs_members = load.members && rec.kind == Kind::Group && rec.members.is_none();
-    let needs_groups = load.groups && rec.kind == Kind::User && rec.groups.is_none();
-    if needs_members || needs_groups {
-        let fresh = get(sh, ctx, rec.kind, &rec.id, load).await?;
-        if needs_members {
-            rec.members = fresh.members;
-        }
-        if needs_groups {
-            rec.groups = fresh.groups;
-        }
-    }
-    Ok(rec)
 }
 
 /// The version to pass to the store for an `If-Match`: `None` without one; else the current
@@ -149,22 +121,22 @@ async fn if_version(
     Ok(Some(cur.version))
 }
 
-/// POST: creates a resource with a new id.
-pub(crate) async fn create(sh: &Shared, ctx: &Ctx, kind: Kind, body: Value, load: Load) -> Result<Record, ApiError> {
+/// POST: creates a resource with a new id. The record carries a group's members and a user's
+/// (empty) groups.
+pub(crate) async fn create(sh: &Shared, ctx: &Ctx, kind: Kind, body: Value) -> Result<Record, ApiError> {
     let def = sh.def(kind)?;
     let ingested = resource::ingest(&def, &body, UnknownAttributes::Drop)?;
     check_policy(&def, &ctx.tenant, &ingested.resource)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let (tenant, key, doc, members) =
-        (ctx.tenant.id, id.clone(), ingested.resource, ingested.members.unwrap_or_default());
-    let mut rec = sh
-        .run(move |s| s.create(tenant, kind, &key, now(), &doc, &members))
-        .await
-        .map_err(|e| ApiError::store(e, kind, &id))?;
-    if kind == Kind::User && rec.groups.is_none() {
-        rec.groups = Some(Vec::new()); // a new user belongs to no group yet
-    }
-    ensure_loaded(sh, ctx, rec, load).await
+    let req = Create {
+        tenant: ctx.tenant.id,
+        kind,
+        id: id.clone(),
+        now: sh.app.clock.now(),
+        doc: ingested.resource,
+        members: ingested.members.unwrap_or_default(),
+    };
+    sh.store().create(req).await.map_err(|e| ApiError::store(e, kind, &id))
 }
 
 /// PUT: replaces a resource (RFC 7644 §3.5.1); a group's member list becomes the body's.
@@ -180,19 +152,22 @@ pub(crate) async fn replace(
     let def = sh.def(kind)?;
     let ingested = resource::ingest(&def, &body, UnknownAttributes::Drop)?;
     check_policy(&def, &ctx.tenant, &ingested.resource)?;
-    let version = if_version(sh, ctx, kind, id, if_match).await?;
-    let (tenant, key, doc, members) = (ctx.tenant.id, id.to_owned(), ingested.resource, ingested.members);
-    let rec = sh
-        .run(move |s| {
-            let m = match kind {
-                Kind::Group => Members::Replace(members.as_deref().unwrap_or(&[])),
-                Kind::User => Members::Unchanged,
-            };
-            s.update(tenant, kind, &key, version, now(), &doc, m, load)
-        })
-        .await
-        .map_err(|e| ApiError::store(e, kind, id))?;
-    ensure_loaded(sh, ctx, rec, load).await
+    let if_version = if_version(sh, ctx, kind, id, if_match).await?;
+    let members = match kind {
+        Kind::Group => Members::Replace(ingested.members.unwrap_or_default()),
+        Kind::User => Members::Unchanged,
+    };
+    let req = Update {
+        tenant: ctx.tenant.id,
+        kind,
+        id: id.to_owned(),
+        if_version,
+        now: sh.app.clock.now(),
+        doc: ingested.resource,
+        members,
+        load,
+    };
+    sh.store().update(req).await.map_err(|e| ApiError::store(e, kind, id))
 }
 
 /// PATCH (RFC 7644 §3.5.2): all operations or none; retried when a concurrent writer got in
@@ -219,47 +194,35 @@ pub(crate) async fn patch(
             return Ok(cur); // nothing to write, so nothing for the tenant policy to refuse
         }
         check_policy(&def, &ctx.tenant, &outcome.resource)?;
-        let (tenant, key, version) = (ctx.tenant.id, id.to_owned(), cur.version);
+        let now = sh.app.clock.now();
         if outcome.resource == cur.doc && if_match.is_none() {
             // Only members change: applied row by row, so concurrent member PATCHes of one
             // group never conflict (no version check, no retry).
-            let delta = outcome.members;
-            return match sh.run(move |s| s.update_members(tenant, kind, &key, now(), &delta, load)).await {
-                Ok(rec) => ensure_loaded(sh, ctx, rec, load).await,
-                Err(e) => Err(ApiError::store(e, kind, id)),
-            };
+            let req =
+                UpdateMembers { tenant: ctx.tenant.id, kind, id: id.to_owned(), now, delta: outcome.members, load };
+            return sh.store().update_members(req).await.map_err(|e| ApiError::store(e, kind, id));
         }
-        let result = sh
-            .run(move |s| {
-                s.update(
-                    tenant,
-                    kind,
-                    &key,
-                    Some(version),
-                    now(),
-                    &outcome.resource,
-                    Members::Delta(&outcome.members),
-                    load,
-                )
-            })
-            .await;
-        match result {
-            Ok(rec) => return ensure_loaded(sh, ctx, rec, load).await,
-            Err(StoreError::VersionMismatch) => {
-                last_version = cur.version;
-                continue;
-            }
+        let req = Update {
+            tenant: ctx.tenant.id,
+            kind,
+            id: id.to_owned(),
+            if_version: Some(cur.version),
+            now,
+            doc: outcome.resource,
+            members: Members::Delta(outcome.members),
+            load,
+        };
+        match sh.store().update(req).await {
+            Ok(rec) => return Ok(rec),
+            Err(StoreError::VersionMismatch) => last_version = cur.version,
             Err(e) => return Err(ApiError::store(e, kind, id)),
         }
     }
     tracing::warn!(kind = kind.name(), id, "PATCH gave up: the resource kept changing under it");
-    Err(ApiError::Scim(ScimError::status(
-        412,
-        format!(
-            "{} {id} kept changing while this PATCH was applied (last seen at {}); retry",
-            kind.name(),
-            render::etag(last_version)
-        ),
+    Err(ApiError::PreconditionFailed(format!(
+        "{} {id} kept changing while this PATCH was applied (last seen at {}); retry",
+        kind.name(),
+        render::etag(last_version)
     )))
 }
 
@@ -271,7 +234,7 @@ pub(crate) async fn delete(
     id: &str,
     if_match: Option<&IfMatch>,
 ) -> Result<(), ApiError> {
-    let version = if_version(sh, ctx, kind, id, if_match).await?;
-    let (tenant, key) = (ctx.tenant.id, id.to_owned());
-    sh.run(move |s| s.delete(tenant, kind, &key, version, now())).await.map_err(|e| ApiError::store(e, kind, id))
+    let if_version = if_version(sh, ctx, kind, id, if_match).await?;
+    let req = Delete { tenant: ctx.tenant.id, kind, id: id.to_owned(), if_version, now: sh.app.clock.now() };
+    sh.store().delete(req).await.map_err(|e| ApiError::store(e, kind, id))
 }

@@ -11,7 +11,8 @@ use scim_core::{ResourceDef, ScimError};
 use scim_store::SortOrder;
 use serde_json::Value;
 
-use super::{ApiError, HttpSettings};
+use super::ApiError;
+use super::state::HttpSettings;
 
 /// The query string as name/value pairs.
 #[derive(Debug, Clone, Default)]
@@ -202,6 +203,30 @@ impl ListParams {
 /// An `If-Match` header: `*` or a list of entity tags.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IfMatch(String);
+
+/// The request's `If-Match`, if it has one (an extractor: a malformed header is a 400).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IfMatchHeader(pub Option<IfMatch>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        IfMatch::from_headers(&parts.headers).map(IfMatchHeader)
+    }
+}
+
+/// The request's `If-None-Match`, if it has one.
+#[derive(Debug, Clone)]
+pub(crate) struct IfNoneMatch(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(IfNoneMatch(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
 
 impl IfMatch {
     /// The `If-Match` header, if the request has one.

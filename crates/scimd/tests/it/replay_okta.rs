@@ -2,9 +2,8 @@
 //! PUT update, path-less deactivate and reactivate, password push) and Group Push (create, add
 //! members, remove with a value-filter path, rename by PATCH and by PUT, delete). Bodies are
 //! those of Okta's SCIM 2.0 guide.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use common::*;
 use reqwest::StatusCode;

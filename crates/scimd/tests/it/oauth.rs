@@ -1,8 +1,7 @@
 //! OAuth 2.0 client credentials (CLIENTS.md: newer Entra versions call a token endpoint with a
 //! client id and secret, then use the access token as the bearer token).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use base64::Engine as _;
 use serde_json::Value;

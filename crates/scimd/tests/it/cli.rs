@@ -1,5 +1,4 @@
 //! The `scimd` command line, run as a user runs it: the built binary on a temporary database.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,8 +1,7 @@
 //! The SCIM HTTP API through a real server on a random port, over a fresh SQLite store.
 //! Shapes are those of CLIENTS.md (Entra ID, Okta) and RFC 7644.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use std::time::Duration;
 
@@ -53,7 +52,7 @@ async fn healthz_is_ok_without_a_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_ok_when_the_database_answers_and_503_when_not() {
-    let (store, dir) = fresh_store();
+    let (store, dir) = fresh_store().await;
     let spy = Spy::new(store);
     let app = spawn_app_on(spy.clone(), dir, HttpSettings::default(), &[]).await;
     let r = app.client.get(format!("{}/readyz", app.origin)).send().await.unwrap();
@@ -97,11 +96,11 @@ async fn wrong_token_is_401_never_403() {
 async fn expired_token_is_401() {
     let app = spawn_app().await;
     let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let expired = add_token(&app.store, app.tenant.id, Some(past));
+    let expired = add_token(&app.store, app.tenant.id, Some(past)).await;
     let r = app.req_as(&expired, Method::GET, "/Users").send().await.unwrap();
     assert_scim_error(r, 401, None).await;
     let future = OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let valid = add_token(&app.store, app.tenant.id, Some(future));
+    let valid = add_token(&app.store, app.tenant.id, Some(future)).await;
     assert_eq!(app.req_as(&valid, Method::GET, "/Users").send().await.unwrap().status(), StatusCode::OK);
 }
 
@@ -112,7 +111,7 @@ async fn revoked_token_is_401_once_the_cache_expires() {
     let app = spawn_app_with(settings, &[]).await;
     assert_eq!(app.get("/Users").await.status(), StatusCode::OK);
     let (id, _) = scimd::tokens::split(&app.token).unwrap();
-    assert!(app.store.revoke_token(id, OffsetDateTime::now_utc()).unwrap());
+    assert!(app.store.revoke_token(id.to_owned(), OffsetDateTime::now_utc()).await.unwrap());
     assert_scim_error(app.get("/Users").await, 401, None).await;
 }
 
@@ -632,7 +631,7 @@ async fn unknown_id_is_404_for_every_method() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_retries_when_a_concurrent_writer_got_in_between() {
-    let (store, dir) = fresh_store();
+    let (store, dir) = fresh_store().await;
     let spy = Spy::new(store);
     let app = spawn_app_on(spy.clone(), dir, HttpSettings::default(), &[]).await;
     let id = app.user("race@contoso.com").await;
@@ -900,7 +899,7 @@ async fn group_patch_with_attributes_answers_200_with_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_group_excluding_members_never_loads_them() {
-    let (store, dir) = fresh_store();
+    let (store, dir) = fresh_store().await;
     let spy = Spy::new(store);
     let app = spawn_app_on(spy.clone(), dir, HttpSettings::default(), &[]).await;
     let (g, users) = group_with_members(&app, 2).await;
@@ -999,7 +998,7 @@ async fn tenants_see_nothing_of_each_other() {
     let app = spawn_app().await;
     let uid = app.create_user(&entra_user("jdoe@contoso.com", "jdoe")).await["id"].as_str().unwrap().to_owned();
     let gid = app.group("Ops").await;
-    let (_, other) = add_tenant(&app.store, "fabrikam", &[]);
+    let (_, other) = add_tenant(&app.store, "fabrikam", &[]).await;
 
     for path in [format!("/Users/{uid}"), format!("/Groups/{gid}")] {
         let r = app.req_as(&other, Method::GET, &path).send().await.unwrap();
@@ -1170,7 +1169,7 @@ async fn bad_filters_and_parameters_are_400_never_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_failure_is_500_without_internals_and_a_panic_too() {
-    let (store, dir) = fresh_store();
+    let (store, dir) = fresh_store().await;
     let spy = Spy::new(store);
     let app = spawn_app_on(spy.clone(), dir, HttpSettings::default(), &[]).await;
     Spy::set(&spy.fail_query, true);
@@ -1218,7 +1217,7 @@ async fn more_requests_in_flight_than_allowed_is_429_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "1");
     assert_scim_error(r, 429, None).await;
     // Another tenant is not affected.
-    let (_, other) = add_tenant(&app.store, "fabrikam", &[]);
+    let (_, other) = add_tenant(&app.store, "fabrikam", &[]).await;
     assert_eq!(app.req_as(&other, Method::GET, "/Users").send().await.unwrap().status(), StatusCode::OK);
 
     // Finish the held request; then the tenant is served again.

@@ -3,9 +3,8 @@
 //! the Microsoft SCIM Validator that CLIENTS.md lists (including its preview tests and the
 //! gallery checks). Bodies are Entra's (CLIENTS.md, Microsoft's provisioning tutorial); status
 //! codes are those of CLIENTS.md's table.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -1,11 +1,16 @@
-//! Test harness: a real scimd HTTP server on a random port over a fresh SQLite store.
+//! Test harness: the real scimd server (`scimd::server::Server`, as `scimd serve` builds it)
+//! on a random port over a fresh store: SQLite, or PostgreSQL with `SCIMD_TEST_ENGINE=postgres`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use scim_core::Registry;
 use scim_store::{Store, Tenant};
-use scimd::http::{AppState, HttpSettings, LenientListener, router};
+use scimd::clock::SystemClock;
+use scimd::config::Settings;
+use scimd::http::HttpSettings;
+use scimd::server::Server;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,15 +47,55 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// An HTTP client.
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
-/// Opens a fresh SQLite store in a temporary directory.
-pub fn fresh_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+/// Where a test's store lives; removed when dropped.
+pub enum TestDb {
+    /// A SQLite file in a temporary directory.
+    Sqlite(tempfile::TempDir),
+    /// A PostgreSQL database of its own: (server URL, database name).
+    Postgres(String, String),
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres(url, name) = self {
+            let _ = std::process::Command::new("psql")
+                .arg(url.as_str())
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .status();
+        }
+    }
+}
+
+/// Whether the HTTP suite runs on PostgreSQL (`SCIMD_TEST_ENGINE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("SCIMD_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+}
+
+/// Opens a fresh store of the engine under test.
+pub async fn fresh_store() -> (Arc<dyn Store>, TestDb) {
+    let registry = Arc::new(Registry::standard());
+    if on_postgres() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let url = std::env::var("SCIMD_TEST_POSTGRES_URL")
+            .expect("SCIMD_TEST_ENGINE=postgres needs SCIMD_TEST_POSTGRES_URL (scripts/postgres.sh start DIR)");
+        let name = format!("http_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let status =
+            std::process::Command::new("psql").arg(&url).arg("-qc").arg(format!("CREATE DATABASE {name}")).status();
+        assert!(status.is_ok_and(|s| s.success()), "psql CREATE DATABASE {name}");
+        let db = TestDb::Postgres(url.clone(), name.clone());
+        let (base, _) = url.rsplit_once('/').unwrap();
+        let store = scim_store::open(&format!("{base}/{name}"), Default::default(), registry).await.unwrap();
+        return (store, db);
+    }
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/t.db", dir.path().display());
-    let store = scim_store::open(&url, Default::default()).unwrap();
-    (store, dir)
+    let store = scim_store::open(&url, Default::default(), registry).await.unwrap();
+    (store, TestDb::Sqlite(dir))
 }
 
 /// A server with default settings and a tenant without required attributes.
@@ -60,53 +105,49 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server with these settings, and a tenant with these required attributes.
 pub async fn spawn_app_with(settings: HttpSettings, required: &[&str]) -> TestApp {
-    let (store, dir) = fresh_store();
-    spawn_app_on(store, dir, settings, required).await
+    let (store, db) = fresh_store().await;
+    spawn_app_on(store, db, settings, required).await
 }
 
-/// A server over `store` (which may wrap a real one).
-pub async fn spawn_app_on(
-    store: Arc<dyn Store>,
-    dir: tempfile::TempDir,
-    settings: HttpSettings,
-    required: &[&str],
-) -> TestApp {
-    let (tenant, token) = add_tenant(&store, "contoso", required);
-    let state = AppState {
-        store: Arc::clone(&store),
-        registry: Arc::new(scim_core::Registry::standard()),
-        settings: Arc::new(settings),
+/// A server over `store` (which may wrap a real one), built as `scimd serve` builds it.
+pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings, required: &[&str]) -> TestApp {
+    let (tenant, token) = add_tenant(&store, "contoso", required).await;
+    let settings = Settings {
+        database: String::new(),
+        listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        http,
+        store: Default::default(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(LenientListener(listener), router(state)).await.unwrap();
-    });
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+    let server = Server::with_store(
+        &settings,
+        Arc::clone(&store),
+        Arc::new(Registry::standard()),
+        Arc::new(SystemClock),
+        prometheus,
+    )
+    .await
+    .unwrap();
+    let addr = server.scim_addr().unwrap();
+    tokio::spawn(server.run(std::future::pending()));
     let origin = format!("http://{addr}");
-    TestApp {
-        scim: format!("{origin}/scim/v2"),
-        origin,
-        token,
-        tenant,
-        store,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    }
+    TestApp { scim: format!("{origin}/scim/v2"), origin, token, tenant, store, client: reqwest::Client::new(), _db: db }
 }
 
 /// Creates a tenant and a token for it in the store.
-pub fn add_tenant(store: &Arc<dyn Store>, name: &str, required: &[&str]) -> (Tenant, String) {
+pub async fn add_tenant(store: &Arc<dyn Store>, name: &str, required: &[&str]) -> (Tenant, String) {
     let now = OffsetDateTime::now_utc();
     let required: Vec<String> = required.iter().map(|s| (*s).to_owned()).collect();
-    let tenant = store.create_tenant(name, &required, now).unwrap();
-    let token = add_token(store, tenant.id, None);
+    let tenant = store.create_tenant(name.to_owned(), required, now).await.unwrap();
+    let token = add_token(store, tenant.id, None).await;
     (tenant, token)
 }
 
 /// Issues and stores a token; returns the secret.
-pub fn add_token(store: &Arc<dyn Store>, tenant: i64, expires: Option<OffsetDateTime>) -> String {
+pub async fn add_token(store: &Arc<dyn Store>, tenant: i64, expires: Option<OffsetDateTime>) -> String {
     let issued = scimd::tokens::issue(tenant, Some("test".into()), expires, OffsetDateTime::now_utc());
-    store.create_token(&issued.record).unwrap();
+    store.create_token(issued.record).await.unwrap();
     issued.secret
 }
 
@@ -279,109 +320,86 @@ impl Spy {
     }
 }
 
-use scim_store::{Event, Kind, Load, Members, Page, Query, Record, Result as StoreResult, StoreError, Token};
+use scim_store::{
+    Create, Delete, Event, Get, Page, Query, Record, Result as StoreResult, StoreError, Token, Update, UpdateMembers,
+};
 
+#[async_trait::async_trait]
 impl Store for Spy {
-    fn ping(&self) -> StoreResult<()> {
+    async fn ping(&self) -> StoreResult<()> {
         if Self::flag(&self.fail_ping) {
             return Err(StoreError::Backend("SECRET-DSN connection refused".into()));
         }
-        self.inner.ping()
+        self.inner.ping().await
     }
-    fn create_tenant(&self, name: &str, required: &[String], now: OffsetDateTime) -> StoreResult<Tenant> {
-        self.inner.create_tenant(name, required, now)
+    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> StoreResult<Tenant> {
+        self.inner.create_tenant(name, required, now).await
     }
-    fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        self.inner.list_tenants()
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.inner.list_tenants().await
     }
-    fn tenant(&self, name: &str) -> StoreResult<Option<Tenant>> {
-        self.inner.tenant(name)
+    async fn tenant(&self, name: String) -> StoreResult<Option<Tenant>> {
+        self.inner.tenant(name).await
     }
-    fn tenant_by_id(&self, id: i64) -> StoreResult<Option<Tenant>> {
-        self.inner.tenant_by_id(id)
+    async fn tenant_by_id(&self, id: i64) -> StoreResult<Option<Tenant>> {
+        self.inner.tenant_by_id(id).await
     }
-    fn delete_tenant(&self, name: &str) -> StoreResult<bool> {
-        self.inner.delete_tenant(name)
+    async fn delete_tenant(&self, name: String) -> StoreResult<bool> {
+        self.inner.delete_tenant(name).await
     }
-    fn create_token(&self, token: &Token) -> StoreResult<()> {
-        self.inner.create_token(token)
+    async fn create_token(&self, token: Token) -> StoreResult<()> {
+        self.inner.create_token(token).await
     }
-    fn token(&self, id: &str) -> StoreResult<Option<Token>> {
-        self.inner.token(id)
+    async fn token(&self, id: String) -> StoreResult<Option<Token>> {
+        self.inner.token(id).await
     }
-    fn list_tokens(&self, tenant: i64) -> StoreResult<Vec<Token>> {
-        self.inner.list_tokens(tenant)
+    async fn list_tokens(&self, tenant: i64) -> StoreResult<Vec<Token>> {
+        self.inner.list_tokens(tenant).await
     }
-    fn revoke_token(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        self.inner.revoke_token(id, now)
+    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.revoke_token(id, now).await
     }
-    fn create(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        now: OffsetDateTime,
-        doc: &Value,
-        members: &[scim_core::resource::Member],
-    ) -> StoreResult<Record> {
-        self.inner.create(tenant, kind, id, now, doc, members)
+    async fn create(&self, req: Create) -> StoreResult<Record> {
+        self.inner.create(req).await
     }
-    fn get(&self, tenant: i64, kind: Kind, id: &str, load: Load) -> StoreResult<Option<Record>> {
-        self.loads.lock().unwrap().push(load);
-        self.inner.get(tenant, kind, id, load)
+    async fn get(&self, req: Get) -> StoreResult<Option<Record>> {
+        self.loads.lock().unwrap().push(req.load);
+        self.inner.get(req).await
     }
-    fn update(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        if_version: Option<i64>,
-        now: OffsetDateTime,
-        doc: &Value,
-        members: Members<'_>,
-        load: Load,
-    ) -> StoreResult<Record> {
-        self.loads.lock().unwrap().push(load);
+    async fn update(&self, req: Update) -> StoreResult<Record> {
+        self.loads.lock().unwrap().push(req.load);
         let concurrent = self.interfere.lock().unwrap().pop();
         if let Some(other) = concurrent {
-            self.inner.update(tenant, kind, id, None, now, &other, Members::Unchanged, Load::default()).unwrap();
+            let write = Update {
+                if_version: None,
+                doc: other,
+                members: scim_store::Members::Unchanged,
+                load: scim_store::Load::default(),
+                ..req.clone()
+            };
+            self.inner.update(write).await.unwrap();
         }
-        self.inner.update(tenant, kind, id, if_version, now, doc, members, load)
+        self.inner.update(req).await
     }
-    fn update_members(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        now: OffsetDateTime,
-        delta: &scim_core::patch::MemberDelta,
-        load: Load,
-    ) -> StoreResult<Record> {
-        self.loads.lock().unwrap().push(load);
-        self.inner.update_members(tenant, kind, id, now, delta, load)
+    async fn update_members(&self, req: UpdateMembers) -> StoreResult<Record> {
+        self.loads.lock().unwrap().push(req.load);
+        self.inner.update_members(req).await
     }
-    fn delete(
-        &self,
-        tenant: i64,
-        kind: Kind,
-        id: &str,
-        if_version: Option<i64>,
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        self.inner.delete(tenant, kind, id, if_version, now)
+    async fn delete(&self, req: Delete) -> StoreResult<()> {
+        self.inner.delete(req).await
     }
-    fn query(&self, tenant: i64, kind: Kind, query: &Query<'_>) -> StoreResult<Page> {
+    async fn query(&self, req: Query) -> StoreResult<Page> {
         if Self::flag(&self.panic_query) {
             panic!("store panicked");
         }
         if Self::flag(&self.fail_query) {
             return Err(StoreError::Backend("SECRET-DSN disk I/O error".into()));
         }
-        self.loads.lock().unwrap().push(query.load);
-        self.inner.query(tenant, kind, query)
+        self.loads.lock().unwrap().push(req.load);
+        self.inner.query(req).await
     }
-    fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Vec<Event>> {
-        self.inner.events(tenant, after, limit)
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Vec<Event>> {
+        self.inner.events(tenant, after, limit).await
     }
 }
 

@@ -1,7 +1,6 @@
 //! Concurrent requests against one resource, as Entra's parallel provisioning sends them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use serde_json::json;
 

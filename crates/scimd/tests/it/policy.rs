@@ -4,9 +4,8 @@
 //! (Entra leaves an unmapped or empty source attribute out) is refused with 400 `invalidValue`
 //! whose detail names each missing SCIM attribute and the Entra mapping to add; everything
 //! Entra sends for a fully mapped user goes through; tenants without a policy are unaffected.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use common::*;
 use reqwest::StatusCode;
@@ -296,7 +295,7 @@ async fn a_tenant_without_a_policy_accepts_what_the_reference_policy_refuses() {
         .await;
     assert!(v["name"].get("givenName").is_none() && v.get("active").is_none(), "{v}");
     // The same tenant store, another tenant with the policy, refuses the same body.
-    let (_, strict) = add_tenant(&app.store, "fabrikam", REFERENCE_REQUIRED);
+    let (_, strict) = add_tenant(&app.store, "fabrikam", REFERENCE_REQUIRED).await;
     let r = app.req_as(&strict, reqwest::Method::POST, "/Users").header("content-type", SCIM).body(body.to_string());
     let v = assert_scim_error(r.send().await.unwrap(), 400, Some("invalidValue")).await;
     assert!(v["detail"].as_str().unwrap().starts_with("required attribute missing: "), "{v}");

@@ -2,9 +2,8 @@
 //! the client sends and named after the quirk. The quirks are accepted by the tolerance layer
 //! (`scim_core::tolerance`, plus the grammar extensions of `filter` and `patch`); these tests
 //! show that every one of them reaches it intact through HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use super::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

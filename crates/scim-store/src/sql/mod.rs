@@ -1,0 +1,336 @@
+//! What both SQL engines share: the connection interface the store operations are written
+//! against ([`Conn`]), bound values ([`Arg`]), rows ([`Row`]) and the few places where SQLite
+//! and PostgreSQL spell things differently ([`Dialect`]).
+//!
+//! Statements are written once, with PostgreSQL-style numbered placeholders (`$1`, `$2`, ...);
+//! the SQLite engine rewrites them to `?1`, `?2` when it prepares a statement. Every value is
+//! bound, never spliced into the text.
+
+use std::future::Future;
+
+use crate::{Kind, Result, StoreError};
+
+pub(crate) mod ops;
+pub(crate) mod render;
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// SQL NULL.
+    Null,
+    /// An integer (bound as the column's integer width on PostgreSQL).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A list of integers (PostgreSQL: `bigint[]`; SQLite: a JSON array read by `json_each`).
+    Ints(Vec<i64>),
+    /// A list of texts, NULLs allowed (PostgreSQL: `text[]`; SQLite: a JSON array).
+    Texts(Vec<Option<String>>),
+}
+
+impl Arg {
+    /// Text, or NULL.
+    pub fn opt_text(v: Option<&str>) -> Arg {
+        v.map_or(Arg::Null, |s| Arg::Text(s.to_owned()))
+    }
+    /// An integer, or NULL.
+    pub fn opt_int(v: Option<i64>) -> Arg {
+        v.map_or(Arg::Null, Arg::Int)
+    }
+}
+
+/// A column value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// One result row, its columns in the order of the `SELECT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Val>);
+
+impl Row {
+    fn col(&self, i: usize) -> Result<&Val> {
+        self.0.get(i).ok_or_else(|| StoreError::Backend(format!("a query returned no column {i}")))
+    }
+
+    fn mismatch(&self, i: usize, want: &str) -> StoreError {
+        StoreError::Corrupt(format!("column {i} holds {:?} where {want} was expected", self.0.get(i)))
+    }
+
+    /// An integer column.
+    pub fn int(&self, i: usize) -> Result<i64> {
+        match self.col(i)? {
+            Val::Int(v) => Ok(*v),
+            _ => Err(self.mismatch(i, "an integer")),
+        }
+    }
+
+    /// An integer column that may be NULL.
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        match self.col(i)? {
+            Val::Null => Ok(None),
+            Val::Int(v) => Ok(Some(*v)),
+            _ => Err(self.mismatch(i, "an integer or NULL")),
+        }
+    }
+
+    /// A text column, taken out of the row.
+    pub fn text(&mut self, i: usize) -> Result<String> {
+        match self.0.get_mut(i) {
+            Some(Val::Text(s)) => Ok(std::mem::take(s)),
+            _ => Err(self.mismatch(i, "text")),
+        }
+    }
+
+    /// A text column that may be NULL, taken out of the row.
+    pub fn opt_text(&mut self, i: usize) -> Result<Option<String>> {
+        match self.0.get_mut(i) {
+            Some(Val::Null) => Ok(None),
+            Some(Val::Text(s)) => Ok(Some(std::mem::take(s))),
+            _ => Err(self.mismatch(i, "text or NULL")),
+        }
+    }
+
+    /// A bytes column, taken out of the row.
+    pub fn bytes(&mut self, i: usize) -> Result<Vec<u8>> {
+        match self.0.get_mut(i) {
+            Some(Val::Bytes(b)) => Ok(std::mem::take(b)),
+            _ => Err(self.mismatch(i, "bytes")),
+        }
+    }
+}
+
+/// A row lock a statement takes until commit (PostgreSQL; SQLite's single writer needs none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// `FOR KEY SHARE`: the row cannot be deleted (or its key changed) meanwhile.
+    KeyShare,
+    /// `FOR NO KEY UPDATE`: the row is being changed, not deleted.
+    NoKeyUpdate,
+    /// `FOR UPDATE`: the row is being deleted.
+    Update,
+}
+
+/// The engine-specific spelling of the few constructs that differ between SQLite and
+/// PostgreSQL. Everything else in the store's SQL is common to both.
+#[derive(Debug)]
+pub struct Dialect {
+    /// `sqlite` or `postgres`, for messages.
+    pub name: &'static str,
+    /// Whether row locks exist (`SELECT ... FOR ...`).
+    pub row_locks: bool,
+    /// Whether a list is bound as an array (`= ANY($n)`) rather than a JSON text read by
+    /// `json_each`.
+    pub arrays: bool,
+    /// Whether placeholders carry their type (`$3::text`), so that the server never guesses.
+    pub typed_params: bool,
+    /// `strpos(h, n)` or `instr(h, n)`: the 1-based position of a substring, 0 if absent.
+    pub position_fn: &'static str,
+    /// A prefix test that the engine runs as an index range scan, if it has one.
+    pub starts_with_fn: Option<&'static str>,
+}
+
+/// SQLite (3.35 or later: `RETURNING`, `UPDATE ... FROM`, JSON functions).
+pub const SQLITE: Dialect = Dialect {
+    name: "sqlite",
+    row_locks: false,
+    arrays: false,
+    typed_params: false,
+    position_fn: "instr",
+    starts_with_fn: None,
+};
+
+/// PostgreSQL (13 or later).
+pub const POSTGRES: Dialect = Dialect {
+    name: "postgres",
+    row_locks: true,
+    arrays: true,
+    typed_params: true,
+    position_fn: "strpos",
+    starts_with_fn: Some("starts_with"),
+};
+
+/// The SQL type of a placeholder, where the dialect wants it spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// text
+    Text,
+    /// bigint
+    Int,
+}
+
+impl Dialect {
+    /// The suffix of a `SELECT` that takes `lock` (empty where there are no row locks).
+    pub fn lock(&self, lock: Lock) -> &'static str {
+        if !self.row_locks {
+            return "";
+        }
+        match lock {
+            Lock::KeyShare => " FOR KEY SHARE",
+            Lock::NoKeyUpdate => " FOR NO KEY UPDATE",
+            Lock::Update => " FOR UPDATE",
+        }
+    }
+
+    /// Placeholder `n` of type `ty`.
+    pub fn param(&self, n: usize, ty: Ty) -> String {
+        match (self.typed_params, ty) {
+            (false, _) => format!("${n}"),
+            (true, Ty::Text) => format!("${n}::text"),
+            (true, Ty::Int) => format!("${n}::bigint"),
+        }
+    }
+
+    /// `col` starts with the text of placeholder `p`: PostgreSQL's `starts_with` is an index
+    /// range scan under the C collation; SQLite compares a prefix.
+    pub fn starts_with(&self, col: &str, p: &str) -> String {
+        match self.starts_with_fn {
+            Some(f) => format!("{f}({col}, {p})"),
+            None => format!("substr({col}, 1, length({p})) = {p}"),
+        }
+    }
+
+    /// `expr` is one of the values of the list bound at placeholder `n`.
+    pub fn in_list(&self, expr: &str, n: usize) -> String {
+        if self.arrays {
+            format!("{expr} = ANY(${n})")
+        } else {
+            format!("{expr} IN (SELECT value FROM json_each(${n}))")
+        }
+    }
+
+    /// A table `u(c1, c2, ...)` whose rows zip the lists bound at the given placeholders, each
+    /// with its column name and element type.
+    pub fn zip_lists(&self, cols: &[(usize, &str, Ty)]) -> String {
+        if self.arrays {
+            let params: Vec<String> = cols
+                .iter()
+                .map(|(n, _, ty)| match ty {
+                    Ty::Text => format!("${n}::text[]"),
+                    Ty::Int => format!("${n}::bigint[]"),
+                })
+                .collect();
+            let names: Vec<&str> = cols.iter().map(|(_, c, _)| *c).collect();
+            return format!("unnest({}) AS u({})", params.join(", "), names.join(", "));
+        }
+        let mut select = Vec::new();
+        let mut from = Vec::new();
+        for (i, (n, c, _)) in cols.iter().enumerate() {
+            select.push(format!("j{i}.value AS {c}"));
+            from.push(if i == 0 {
+                format!("json_each(${n}) j0")
+            } else {
+                format!("JOIN json_each(${n}) j{i} ON j{i}.key = j0.key")
+            });
+        }
+        format!("(SELECT {} FROM {}) AS u", select.join(", "), from.join(" "))
+    }
+}
+
+/// A failed statement: a broken uniqueness constraint (named by the engine's words for it,
+/// e.g. `resources.external_id` or `resources_external_id`), or any other failure.
+#[derive(Debug)]
+pub enum SqlError {
+    /// A unique index or constraint refused the row.
+    Unique(String),
+    /// Anything else.
+    Store(StoreError),
+}
+
+impl From<SqlError> for StoreError {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::Unique(what) => StoreError::Backend(format!("unique constraint {what}")),
+            SqlError::Store(e) => e,
+        }
+    }
+}
+
+impl From<StoreError> for SqlError {
+    fn from(e: StoreError) -> Self {
+        SqlError::Store(e)
+    }
+}
+
+/// The result of a statement.
+pub type SqlResult<T> = std::result::Result<T, SqlError>;
+
+/// A connection (or a transaction on one) that the store operations run statements on.
+///
+/// The SQLite engine's futures never wait (rusqlite is synchronous; its engine runs them on its
+/// own threads), the PostgreSQL engine's do (tokio-postgres).
+pub trait Conn: Send {
+    /// How this engine spells what differs.
+    fn dialect(&self) -> &'static Dialect;
+    /// Runs a statement and returns its rows.
+    fn query(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Vec<Row>>> + Send;
+    /// Runs a statement and returns the number of rows it changed.
+    fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<u64>> + Send;
+
+    /// Runs a statement that returns at most one row.
+    fn opt(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Option<Row>>> + Send {
+        async move {
+            let mut rows = self.query(sql, args).await?;
+            if rows.len() > 1 {
+                return Err(StoreError::Backend(format!("expected at most one row, got {}", rows.len())).into());
+            }
+            Ok(rows.pop())
+        }
+    }
+}
+
+/// How a resource type is stored in the `kind` column.
+pub(crate) fn kind_code(kind: Kind) -> i64 {
+    match kind {
+        Kind::User => 0,
+        Kind::Group => 1,
+    }
+}
+
+/// The resource type of a stored `kind` code.
+pub(crate) fn kind_of(code: i64) -> Result<Kind> {
+    match code {
+        0 => Ok(Kind::User),
+        1 => Ok(Kind::Group),
+        other => Err(StoreError::Corrupt(format!("unknown resource kind {other}"))),
+    }
+}
+
+/// Whether a store call reads or writes, and how it needs to be isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A read of one row by key (or a few statements that need no common snapshot).
+    Point,
+    /// Several reads that must see one snapshot (a count and its page).
+    Snapshot,
+    /// A write: one transaction, committed before the caller is answered.
+    Write,
+}
+
+/// One store call as an owned value that an engine can run wherever it likes: on a blocking
+/// thread, in a group commit, or on an async connection.
+pub trait Operation: Send + Sync + 'static {
+    /// What the call returns.
+    type Output: Send + 'static;
+    /// How the call must be isolated.
+    const MODE: Mode;
+    /// Runs the call's statements on `c` (inside a transaction for `Snapshot` and `Write`).
+    fn run<C: Conn>(&self, c: &mut C, ctx: &ops::Context) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// An engine: runs operations on its connections. `Store` is implemented once for every
+/// engine, in terms of this (see `ops`).
+pub trait Engine: Send + Sync + 'static {
+    /// Runs an operation, as its `MODE` says.
+    fn execute<O: Operation>(&self, op: O) -> impl Future<Output = Result<O::Output>> + Send;
+}

@@ -1,0 +1,781 @@
+//! The store operations, written once for both engines: each [`Store`] call is an owned
+//! request that implements [`Operation`], and `Store` is implemented for every [`Engine`] by
+//! handing the request to it.
+//!
+//! Every write first checks its tenant inside its own transaction (locking the tenant row
+//! against deletion on PostgreSQL), and writes its change event last, in the same
+//! transaction. On PostgreSQL the event insert takes the tenant row `FOR NO KEY UPDATE` until
+//! commit, so a tenant's events commit in `seq` order; SQLite has one writer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use scim_core::patch::MemberDelta;
+use scim_core::resource::Member;
+use scim_core::{Registry, ScimError};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, kind_code, kind_of, render};
+use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
+use crate::plan::{self, IndexKeys};
+use crate::{
+    Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Query, Record, Result,
+    Store, StoreError, Tenant, Token, Update, UpdateMembers,
+};
+
+/// What every operation may need besides its connection.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The store's limits.
+    pub limits: Limits,
+    /// The schemas filters are planned against.
+    pub registry: Arc<Registry>,
+}
+
+// ---------------------------------------------------------------- rows
+
+const TENANT_COLS: &str = "id, name, required, created";
+const TOKEN_COLS: &str = "id, tenant_id, digest, label, created, expires, revoked";
+const RECORD_COLS: &str = "r.pk, r.kind, r.id, r.created, r.modified, r.version, r.doc";
+
+fn tenant_row(mut r: Row) -> Result<Tenant> {
+    let required = r.text(2)?;
+    Ok(Tenant {
+        id: r.int(0)?,
+        name: r.text(1)?,
+        required: serde_json::from_str(&required)
+            .map_err(|e| StoreError::Corrupt(format!("a tenant's list of required attributes: {e}")))?,
+        created: instant(r.int(3)?),
+    })
+}
+
+fn token_row(mut r: Row) -> Result<Token> {
+    Ok(Token {
+        id: r.text(0)?,
+        tenant: r.int(1)?,
+        digest: r.bytes(2)?,
+        label: r.opt_text(3)?,
+        created: instant(r.int(4)?),
+        expires: r.opt_int(5)?.map(instant),
+        revoked: r.opt_int(6)?.map(instant),
+    })
+}
+
+fn parse_doc(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a stored document is not JSON: {e}")))
+}
+
+/// A record row (`RECORD_COLS`) with its key.
+fn record_row(mut r: Row) -> Result<(i64, Record)> {
+    let doc = r.text(6)?;
+    Ok((
+        r.int(0)?,
+        Record {
+            kind: kind_of(r.int(1)?)?,
+            id: r.text(2)?,
+            created: instant(r.int(3)?),
+            last_modified: instant(r.int(4)?),
+            version: r.int(5)?,
+            doc: parse_doc(&doc)?,
+            members: None,
+            groups: None,
+        },
+    ))
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The `Conflict` for a uniqueness violation of a resource, naming the attribute and value.
+fn resource_conflict(e: SqlError, kind: Kind, keys: &IndexKeys) -> StoreError {
+    match e {
+        SqlError::Unique(what) => {
+            let which = if what.contains("external_id") {
+                Unique::ExternalId
+            } else if what.contains("name") {
+                Unique::Name
+            } else {
+                Unique::Id
+            };
+            conflict(kind, keys, which)
+        }
+        SqlError::Store(e) => e,
+    }
+}
+
+// ---------------------------------------------------------------- building blocks
+
+/// Checks that the tenant exists, and on PostgreSQL keeps it from being deleted until commit.
+async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
+    let sql = format!("SELECT 1 FROM tenants WHERE id = $1{}", c.dialect().lock(Lock::KeyShare));
+    c.opt(&sql, &[Arg::Int(tenant)]).await?.ok_or(StoreError::NotFound)?;
+    Ok(())
+}
+
+/// Appends a change event, last in its transaction (see the module documentation).
+async fn event<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    kind: Kind,
+    id: &str,
+    change: Change,
+    version: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let sql = format!(
+        "WITH t AS (SELECT id FROM tenants WHERE id = $1{})
+         INSERT INTO events (tenant_id, kind, resource_id, change, version, at)
+         SELECT t.id, CAST($2 AS SMALLINT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS BIGINT) FROM t",
+        c.dialect().lock(Lock::NoKeyUpdate)
+    );
+    let args = [
+        Arg::Int(tenant),
+        Arg::Int(kind_code(kind)),
+        Arg::Text(id.to_owned()),
+        Arg::Text(change.as_str().to_owned()),
+        Arg::opt_int(version),
+        Arg::Int(now),
+    ];
+    if c.exec(&sql, &args).await? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Writes the email index rows of a resource (after removing the old ones if `replace`).
+async fn write_emails<C: Conn>(c: &mut C, tenant: i64, pk: i64, keys: &IndexKeys, replace: bool) -> Result<()> {
+    if replace {
+        c.exec("DELETE FROM emails WHERE resource_pk = $1", &[Arg::Int(pk)]).await?;
+    }
+    if keys.emails.is_empty() {
+        return Ok(());
+    }
+    let rows = c.dialect().zip_lists(&[(3, "v", Ty::Text), (4, "t", Ty::Text)]);
+    let sql = format!(
+        "INSERT INTO emails (resource_pk, tenant_id, value_lc, type_lc) SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT), v, t FROM {rows}"
+    );
+    let values = keys.emails.iter().map(|(v, _)| Some(v.clone())).collect();
+    let types = keys.emails.iter().map(|(_, t)| t.clone()).collect();
+    c.exec(&sql, &[Arg::Int(pk), Arg::Int(tenant), Arg::Texts(values), Arg::Texts(types)]).await?;
+    Ok(())
+}
+
+/// Adds members to a group: each id must name a user or group of the tenant (`invalidValue`
+/// naming the first that does not, before anything is added). On PostgreSQL the members are
+/// locked against deletion until commit. The first mention of a member wins, with the
+/// `display` the client sent.
+async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[Member]) -> Result<()> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let d = c.dialect();
+    let sql = format!(
+        "SELECT id, pk FROM resources WHERE tenant_id = $1 AND {}{}",
+        d.in_list("id", 2),
+        d.lock(Lock::KeyShare)
+    );
+    let ids: Vec<Option<String>> = members.iter().map(|m| Some(m.value.clone())).collect();
+    let mut pks = HashMap::with_capacity(members.len());
+    for mut row in c.query(&sql, &[Arg::Int(tenant), Arg::Texts(ids)]).await? {
+        pks.insert(row.text(0)?, row.int(1)?);
+    }
+    let mut seen = HashSet::with_capacity(members.len());
+    let (mut add, mut displays) = (Vec::with_capacity(members.len()), Vec::with_capacity(members.len()));
+    for m in members {
+        let Some(&pk) = pks.get(&m.value) else {
+            return Err(StoreError::Scim(ScimError::invalid_value(format!(
+                "member \"{}\" is not a user or group of this tenant; create it before adding it to a group",
+                m.value
+            ))));
+        };
+        if pk == group_pk {
+            return Err(StoreError::Scim(ScimError::invalid_value("a group cannot be a member of itself")));
+        }
+        if seen.insert(pk) {
+            add.push(pk);
+            displays.push(m.display.clone());
+        }
+    }
+    let rows = d.zip_lists(&[(2, "p", Ty::Int), (3, "d", Ty::Text)]);
+    let sql = format!(
+        "INSERT INTO members (group_pk, member_pk, display) SELECT CAST($1 AS BIGINT), p, d FROM {rows} WHERE TRUE ON CONFLICT DO NOTHING"
+    );
+    c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
+    Ok(())
+}
+
+async fn apply_delta<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, delta: &MemberDelta) -> Result<()> {
+    if delta.remove_all {
+        c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(group_pk)]).await?;
+    }
+    if !delta.remove.is_empty() {
+        let sql = format!(
+            "DELETE FROM members WHERE group_pk = $1 AND member_pk IN (SELECT pk FROM resources WHERE tenant_id = $2 AND {})",
+            c.dialect().in_list("id", 3)
+        );
+        let ids = delta.remove.iter().map(|id| Some(id.clone())).collect();
+        c.exec(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?;
+    }
+    add_members(c, tenant, group_pk, &delta.add).await
+}
+
+/// The condition "`col` is one of `pks`": `= $1` for one key (the common point read), a list
+/// otherwise.
+fn pk_match<C: Conn>(c: &C, col: &str, pks: &[i64]) -> (String, Arg) {
+    match pks {
+        [one] => (format!("{col} = $1"), Arg::Int(*one)),
+        many => (c.dialect().in_list(col, 1), Arg::Ints(many.to_vec())),
+    }
+}
+
+/// Loads what `load` asks for into every record, with one statement for all of them.
+async fn load_extras<C: Conn>(c: &mut C, recs: &mut [(i64, Record)], load: Load) -> Result<()> {
+    let pks_of = |recs: &[(i64, Record)], kind: Kind| -> Vec<i64> {
+        recs.iter().filter(|(_, r)| r.kind == kind).map(|(pk, _)| *pk).collect()
+    };
+    let groups = if load.members { pks_of(recs, Kind::Group) } else { Vec::new() };
+    if !groups.is_empty() {
+        let (cond, arg) = pk_match(c, "m.group_pk", &groups);
+        let sql = format!(
+            "SELECT m.group_pk, x.id, x.kind, COALESCE(m.display, x.display) FROM members m JOIN resources x ON x.pk = m.member_pk
+             WHERE {cond} ORDER BY m.group_pk, m.member_pk"
+        );
+        let mut by_group: HashMap<i64, Vec<MemberRow>> = HashMap::new();
+        for mut row in c.query(&sql, &[arg]).await? {
+            let m = MemberRow { value: row.text(1)?, kind: kind_of(row.int(2)?)?, display: row.opt_text(3)? };
+            by_group.entry(row.int(0)?).or_default().push(m);
+        }
+        for (pk, rec) in recs.iter_mut().filter(|(_, r)| r.kind == Kind::Group) {
+            rec.members = Some(by_group.remove(pk).unwrap_or_default());
+        }
+    }
+    let users = if load.groups { pks_of(recs, Kind::User) } else { Vec::new() };
+    if !users.is_empty() {
+        let (cond, arg) = pk_match(c, "m.member_pk", &users);
+        let sql = format!(
+            "SELECT m.member_pk, g.id, g.display FROM members m JOIN resources g ON g.pk = m.group_pk
+             WHERE {cond} ORDER BY m.member_pk, m.group_pk"
+        );
+        let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+        for mut row in c.query(&sql, &[arg]).await? {
+            let g = GroupRef { value: row.text(1)?, display: row.opt_text(2)? };
+            by_user.entry(row.int(0)?).or_default().push(g);
+        }
+        for (pk, rec) in recs.iter_mut().filter(|(_, r)| r.kind == Kind::User) {
+            rec.groups = Some(by_user.remove(pk).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// `rec` with what `load` asks for.
+async fn with_extras<C: Conn>(c: &mut C, pk: i64, rec: Record, load: Load) -> Result<Record> {
+    let mut one = [(pk, rec)];
+    load_extras(c, &mut one, load).await?;
+    let [(_, rec)] = one;
+    Ok(rec)
+}
+
+// ---------------------------------------------------------------- tenants and tokens
+
+/// `SELECT 1`.
+pub(crate) struct Ping;
+
+impl Operation for Ping {
+    type Output = ();
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+        c.query("SELECT 1", &[]).await?;
+        Ok(())
+    }
+}
+
+pub(crate) struct CreateTenant {
+    name: String,
+    required: Vec<String>,
+    now: OffsetDateTime,
+}
+
+impl Operation for CreateTenant {
+    type Output = Tenant;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Tenant> {
+        let created = micros(self.now);
+        let args = [Arg::Text(self.name.clone()), Arg::Text(to_json(&self.required)?), Arg::Int(created)];
+        let row = c
+            .opt("INSERT INTO tenants (name, required, created) VALUES ($1, $2, $3) RETURNING id", &args)
+            .await
+            .map_err(|e| match e {
+                SqlError::Unique(_) => StoreError::Conflict(format!("a tenant named \"{}\" already exists", self.name)),
+                SqlError::Store(e) => e,
+            })?
+            .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
+        Ok(Tenant {
+            id: row.int(0)?,
+            name: self.name.clone(),
+            required: self.required.clone(),
+            created: instant(created),
+        })
+    }
+}
+
+pub(crate) struct ListTenants;
+
+impl Operation for ListTenants {
+    type Output = Vec<Tenant>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<Tenant>> {
+        let rows = c.query(&format!("SELECT {TENANT_COLS} FROM tenants ORDER BY name"), &[]).await?;
+        rows.into_iter().map(tenant_row).collect()
+    }
+}
+
+/// A tenant by name or by key.
+pub(crate) enum TenantBy {
+    Name(String),
+    Id(i64),
+}
+
+impl Operation for TenantBy {
+    type Output = Option<Tenant>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Tenant>> {
+        let (sql, arg) = match self {
+            TenantBy::Name(n) => (format!("SELECT {TENANT_COLS} FROM tenants WHERE name = $1"), Arg::Text(n.clone())),
+            TenantBy::Id(id) => (format!("SELECT {TENANT_COLS} FROM tenants WHERE id = $1"), Arg::Int(*id)),
+        };
+        c.opt(&sql, &[arg]).await?.map(tenant_row).transpose()
+    }
+}
+
+pub(crate) struct DeleteTenant(String);
+
+impl Operation for DeleteTenant {
+    type Output = bool;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        // Waits for the tenant's writes in flight (PostgreSQL); later ones find it gone.
+        let sql = format!("SELECT id FROM tenants WHERE name = $1{}", c.dialect().lock(Lock::Update));
+        let Some(row) = c.opt(&sql, &[Arg::Text(self.0.clone())]).await? else { return Ok(false) };
+        let id = Arg::Int(row.int(0)?);
+        c.exec(
+            "DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id = $1)",
+            std::slice::from_ref(&id),
+        )
+        .await?;
+        for sql in [
+            "DELETE FROM emails WHERE tenant_id = $1",
+            "DELETE FROM resources WHERE tenant_id = $1",
+            "DELETE FROM events WHERE tenant_id = $1",
+            "DELETE FROM tokens WHERE tenant_id = $1",
+            "DELETE FROM tenants WHERE id = $1",
+        ] {
+            c.exec(sql, std::slice::from_ref(&id)).await?;
+        }
+        Ok(true)
+    }
+}
+
+pub(crate) struct CreateToken(Token);
+
+impl Operation for CreateToken {
+    type Output = ();
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+        let t = &self.0;
+        let args = [
+            Arg::Text(t.id.clone()),
+            Arg::Int(t.tenant),
+            Arg::Bytes(t.digest.clone()),
+            Arg::opt_text(t.label.as_deref()),
+            Arg::Int(micros(t.created)),
+            Arg::opt_int(t.expires.map(micros)),
+            Arg::opt_int(t.revoked.map(micros)),
+        ];
+        c.exec(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"), &args).await?;
+        Ok(())
+    }
+}
+
+pub(crate) struct TokenById(String);
+
+impl Operation for TokenById {
+    type Output = Option<Token>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Token>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1");
+        c.opt(&sql, &[Arg::Text(self.0.clone())]).await?.map(token_row).transpose()
+    }
+}
+
+pub(crate) struct ListTokens(i64);
+
+impl Operation for ListTokens {
+    type Output = Vec<Token>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<Token>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE tenant_id = $1 ORDER BY created, id");
+        c.query(&sql, &[Arg::Int(self.0)]).await?.into_iter().map(token_row).collect()
+    }
+}
+
+pub(crate) struct RevokeToken {
+    id: String,
+    now: OffsetDateTime,
+}
+
+impl Operation for RevokeToken {
+    type Output = bool;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let n = c
+            .exec(
+                "UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1",
+                &[Arg::Text(self.id.clone()), Arg::Int(micros(self.now))],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+// ---------------------------------------------------------------- resources
+
+impl Operation for Create {
+    type Output = Record;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
+        let (tenant, kind) = (self.tenant, self.kind);
+        let keys = IndexKeys::of(kind, &self.doc);
+        let now = micros(self.now);
+        lock_tenant(c, tenant).await?;
+        let args = [
+            Arg::Int(tenant),
+            Arg::Int(kind_code(kind)),
+            Arg::Text(self.id.clone()),
+            Arg::Text(keys.name_lc.clone()),
+            Arg::opt_text(keys.display.as_deref()),
+            Arg::opt_text(keys.display_lc.as_deref()),
+            Arg::opt_text(keys.external_id.as_deref()),
+            Arg::opt_text(keys.employee_number_lc.as_deref()),
+            Arg::Int(now),
+            Arg::Text(to_json(&self.doc)?),
+        ];
+        let row = c
+            .opt(
+                "INSERT INTO resources (tenant_id, kind, id, name_lc, display, display_lc, external_id, employee_number_lc, created, modified, version, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10) RETURNING pk",
+                &args,
+            )
+            .await
+            .map_err(|e| resource_conflict(e, kind, &keys))?
+            .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
+        let pk = row.int(0)?;
+        write_emails(c, tenant, pk, &keys, false).await?;
+        add_members(c, tenant, pk, &self.members).await?;
+        let rec = Record {
+            kind,
+            id: self.id.clone(),
+            created: instant(now),
+            last_modified: instant(now),
+            version: 1,
+            doc: self.doc.clone(),
+            members: None,
+            // A new user belongs to no group yet.
+            groups: (kind == Kind::User).then(Vec::new),
+        };
+        let rec = with_extras(c, pk, rec, Load { members: kind == Kind::Group, groups: false }).await?;
+        event(c, tenant, kind, &self.id, Change::Created, Some(1), now).await?;
+        Ok(rec)
+    }
+}
+
+impl Operation for Get {
+    type Output = Option<Record>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Record>> {
+        let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2 AND r.kind = $3");
+        let args = [Arg::Int(self.tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(self.kind))];
+        let Some(row) = c.opt(&sql, &args).await? else { return Ok(None) };
+        let (pk, rec) = record_row(row)?;
+        with_extras(c, pk, rec, self.load).await.map(Some)
+    }
+}
+
+/// Locks a resource for a change and checks `If-Match`: its (pk, version, created).
+async fn lock_resource<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    kind: Kind,
+    id: &str,
+    lock: Lock,
+    if_version: Option<i64>,
+) -> Result<(i64, i64, i64)> {
+    let sql = format!(
+        "SELECT pk, version, created FROM resources WHERE tenant_id = $1 AND id = $2 AND kind = $3{}",
+        c.dialect().lock(lock)
+    );
+    let row = c
+        .opt(&sql, &[Arg::Int(tenant), Arg::Text(id.to_owned()), Arg::Int(kind_code(kind))])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let (pk, version, created) = (row.int(0)?, row.int(1)?, row.int(2)?);
+    if if_version.is_some_and(|v| v != version) {
+        return Err(StoreError::VersionMismatch);
+    }
+    Ok((pk, version, created))
+}
+
+impl Operation for Update {
+    type Output = Record;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
+        let (tenant, kind) = (self.tenant, self.kind);
+        let keys = IndexKeys::of(kind, &self.doc);
+        let now = micros(self.now);
+        lock_tenant(c, tenant).await?;
+        let (pk, version, created) =
+            lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, self.if_version).await?;
+        let args = [
+            Arg::Int(pk),
+            Arg::Text(keys.name_lc.clone()),
+            Arg::opt_text(keys.display.as_deref()),
+            Arg::opt_text(keys.display_lc.as_deref()),
+            Arg::opt_text(keys.external_id.as_deref()),
+            Arg::opt_text(keys.employee_number_lc.as_deref()),
+            Arg::Int(now),
+            Arg::Text(to_json(&self.doc)?),
+        ];
+        c.exec(
+            "UPDATE resources SET name_lc = $2, display = $3, display_lc = $4, external_id = $5, employee_number_lc = $6,
+             modified = $7, version = version + 1, doc = $8 WHERE pk = $1",
+            &args,
+        )
+        .await
+        .map_err(|e| resource_conflict(e, kind, &keys))?;
+        write_emails(c, tenant, pk, &keys, true).await?;
+        match &self.members {
+            Members::Unchanged => {}
+            Members::Replace(list) => {
+                c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(pk)]).await?;
+                add_members(c, tenant, pk, list).await?;
+            }
+            Members::Delta(delta) => apply_delta(c, tenant, pk, delta).await?,
+        }
+        let rec = Record {
+            kind,
+            id: self.id.clone(),
+            created: instant(created),
+            last_modified: instant(now),
+            version: version + 1,
+            doc: self.doc.clone(),
+            members: None,
+            groups: None,
+        };
+        let rec = with_extras(c, pk, rec, self.load).await?;
+        event(c, tenant, kind, &self.id, Change::Updated, Some(version + 1), now).await?;
+        Ok(rec)
+    }
+}
+
+impl Operation for UpdateMembers {
+    type Output = Record;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
+        let (tenant, kind) = (self.tenant, self.kind);
+        let now = micros(self.now);
+        lock_tenant(c, tenant).await?;
+        let args = [Arg::Int(tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(kind)), Arg::Int(now)];
+        let mut row = c
+            .opt(
+                "UPDATE resources SET modified = $4, version = version + 1 \
+                 WHERE tenant_id = $1 AND id = $2 AND kind = $3 RETURNING pk, version, created, doc",
+                &args,
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (pk, version, created, doc) = (row.int(0)?, row.int(1)?, row.int(2)?, row.text(3)?);
+        apply_delta(c, tenant, pk, &self.delta).await?;
+        let rec = Record {
+            kind,
+            id: self.id.clone(),
+            created: instant(created),
+            last_modified: instant(now),
+            version,
+            doc: parse_doc(&doc)?,
+            members: None,
+            groups: None,
+        };
+        let rec = with_extras(c, pk, rec, self.load).await?;
+        event(c, tenant, kind, &self.id, Change::Updated, Some(version), now).await?;
+        Ok(rec)
+    }
+}
+
+impl Operation for Delete {
+    type Output = ();
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+        let (tenant, kind) = (self.tenant, self.kind);
+        let now = micros(self.now);
+        lock_tenant(c, tenant).await?;
+        let (pk, _, _) = lock_resource(c, tenant, kind, &self.id, Lock::Update, self.if_version).await?;
+        // The groups it leaves change too: a new version and an event each.
+        let groups = c
+            .query(
+                "UPDATE resources SET version = version + 1, modified = $2 \
+                 WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = $1) RETURNING id, version",
+                &[Arg::Int(pk), Arg::Int(now)],
+            )
+            .await?;
+        for mut row in groups {
+            let (gid, v) = (row.text(0)?, row.int(1)?);
+            event(c, tenant, Kind::Group, &gid, Change::Updated, Some(v), now).await?;
+        }
+        c.exec("DELETE FROM members WHERE group_pk = $1 OR member_pk = $1", &[Arg::Int(pk)]).await?;
+        c.exec("DELETE FROM emails WHERE resource_pk = $1", &[Arg::Int(pk)]).await?;
+        c.exec("DELETE FROM resources WHERE pk = $1", &[Arg::Int(pk)]).await?;
+        event(c, tenant, kind, &self.id, Change::Deleted, None, now).await
+    }
+}
+
+impl Operation for Query {
+    type Output = Page;
+    const MODE: Mode = Mode::Snapshot;
+    async fn run<C: Conn>(&self, c: &mut C, ctx: &Context) -> Result<Page> {
+        let kind = self.kind;
+        let def = ctx
+            .registry
+            .resource(kind.name())
+            .ok_or_else(|| StoreError::Backend(format!("no resource type {}", kind.name())))?;
+        let plan = plan::plan(&def, kind, self.filter.as_ref())?;
+        let mut args = vec![Arg::Int(self.tenant), Arg::Int(kind_code(kind))];
+        let cond = render::cond(c.dialect(), &plan.cond, &mut args);
+        let wher = format!("r.tenant_id = $1 AND r.kind = $2 AND ({cond})");
+        let sort_col = self.sort.as_ref().map(|(p, o)| (plan::sort_column(&def, kind, p), p, *o));
+        let in_sql = plan.residual.is_none() && sort_col.is_none_or(|(col, _, _)| col.is_some());
+        let offset = self.start_index.max(1) - 1;
+
+        let total = c.opt(&format!("SELECT count(*) FROM resources r WHERE {wher}"), &args).await?;
+        let total = u64::try_from(total.map_or(Ok(0), |r| r.int(0))?).unwrap_or(0);
+        let (total, mut page) = if in_sql {
+            if self.count == 0 || offset >= total {
+                (total, Vec::new())
+            } else {
+                let order = render::order_by(sort_col.and_then(|(col, _, o)| col.map(|col| (col, o))));
+                let n = args.len();
+                let sql = format!(
+                    "SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                );
+                args.push(Arg::Int(i64::try_from(self.count).unwrap_or(i64::MAX)));
+                args.push(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+                let rows = c.query(&sql, &args).await?;
+                (total, rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?)
+            }
+        } else {
+            if total > ctx.limits.max_candidates {
+                return Err(too_many(total, ctx.limits.max_candidates));
+            }
+            let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY r.pk");
+            let rows = c.query(&sql, &args).await?;
+            let candidates = rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
+            let sort = sort_col.map(|(_, p, o)| (p, o));
+            residual_page(&def, plan.residual.as_ref(), sort, candidates, offset, self.count)?
+        };
+        load_extras(c, &mut page, self.load).await?;
+        Ok(Page { total, records: page.into_iter().map(|(_, r)| r).collect() })
+    }
+}
+
+pub(crate) struct Events {
+    tenant: i64,
+    after: i64,
+    limit: u64,
+}
+
+impl Operation for Events {
+    type Output = Vec<Event>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<Event>> {
+        let args =
+            [Arg::Int(self.tenant), Arg::Int(self.after), Arg::Int(i64::try_from(self.limit).unwrap_or(i64::MAX))];
+        let rows = c
+            .query(
+                "SELECT seq, kind, resource_id, change, version, at FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &args,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut r| {
+                Ok(Event {
+                    seq: r.int(0)?,
+                    kind: kind_of(r.int(1)?)?,
+                    id: r.text(2)?,
+                    change: Change::parse(&r.text(3)?)?,
+                    version: r.opt_int(4)?,
+                    at: instant(r.int(5)?),
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- the Store of every engine
+
+#[async_trait::async_trait]
+impl<E: Engine> Store for E {
+    async fn ping(&self) -> Result<()> {
+        self.execute(Ping).await
+    }
+    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> Result<Tenant> {
+        self.execute(CreateTenant { name, required, now }).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.execute(ListTenants).await
+    }
+    async fn tenant(&self, name: String) -> Result<Option<Tenant>> {
+        self.execute(TenantBy::Name(name)).await
+    }
+    async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>> {
+        self.execute(TenantBy::Id(id)).await
+    }
+    async fn delete_tenant(&self, name: String) -> Result<bool> {
+        self.execute(DeleteTenant(name)).await
+    }
+    async fn create_token(&self, token: Token) -> Result<()> {
+        self.execute(CreateToken(token)).await
+    }
+    async fn token(&self, id: String) -> Result<Option<Token>> {
+        self.execute(TokenById(id)).await
+    }
+    async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>> {
+        self.execute(ListTokens(tenant)).await
+    }
+    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool> {
+        self.execute(RevokeToken { id, now }).await
+    }
+    async fn create(&self, req: Create) -> Result<Record> {
+        self.execute(req).await
+    }
+    async fn get(&self, req: Get) -> Result<Option<Record>> {
+        self.execute(req).await
+    }
+    async fn update(&self, req: Update) -> Result<Record> {
+        self.execute(req).await
+    }
+    async fn update_members(&self, req: UpdateMembers) -> Result<Record> {
+        self.execute(req).await
+    }
+    async fn delete(&self, req: Delete) -> Result<()> {
+        self.execute(req).await
+    }
+    async fn query(&self, req: Query) -> Result<Page> {
+        self.execute(req).await
+    }
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>> {
+        self.execute(Events { tenant, after, limit }).await
+    }
+}

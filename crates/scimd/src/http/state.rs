@@ -1,0 +1,100 @@
+//! What every handler shares: the application state given to [`super::router`], plus the
+//! auth caches and the per-tenant limiter built from it. Handlers and child modules take it
+//! from here; nothing below imports it back from the router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scim_core::{Kind, Registry, ResourceDef};
+use scim_store::Store;
+
+use super::auth::AuthCache;
+use super::error::ApiError;
+use super::limit::InFlight;
+use crate::clock::Clock;
+
+/// What the SCIM API needs: the store, the schemas, the clock and the settings.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where tenants, tokens and resources live.
+    pub store: Arc<dyn Store>,
+    /// The schemas and resource types served (the same registry the store plans with).
+    pub registry: Arc<Registry>,
+    /// The clock every time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Limits and knobs of the HTTP API.
+    pub settings: Arc<HttpSettings>,
+}
+
+/// Limits and knobs of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The public origin, e.g. `https://scim.example.com` (a trailing `/scim/v2` is tolerated);
+    /// when unset, it is derived from `X-Forwarded-Proto`/`X-Forwarded-Host` or `Host`.
+    pub public_url: Option<String>,
+    /// The largest request body accepted, in bytes (also `/Bulk`'s `maxPayloadSize`).
+    pub max_body_bytes: usize,
+    /// `count` when a list request gives none.
+    pub default_page_size: u64,
+    /// The largest `count` honoured (`filter.maxResults`).
+    pub max_page_size: u64,
+    /// Concurrent requests one tenant may have in flight before getting 429 (0: no limit).
+    pub max_in_flight_per_tenant: usize,
+    /// How long a token or tenant looked up in the store is trusted (revocation delay).
+    pub token_cache_ttl: Duration,
+    /// PATCH limits (operations, members, path length).
+    pub patch: scim_core::patch::PatchLimits,
+    /// Filter limits (length, depth).
+    pub filter: scim_core::FilterLimits,
+    /// The most operations in one `/Bulk` request.
+    pub max_bulk_operations: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            public_url: None,
+            max_body_bytes: 2 * 1024 * 1024,
+            default_page_size: 100,
+            max_page_size: 1000,
+            max_in_flight_per_tenant: 64,
+            token_cache_ttl: Duration::from_secs(2),
+            patch: scim_core::patch::PatchLimits::default(),
+            filter: scim_core::FilterLimits::default(),
+            max_bulk_operations: 1000,
+        }
+    }
+}
+
+/// The router's state: the application state plus the auth caches and the limiter.
+pub(crate) struct Shared {
+    pub app: AppState,
+    pub auth: AuthCache,
+    pub limiter: InFlight,
+}
+
+/// The router's state as handlers receive it.
+pub(crate) type SharedState = Arc<Shared>;
+
+impl Shared {
+    pub(crate) fn new(app: AppState) -> Self {
+        Shared {
+            auth: AuthCache::new(app.settings.token_cache_ttl),
+            limiter: InFlight::new(app.settings.max_in_flight_per_tenant),
+            app,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &HttpSettings {
+        &self.app.settings
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.app.store.as_ref()
+    }
+
+    /// The resource type of `kind`.
+    pub(crate) fn def(&self, kind: Kind) -> Result<ResourceDef<'_>, ApiError> {
+        self.app.registry.resource(kind.name()).ok_or(ApiError::Unregistered(kind))
+    }
+}

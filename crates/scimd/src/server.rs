@@ -1,0 +1,131 @@
+//! The process, assembled once: one schema registry, one clock, the store, the two routers
+//! and their listeners. `scimd serve` and the integration tests both start the server through
+//! [`Server`], so the tests run exactly what production runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use scim_core::Registry;
+use scim_store::Store;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Settings};
+use crate::http::{AppState, LenientListener};
+
+/// How long in-flight requests may take to finish after the stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the server could not start or run; the message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError(pub String);
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A server with its store open and its listeners bound, ready to run.
+pub struct Server {
+    state: AppState,
+    scim: TcpListener,
+    admin: TcpListener,
+    prometheus: PrometheusHandle,
+}
+
+/// Opens the store a settings' database URL names, planning filters with `registry`.
+pub async fn open_store(settings: &Settings, registry: &Arc<Registry>) -> Result<Arc<dyn Store>, ServerError> {
+    scim_store::open(&settings.database, settings.store, Arc::clone(registry))
+        .await
+        .map_err(|e| ServerError(format!("cannot open database {}: {e}", config::redact_url(&settings.database))))
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|e| ServerError(format!("cannot listen on {addr} ({what}): {e}")))
+}
+
+impl Server {
+    /// The production assembly: the standard schemas, the system clock, the store the settings
+    /// name.
+    pub async fn build(settings: &Settings, prometheus: PrometheusHandle) -> Result<Server, ServerError> {
+        let registry = Arc::new(Registry::standard());
+        let store = open_store(settings, &registry).await?;
+        Server::with_store(settings, store, registry, Arc::new(SystemClock), prometheus).await
+    }
+
+    /// The assembly over a given store, registry and clock (tests wrap stores and fix time).
+    pub async fn with_store(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        prometheus: PrometheusHandle,
+    ) -> Result<Server, ServerError> {
+        let scim = bind(&settings.listen, "SCIM").await?;
+        let admin = bind(&settings.admin_listen, "admin").await?;
+        let state = AppState { store, registry, clock, settings: Arc::new(settings.http.clone()) };
+        Ok(Server { state, scim, admin, prometheus })
+    }
+
+    /// What the handlers share.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The bound address of the SCIM listener.
+    pub fn scim_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.scim.local_addr().map_err(|e| ServerError(e.to_string()))
+    }
+
+    /// The bound address of the admin listener.
+    pub fn admin_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.admin.local_addr().map_err(|e| ServerError(e.to_string()))
+    }
+
+    /// Serves both listeners until `stop` completes, then lets requests in flight finish (for
+    /// at most [`SHUTDOWN_GRACE`]).
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        // Histograms of the Prometheus recorder need periodic upkeep when it serves no listener
+        // of its own.
+        let prometheus = self.prometheus.clone();
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                prometheus.run_upkeep();
+            }
+        });
+        let scim_app = crate::http::router(self.state.clone());
+        let admin_app = crate::admin::router(&self.state, self.prometheus);
+        let scim = axum::serve(LenientListener(self.scim), scim_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let admin = axum::serve(self.admin, admin_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let servers = async { tokio::join!(scim.into_future(), admin.into_future()) };
+        let deadline = async {
+            stopped(stop_rx.clone()).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let result = tokio::select! {
+            (a, b) = servers => a.and(b).map_err(|e| ServerError(format!("server failed: {e}"))),
+            () = deadline => {
+                tracing::warn!("requests still in flight after {}s: stopping anyway", SHUTDOWN_GRACE.as_secs());
+                Ok(())
+            }
+        };
+        upkeep.abort();
+        result
+    }
+}
