@@ -2,7 +2,8 @@
 # The whole test suite, as the README gives it and .ci/run calls it:
 #   1. a PostgreSQL server for the store contract suite (scripts/postgres.sh; it installs Debian's
 #      `postgresql` package when missing, which needs root), unless SCIMD_TEST_POSTGRES_URL names one;
-#   2. cargo test --workspace (SQLite and PostgreSQL engines, the HTTP API, the CLI);
+#   2. cargo test --workspace (the store contract suite on SQLite and PostgreSQL, the HTTP API
+#      on SQLite, the CLI), then the HTTP suite again on PostgreSQL (SCIMD_TEST_ENGINE=postgres);
 #   3. the public SCIM conformance suite scim2-tester against a live scimd (scripts/conformance.sh).
 # Set SCIMD_SKIP_CONFORMANCE=1 to leave out step 3 (it needs PyPI).
 set -euo pipefail
@@ -20,6 +21,9 @@ fi
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== the HTTP suite on PostgreSQL"
+SCIMD_TEST_ENGINE=postgres cargo test -p scimd --test it -- --skip cli::
 
 if [ "${SCIMD_SKIP_CONFORMANCE:-0}" != 1 ]; then
     echo "== conformance (scim2-tester)"

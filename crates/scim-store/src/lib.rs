@@ -20,7 +20,7 @@
 //! The trait is async and every call is one owned request: each engine decides its own
 //! threading (SQLite: reads on blocking threads, writes through one group-commit writer thread;
 //! PostgreSQL: an async connection pool). Both engines run the same store operations
-//! (`sql::ops`) and the same filter renderer (`sql::render`); what differs between the SQL
+//! (`sql::ops`) and the same filter renderer (`sql::filter`); what differs between the SQL
 //! dialects is in [`sql::Dialect`].
 
 #![warn(missing_docs)]
@@ -35,13 +35,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 mod common;
+mod document;
 pub mod plan;
 pub mod postgres;
-mod render;
 pub mod sql;
 pub mod sqlite;
 
-pub use render::{etag, fmt_time, materialize};
+pub use document::{etag, fmt_time, materialize};
 pub use scim_core::Kind;
 
 /// A tenant: one customer of the vendor.

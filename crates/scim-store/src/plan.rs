@@ -1,8 +1,8 @@
 //! Query planning: which part of a filter runs as index look-ups in SQL, and which part the
 //! core evaluates on a bounded candidate set. Also the index keys of a document.
 //!
-//! The plan is engine-neutral ([`Cond`]); `sql::render` renders it in either dialect.
-//! Every value is bound, never spliced into SQL text, and the rendered condition is always
+//! The plan is engine-neutral ([`Cond`]); `sql::filter` renders it in either dialect.
+//! Every value is bound, never spliced into SQL text, and the compiled condition is always
 //! parenthesised under the tenant predicate.
 
 use scim_core::filter::{CompareOp, Filter, Literal};

@@ -390,3 +390,110 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
         answer(commit.clone());
     }
 }
+
+/// Group commit: what the contract suite cannot force, a batch shared by several writes.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{Store, Tenant};
+
+    fn open() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store =
+            SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
+        (store, dir)
+    }
+
+    /// A write that inserts a tenant, then fails, panics or holds the writer, as told.
+    struct Probe {
+        name: &'static str,
+        then: Then,
+    }
+
+    enum Then {
+        Fail,
+        Panic,
+        Hold(Duration),
+    }
+
+    impl Operation for Probe {
+        type Output = ();
+        const MODE: Mode = Mode::Write;
+        async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+            c.exec(
+                "INSERT INTO tenants (name, required, created) VALUES ($1, '[]', 0)",
+                &[Arg::Text(self.name.to_owned())],
+            )
+            .await?;
+            match self.then {
+                Then::Fail => Err(StoreError::Backend("failed after writing its row".into())),
+                Then::Panic => panic!("a write panicked after writing its row"),
+                Then::Hold(d) => {
+                    std::thread::sleep(d);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Queues writes behind one that holds the writer, so that they share the next batch.
+    async fn batch_behind_a_slow_write(store: &Arc<SqliteStore>, then: Then) -> (Result<()>, Vec<Result<Tenant>>) {
+        let slow = {
+            let s = Arc::clone(store);
+            tokio::spawn(async move {
+                s.execute(Probe { name: "slow", then: Then::Hold(Duration::from_millis(300)) }).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await; // the slow write now holds the writer
+        let started = Instant::now();
+        let mut good = Vec::new();
+        for i in 0..3 {
+            let s = Arc::clone(store);
+            good.push(tokio::spawn(async move {
+                s.create_tenant(format!("good{i}"), Vec::new(), time::OffsetDateTime::now_utc()).await
+            }));
+        }
+        let bad = {
+            let s = Arc::clone(store);
+            tokio::spawn(async move { s.execute(Probe { name: "bad", then }).await })
+        };
+        slow.await.unwrap().unwrap();
+        let bad = bad.await.unwrap();
+        let mut out = Vec::new();
+        for g in good {
+            out.push(g.await.unwrap());
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        (bad, out)
+    }
+
+    async fn names(store: &SqliteStore) -> Vec<String> {
+        store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_after_its_rows_rolls_back_alone_in_a_shared_batch() {
+        let (store, _dir) = open();
+        let store = Arc::new(store);
+        let (bad, good) = batch_behind_a_slow_write(&store, Then::Fail).await;
+        assert!(matches!(bad, Err(StoreError::Backend(ref m)) if m.contains("failed after")), "{bad:?}");
+        assert!(good.iter().all(Result::is_ok), "{good:?}");
+        assert_eq!(names(&store).await, ["good0", "good1", "good2", "slow"], "the failed write left no row");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_one_write_fails_that_write_alone_not_its_batch_mates() {
+        let (store, _dir) = open();
+        let store = Arc::new(store);
+        let (bad, good) = batch_behind_a_slow_write(&store, Then::Panic).await;
+        assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+        assert!(good.iter().all(Result::is_ok), "{good:?}");
+        assert_eq!(names(&store).await, ["good0", "good1", "good2", "slow"], "the panicked write left no row");
+        // The writer thread survived the panic.
+        store.create_tenant("after".into(), Vec::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+    }
+}

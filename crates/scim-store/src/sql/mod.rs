@@ -10,8 +10,8 @@ use std::future::Future;
 
 use crate::{Kind, Result, StoreError};
 
+pub(crate) mod filter;
 pub(crate) mod ops;
-pub(crate) mod render;
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, kind_code, kind_of, render};
+use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
 use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
 use crate::plan::{self, IndexKeys};
 use crate::{
@@ -651,22 +651,22 @@ impl Operation for Query {
             .ok_or_else(|| StoreError::Backend(format!("no resource type {}", kind.name())))?;
         let plan = plan::plan(&def, kind, self.filter.as_ref())?;
         let mut args = vec![Arg::Int(self.tenant), Arg::Int(kind_code(kind))];
-        let cond = render::cond(c.dialect(), &plan.cond, &mut args);
-        let wher = format!("r.tenant_id = $1 AND r.kind = $2 AND ({cond})");
+        let cond = filter::cond(c.dialect(), &plan.cond, &mut args);
+        let scope = format!("r.tenant_id = $1 AND r.kind = $2 AND ({cond})");
         let sort_col = self.sort.as_ref().map(|(p, o)| (plan::sort_column(&def, kind, p), p, *o));
         let in_sql = plan.residual.is_none() && sort_col.is_none_or(|(col, _, _)| col.is_some());
         let offset = self.start_index.max(1) - 1;
 
-        let total = c.opt(&format!("SELECT count(*) FROM resources r WHERE {wher}"), &args).await?;
+        let total = c.opt(&format!("SELECT count(*) FROM resources r WHERE {scope}"), &args).await?;
         let total = u64::try_from(total.map_or(Ok(0), |r| r.int(0))?).unwrap_or(0);
         let (total, mut page) = if in_sql {
             if self.count == 0 || offset >= total {
                 (total, Vec::new())
             } else {
-                let order = render::order_by(sort_col.and_then(|(col, _, o)| col.map(|col| (col, o))));
+                let order = filter::order_by(sort_col.and_then(|(col, _, o)| col.map(|col| (col, o))));
                 let n = args.len();
                 let sql = format!(
-                    "SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                    "SELECT {RECORD_COLS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ${} OFFSET ${}",
                     n + 1,
                     n + 2
                 );
@@ -679,7 +679,7 @@ impl Operation for Query {
             if total > ctx.limits.max_candidates {
                 return Err(too_many(total, ctx.limits.max_candidates));
             }
-            let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE {wher} ORDER BY r.pk");
+            let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE {scope} ORDER BY r.pk");
             let rows = c.query(&sql, &args).await?;
             let candidates = rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
             let sort = sort_col.map(|(_, p, o)| (p, o));

@@ -1,10 +1,10 @@
 //! Stored records as SCIM resources: the document plus `id`, `meta`, and a group's `members`
 //! or a user's `groups` when they were loaded. Projection happens after this.
 
-use scim_store::{Kind, Record};
+use scim_core::Kind;
+pub(crate) use scim_store::etag;
+use scim_store::{Record, fmt_time};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The media type of every SCIM response.
 pub(crate) const SCIM_MEDIA_TYPE: &str = "application/scim+json";
@@ -14,16 +14,6 @@ pub(crate) const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:Li
 /// The absolute URL of a resource.
 pub(crate) fn location(base: &str, kind: Kind, id: &str) -> String {
     format!("{base}/{}/{id}", kind.endpoint())
-}
-
-/// The `ETag` of a version: `W/"<n>"`.
-pub(crate) fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
-}
-
-/// RFC 3339 time.
-pub(crate) fn timestamp(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// The full resource of a record (before projection).
@@ -79,8 +69,8 @@ pub(crate) fn resource(base: &str, rec: &Record) -> Value {
         "meta".into(),
         json!({
             "resourceType": rec.kind.name(),
-            "created": timestamp(rec.created),
-            "lastModified": timestamp(rec.last_modified),
+            "created": fmt_time(rec.created),
+            "lastModified": fmt_time(rec.last_modified),
             "location": location(base, rec.kind, &rec.id),
             "version": etag(rec.version),
         }),

@@ -1,7 +1,7 @@
-//! The filter renderer: a plan's [`Cond`] as SQL over the alias `r` of the resources table, in
+//! The filter compiler: a plan's [`Cond`] as SQL over the alias `r` of the resources table, in
 //! either dialect.
 //!
-//! Placeholders `$1` and `$2` are always the tenant and the kind, and the rendered condition is
+//! Placeholders `$1` and `$2` are always the tenant and the kind, and the compiled condition is
 //! parenthesised under them, so a filter can never widen a query beyond its tenant. Every value
 //! of the condition is pushed to the argument list and bound, never spliced.
 
@@ -9,7 +9,7 @@ use super::{Arg, Dialect, Ty};
 use crate::SortOrder;
 use crate::plan::{Col, Cond, EmailCol, Op};
 
-/// Renders `c`, pushing its values to `args` (which already holds the tenant and the kind).
+/// Compiles `c`, pushing its values to `args` (which already holds the tenant and the kind).
 pub(crate) fn cond(d: &Dialect, c: &Cond, args: &mut Vec<Arg>) -> String {
     match c {
         Cond::True => "TRUE".into(),
