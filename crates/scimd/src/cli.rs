@@ -138,6 +138,9 @@ fn tenant_name(s: &str) -> Result<String, String> {
     admin::check_tenant_name(s).map(|()| s.to_owned())
 }
 
+/// The most threads running blocking store calls at once.
+const BLOCKING_THREADS: usize = 16;
+
 /// Why a command failed, with its exit code.
 #[derive(Debug)]
 enum Failure {
@@ -179,7 +182,14 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("scimd").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("scimd")
+        // SQLite reads that find no free reader run on blocking threads and wait for one of its
+        // four connections: more threads would only wait and hold memory.
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -22,7 +22,8 @@ use super::auth::Ctx;
 use super::body::JsonBody;
 use super::params::IfMatch;
 use super::state::SharedState;
-use super::{ApiError, ops, render, scim_json};
+use super::render::scim_json;
+use super::{ApiError, ops, render};
 
 /// The schema URI of a bulk response.
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

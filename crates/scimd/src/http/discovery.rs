@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::auth::Ctx;
 use super::state::SharedState;
-use super::{ApiError, render, scim_json};
+use super::render::scim_json;
+use super::{ApiError, render};
 
 /// The schema URI of the service provider configuration.
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";

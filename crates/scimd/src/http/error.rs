@@ -146,7 +146,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (error, extra) = self.into_parts();
         let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut resp = super::scim_json(status, &error.to_json());
+        let mut resp = super::render::scim_json(status, &error.to_json());
         if let Some((name, value)) = extra {
             resp.headers_mut().insert(name, value);
         }

@@ -64,6 +64,7 @@ pub use state::{AppState, HttpSettings};
 use auth::{Ctx, TenantName};
 use body::JsonBody;
 use params::{IfMatchHeader, IfNoneMatch, ListParams, Params};
+use render::scim_json;
 use state::{Shared, SharedState};
 
 /// The SCIM API: `/healthz`, `/readyz` and everything under `/scim/v2`.
@@ -105,13 +106,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(shared)
 }
 
-/// A JSON response with the SCIM media type.
-pub(crate) fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = (status, bytes).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(render::SCIM_MEDIA_TYPE));
-    resp
-}
 
 // ----- cross-cutting layers -----
 

@@ -4,6 +4,8 @@
 use scim_core::Kind;
 pub(crate) use scim_store::etag;
 use scim_store::{Record, fmt_time};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 /// The media type of every SCIM response.
@@ -88,4 +90,12 @@ pub(crate) fn list_response(total: u64, start_index: u64, resources: Vec<Value>)
         "startIndex": start_index,
         "itemsPerPage": items,
     })
+}
+
+/// A JSON response with the SCIM media type.
+pub(crate) fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_MEDIA_TYPE));
+    resp
 }

@@ -1,8 +1,11 @@
-//! The `scimd` command line, run as a user runs it: the built binary on a temporary database.
+//! The `scimd` command line, run as a user runs it: the built binary on a temporary database
+//! (SQLite; a few tests also on a PostgreSQL database of their own, with
+//! `SCIMD_TEST_POSTGRES_URL`).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -10,13 +13,48 @@ use tempfile::TempDir;
 struct Db {
     dir: TempDir,
     url: String,
+    /// The PostgreSQL database behind `url`, dropped with the `Db`.
+    _pg: Option<PgDatabase>,
+}
+
+/// A PostgreSQL database of one test's own: (server URL, database name); dropped, with any
+/// connection a server left behind, when the guard is.
+struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.server)
+            .arg("-qc")
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .status();
+    }
 }
 
 impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        Db { dir, url }
+        Db { dir, url, _pg: None }
+    }
+
+    /// A fresh, empty database on the server `SCIMD_TEST_POSTGRES_URL` names.
+    fn postgres() -> Db {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let server = std::env::var("SCIMD_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .expect("the PostgreSQL tests run (cfg scimd_pg) but SCIMD_TEST_POSTGRES_URL names no server");
+        let name = format!("cli_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let status = Command::new("psql").arg(&server).arg("-qc").arg(format!("CREATE DATABASE {name}")).status();
+        assert!(status.is_ok_and(|s| s.success()), "psql CREATE DATABASE {name}");
+        let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+        let pg = PgDatabase { server, name };
+        Db { dir: tempfile::tempdir().unwrap(), url, _pg: Some(pg) }
     }
 
     /// `scimd --database URL ARGS...`, with no SCIMD_* variables from the environment.
@@ -269,6 +307,8 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Collects stderr (echoed into the test's output as it comes) until the process exits.
+    stderr: Option<JoinHandle<String>>,
 }
 
 impl Server {
@@ -283,7 +323,7 @@ impl Server {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -296,7 +336,18 @@ impl Server {
                 }
             }
         });
-        Server { child, lines }
+        let stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("scimd: {line}");
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Server { child, lines, stderr: Some(stderr) }
     }
 
     /// The stdout lines until one starts with `prefix` (or ~10 s pass).
@@ -318,19 +369,18 @@ impl Server {
         panic!("no line starting with {prefix:?} within 10 s; stdout so far: {seen:#?}");
     }
 
-    /// Stops the server with SIGTERM and returns what it printed that was not read yet.
-    fn lines_after_stop(mut self) -> Vec<String> {
-        let status = self.terminate_ref();
-        assert!(status.success(), "{status}");
-        // The reader thread ends at end of file, when the process has exited.
+    /// Stops the server with SIGTERM, asserts that it stopped gracefully (exit code 0, no panic
+    /// on stderr), and returns what it printed on stdout that was not read yet.
+    fn stop_cleanly(mut self) -> Vec<String> {
+        let status = self.terminate();
+        // The reader threads end at end of file, when the process has exited.
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        assert_eq!(status.code(), Some(0), "SIGTERM is a graceful stop: {status}\nstderr:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "scimd panicked while stopping:\n{stderr}");
         self.lines.iter().collect()
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
-        self.terminate_ref()
-    }
-
-    fn terminate_ref(&mut self) -> std::process::ExitStatus {
+    fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -445,14 +495,14 @@ fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
         assert_eq!(client.get(format!("{admin}/admin/tenants/acme")).send().await.unwrap().status(), 404);
     });
 
-    let status = server.terminate();
-    assert!(status.success(), "SIGTERM is a graceful stop: {status}");
+    // SIGTERM is a graceful stop: exit code 0, no panic (sigterm_on_postgres_... for PostgreSQL).
+    server.stop_cleanly();
 
     // A second start on the same database creates nothing and prints nothing.
     let port = free_port();
     let server = Server::start(&db, port, free_port());
     rt.block_on(wait_healthy(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/healthz")));
-    let lines = server.lines_after_stop();
+    let lines = server.stop_cleanly();
     assert!(lines.is_empty(), "a second start printed {lines:#?}");
 }
 
@@ -512,4 +562,85 @@ fn acknowledged_writes_survive_kill_9() {
             assert_eq!(v["active"], i != 24, "the last PATCH was acknowledged too");
         }
     });
+}
+
+/// The old PostgreSQL engine was the blocking `postgres` client inside the tokio server: on
+/// SIGTERM, dropping it panicked in `postgres::Client::drop` ("Cannot start a runtime from within
+/// a runtime") and scimd exited 101. The SQLite counterpart is
+/// `serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token`.
+#[test]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+fn sigterm_on_postgres_exits_0_instead_of_panicking_in_the_client_drop() {
+    let db = Db::postgres();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    for start in ["first", "second"] {
+        let port = free_port();
+        let server = Server::start(&db, port, free_port());
+        let token = (start == "first").then(|| {
+            let out = server.read_until("Secret Token:");
+            out.last().unwrap().trim_start_matches("Secret Token:").trim().to_owned()
+        });
+        rt.block_on(async {
+            wait_healthy(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
+            // Requests that take connections from the pool, so that some are open at the stop.
+            if let Some(token) = &token {
+                let users = format!("http://127.0.0.1:{port}/scim/v2/Users");
+                for _ in 0..3 {
+                    let r = client.get(&users).bearer_auth(token).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "the {start} start");
+                }
+            }
+        });
+        server.stop_cleanly();
+    }
+}
+
+/// Runs `cmd` to its end, with stdout and stderr captured; fails if it takes more than 20 s.
+fn output_within_20s(mut cmd: Command) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("scimd did not exit within 20 s");
+        }
+    }
+}
+
+/// `scimd serve` with its SCIM listener, then its admin listener, on a port another socket holds:
+/// exit code 1 and a message naming the address and that it is in use, no panic.
+fn a_busy_port_exits_1_with_address_in_use(db: &Db) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let free = format!("127.0.0.1:{}", free_port());
+    for (listen, admin_listen, what) in [(&busy, &free, "SCIM"), (&free, &busy, "admin")] {
+        let args = ["serve", "--listen", listen, "--admin-listen", admin_listen];
+        let out = output_within_20s(db.command(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "scimd {args:?}: {}\nstderr:\n{err}", out.status);
+        assert!(!err.contains("panicked"), "scimd {args:?} panicked:\n{err}");
+        let expected = format!("error: cannot listen on {busy} ({what}): ");
+        assert!(err.contains(&expected), "scimd {args:?}: no {expected:?} in stderr:\n{err}");
+        assert!(err.to_lowercase().contains("address already in use"), "scimd {args:?}:\n{err}");
+    }
+    drop(taken);
+}
+
+/// With the blocking PostgreSQL client, the failed start dropped it inside the runtime and scimd
+/// exited 101 with its panic instead of saying that the address is in use.
+#[test]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+fn a_busy_port_on_postgres_exits_1_with_address_in_use_instead_of_a_panic() {
+    a_busy_port_exits_1_with_address_in_use(&Db::postgres());
+}
+
+#[test]
+fn a_busy_port_on_sqlite_exits_1_with_address_in_use() {
+    a_busy_port_exits_1_with_address_in_use(&Db::new());
 }
