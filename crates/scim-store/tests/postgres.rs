@@ -102,7 +102,8 @@ impl Drop for TestDb {
         let done = std::thread::spawn(move || -> Result<(), String> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.map_err(|e| format!("{e:?}"))?;
+                let (client, connection) =
+                    tokio_postgres::connect(&admin, NoTls).await.map_err(|e| format!("{e:?}"))?;
                 tokio::spawn(connection);
                 client.batch_execute(&sql).await.map_err(|e| format!("{e:?}"))
             })
@@ -267,7 +268,10 @@ async fn if_match_lets_one_of_concurrent_writers_win() {
         results.push(h.await.unwrap());
     }
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
-    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::VersionMismatch))), "{results:?}");
+    assert!(
+        results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::VersionMismatch))),
+        "{results:?}"
+    );
     assert_eq!(s.get(get(tenant, "u1")).await.unwrap().unwrap().version, 2);
     assert_eq!(s.events(tenant, 0, 100).await.unwrap().len(), 2);
 }
