@@ -4,8 +4,8 @@
 //! - Connections: `deadpool-postgres` over `tokio-postgres` (async; no thread of its own), at
 //!   most [`MAX_CONNECTIONS`], each with a cache of prepared statements (cleared when it holds
 //!   more than [`STATEMENT_CACHE`], since filters make the SQL text vary). A connection found
-//!   closed is dropped by the pool; a read that failed on a broken connection is retried once
-//!   on another.
+//!   broken is discarded with the idle ones; a read that failed on a broken connection is
+//!   retried once on a fresh one.
 //! - Schema: created or migrated on open inside one transaction holding an advisory lock, so
 //!   replicas starting together do not race; `schema_version` holds the version.
 //! - Text: every text column that is compared or sorted is `COLLATE "C"`: byte order, the same as
@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
 use scim_core::Registry;
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
@@ -118,6 +118,18 @@ fn backend(e: &tokio_postgres::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Whether an error means the connection is gone. Right after a FATAL error (the server shutting
+/// down, an administrator ending the session) the client does not yet know that it is closed.
+fn breaks_connection(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(d) => matches!(d.parsed_severity(), Some(Severity::Fatal | Severity::Panic)),
+        None => StdError::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
 fn sql_error(e: tokio_postgres::Error) -> SqlError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         let name = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("unknown").to_owned();
@@ -165,31 +177,48 @@ fn column(row: &tokio_postgres::Row, i: usize) -> SqlResult<Val> {
 }
 
 /// A pooled connection, or a transaction on one.
-enum PgConn<'a> {
+enum Client<'a> {
     Plain(&'a Object),
     Tx(&'a Transaction<'a>),
 }
 
-impl PgConn<'_> {
-    async fn statement(&self, sql: &str) -> SqlResult<Statement> {
-        let (cache, prepared) = match self {
-            PgConn::Plain(c) => (&c.statement_cache, c.prepare_cached(sql).await),
-            PgConn::Tx(t) => (&t.statement_cache, t.prepare_cached(sql).await),
+/// A connection of this engine, which notes whether an error broke it.
+struct PgConn<'a> {
+    client: Client<'a>,
+    lost: bool,
+}
+
+impl<'a> PgConn<'a> {
+    fn new(client: Client<'a>) -> Self {
+        PgConn { client, lost: false }
+    }
+
+    fn check<T>(&mut self, r: std::result::Result<T, tokio_postgres::Error>) -> SqlResult<T> {
+        r.map_err(|e| {
+            self.lost |= breaks_connection(&e);
+            sql_error(e)
+        })
+    }
+
+    async fn statement(&mut self, sql: &str) -> SqlResult<Statement> {
+        let (cache, prepared) = match &self.client {
+            Client::Plain(c) => (&c.statement_cache, c.prepare_cached(sql).await),
+            Client::Tx(t) => (&t.statement_cache, t.prepare_cached(sql).await),
         };
         if cache.size() > STATEMENT_CACHE {
             cache.clear();
         }
-        prepared.map_err(sql_error)
+        self.check(prepared)
     }
 
-    async fn rows(&self, sql: &str, args: &[Arg]) -> SqlResult<Vec<tokio_postgres::Row>> {
+    async fn rows(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<tokio_postgres::Row>> {
         let stmt = self.statement(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        match self {
-            PgConn::Plain(c) => c.query(&stmt, &params).await,
-            PgConn::Tx(t) => t.query(&stmt, &params).await,
-        }
-        .map_err(sql_error)
+        let r = match &self.client {
+            Client::Plain(c) => c.query(&stmt, &params).await,
+            Client::Tx(t) => t.query(&stmt, &params).await,
+        };
+        self.check(r)
     }
 }
 
@@ -206,11 +235,11 @@ impl Conn for PgConn<'_> {
     async fn exec(&mut self, sql: &str, args: &[Arg]) -> SqlResult<u64> {
         let stmt = self.statement(sql).await?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        match self {
-            PgConn::Plain(c) => c.execute(&stmt, &params).await,
-            PgConn::Tx(t) => t.execute(&stmt, &params).await,
-        }
-        .map_err(sql_error)
+        let r = match &self.client {
+            Client::Plain(c) => c.execute(&stmt, &params).await,
+            Client::Tx(t) => t.execute(&stmt, &params).await,
+        };
+        self.check(r)
     }
 }
 
@@ -282,11 +311,19 @@ impl PgStore {
         tx.commit().await.map_err(|e| backend(&e))
     }
 
-    /// Runs `op` once on a pooled connection, in the transaction its mode needs.
-    async fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output> {
-        let mut client = self.client().await?;
-        match O::MODE {
-            Mode::Point => op.run(&mut PgConn::Plain(&client), &self.ctx).await,
+    /// Runs `op` once on a pooled connection, in the transaction its mode needs. Says too
+    /// whether the connection broke; a broken one is not given back to the pool.
+    async fn attempt<O: Operation>(&self, op: &O) -> (Result<O::Output>, bool) {
+        let mut client = match self.client().await {
+            Ok(c) => c,
+            Err(e) => return (Err(e), false),
+        };
+        let (out, lost) = match O::MODE {
+            Mode::Point => {
+                let mut conn = PgConn::new(Client::Plain(&client));
+                let out = op.run(&mut conn, &self.ctx).await;
+                (out, conn.lost)
+            }
             Mode::Snapshot | Mode::Write => {
                 let builder = client.build_transaction();
                 let builder = if O::MODE == Mode::Snapshot {
@@ -294,28 +331,45 @@ impl PgStore {
                 } else {
                     builder
                 };
-                let tx = builder.start().await.map_err(|e| backend(&e))?;
-                let out = op.run(&mut PgConn::Tx(&tx), &self.ctx).await;
-                match out {
-                    Ok(v) => tx.commit().await.map(|()| v).map_err(|e| backend(&e)),
-                    Err(e) => {
-                        // A failed rollback closes the connection, which the pool then drops.
-                        let _ = tx.rollback().await;
-                        Err(e)
+                match builder.start().await {
+                    Err(e) => (Err(backend(&e)), breaks_connection(&e)),
+                    Ok(tx) => {
+                        let mut conn = PgConn::new(Client::Tx(&tx));
+                        let out = op.run(&mut conn, &self.ctx).await;
+                        let lost = conn.lost;
+                        match out {
+                            Ok(v) => match tx.commit().await {
+                                Ok(()) => (Ok(v), lost),
+                                Err(e) => (Err(backend(&e)), lost || breaks_connection(&e)),
+                            },
+                            Err(e) => {
+                                let rolled_back = tx.rollback().await;
+                                (Err(e), lost || rolled_back.is_err())
+                            }
+                        }
                     }
                 }
             }
+        };
+        let lost = lost || client.is_closed();
+        if lost {
+            drop(Object::take(client));
         }
+        (out, lost)
     }
 }
 
 impl Engine for PgStore {
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
         match self.attempt(&op).await {
-            // A read on a connection that broke (the server restarted, an administrator ended
-            // the session) is retried once; a write is not, as it may have committed.
-            Err(StoreError::Backend(_)) if O::MODE != Mode::Write => self.attempt(&op).await,
-            out => out,
+            // The connection broke (the server restarted, an administrator ended the session):
+            // the idle ones are likely gone too, so none is trusted. A read is retried once on
+            // a fresh connection; a write is not, as it may have committed.
+            (Err(e), true) => {
+                self.pool.retain(|_, _| false);
+                if O::MODE == Mode::Write { Err(e) } else { self.attempt(&op).await.0 }
+            }
+            (out, _) => out,
         }
     }
 }
