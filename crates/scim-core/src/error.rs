@@ -123,6 +123,10 @@ impl ScimError {
     pub fn uniqueness(detail: impl Into<String>) -> Self {
         Self::new(ScimType::Uniqueness, detail)
     }
+    /// 413: the request is larger than a limit the server advertises (RFC 7644 §3.12).
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::status(413, detail)
+    }
     /// 404 without a `scimType`.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::status(404, detail)

@@ -324,10 +324,10 @@ fn compare_one(leaf: Option<&Attribute>, v: &Value, op: CompareOp, lit: &Literal
             let case_exact = leaf.is_some_and(|a| a.case_exact);
             let lhs = match v {
                 Value::String(s) => s.clone(),
-                other => match tolerance::scalar_as_string(other) {
-                    Some(s) => s,
-                    None => return false,
-                },
+                // Values of attributes the schema does not type (none are stored today).
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return false,
             };
             let rhs = match lit {
                 Literal::String(s) => s.clone(),

@@ -20,6 +20,8 @@
 //! - Operations on a group's `members` never touch the document: they become a
 //!   [`MemberDelta`], so the store adds or removes rows and never rewrites the member list.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use crate::error::{Result, ScimError};
@@ -138,25 +140,54 @@ impl MemberDelta {
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty() && !self.remove_all
     }
+}
 
+/// Builds a [`MemberDelta`] in time linear in the members named: each id is found by hash, not
+/// by scanning what was collected so far.
+#[derive(Debug, Default)]
+struct DeltaBuilder {
+    add: Vec<Option<Member>>,
+    added: HashMap<String, usize>,
+    remove: Vec<Option<String>>,
+    removed: HashMap<String, usize>,
+    remove_all: bool,
+}
+
+impl DeltaBuilder {
     fn add(&mut self, m: Member) {
-        self.remove.retain(|r| *r != m.value);
-        if !self.add.iter().any(|a| a.value == m.value) {
-            self.add.push(m);
+        if let Some(i) = self.removed.remove(&m.value) {
+            self.remove[i] = None;
+        }
+        if !self.added.contains_key(&m.value) {
+            self.added.insert(m.value.clone(), self.add.len());
+            self.add.push(Some(m));
         }
     }
 
     fn remove(&mut self, id: &str) {
-        self.add.retain(|a| a.value != id);
-        if !self.remove_all && !self.remove.iter().any(|r| r == id) {
-            self.remove.push(id.to_owned());
+        if let Some(i) = self.added.remove(id) {
+            self.add[i] = None;
+        }
+        if !self.remove_all && !self.removed.contains_key(id) {
+            self.removed.insert(id.to_owned(), self.remove.len());
+            self.remove.push(Some(id.to_owned()));
         }
     }
 
     fn clear(&mut self) {
-        self.remove_all = true;
-        self.add.clear();
-        self.remove.clear();
+        *self = DeltaBuilder { remove_all: true, ..DeltaBuilder::default() };
+    }
+
+    fn len(&self) -> usize {
+        self.added.len() + self.removed.len()
+    }
+
+    fn finish(self) -> MemberDelta {
+        MemberDelta {
+            add: self.add.into_iter().flatten().collect(),
+            remove: self.remove.into_iter().flatten().collect(),
+            remove_all: self.remove_all,
+        }
     }
 }
 
@@ -186,7 +217,8 @@ pub fn apply_with(
     let before = resource.as_object().cloned().unwrap_or_default();
     let mut doc = before.clone();
     doc.remove("schemas");
-    let mut ctx = Ctx { def, doc, delta: MemberDelta::default(), unknown };
+    let limits = resource::Limits { max_members: req.limits.max_members, ..resource::Limits::default() };
+    let mut ctx = Ctx { def, doc, delta: DeltaBuilder::default(), unknown, limits };
     for (i, op) in req.operations.iter().enumerate() {
         ctx.op(op).map_err(|mut e| {
             if req.operations.len() > 1 {
@@ -195,25 +227,27 @@ pub fn apply_with(
             e
         })?;
     }
-    let member_count = ctx.delta.add.len() + ctx.delta.remove.len();
+    let member_count = ctx.delta.len();
     if member_count > req.limits.max_members {
-        return Err(ScimError::status(
-            413,
-            format!("the PATCH changes {member_count} members; the limit is {}", req.limits.max_members),
-        ));
+        return Err(ScimError::too_large(format!(
+            "the PATCH changes {member_count} members; the limit is {}",
+            req.limits.max_members
+        )));
     }
     check_immutable(def, &before, &ctx.doc)?;
     let out = resource::finish(def, ctx.doc);
     resource::check_required(def, &out)?;
-    let changed = out != Value::Object(before) || !ctx.delta.is_empty();
-    Ok(PatchOutcome { resource: out, members: ctx.delta, changed })
+    let members = ctx.delta.finish();
+    let changed = out != Value::Object(before) || !members.is_empty();
+    Ok(PatchOutcome { resource: out, members, changed })
 }
 
 struct Ctx<'d, 'a> {
     def: &'d ResourceDef<'a>,
     doc: Map<String, Value>,
-    delta: MemberDelta,
+    delta: DeltaBuilder,
     unknown: UnknownAttributes,
+    limits: resource::Limits,
 }
 
 impl<'a> Ctx<'_, 'a> {
@@ -316,19 +350,19 @@ impl<'a> Ctx<'_, 'a> {
         }
         match (op, &path.filter) {
             (OpName::Add, None) => {
-                for m in parse_members(value.unwrap_or(&Value::Null))? {
+                for m in parse_members(value.unwrap_or(&Value::Null), &self.limits)? {
                     self.delta.add(m);
                 }
             }
             (OpName::Replace, None) => {
                 self.delta.clear();
-                for m in parse_members(value.unwrap_or(&Value::Null))? {
+                for m in parse_members(value.unwrap_or(&Value::Null), &self.limits)? {
                     self.delta.add(m);
                 }
             }
             (OpName::Remove, None) => match value {
                 Some(v) if !tolerance::is_clear(v) => {
-                    for m in parse_members(v)? {
+                    for m in parse_members(v, &self.limits)? {
                         self.delta.remove(&m.value);
                     }
                 }
@@ -356,7 +390,7 @@ impl<'a> Ctx<'_, 'a> {
         let Some(holder) = container_mut(&mut self.doc, r.container, true) else { return Ok(()) };
         match (filter, r.sub) {
             (None, None) if attr.multi_valued => {
-                let new = normalize_attr(attr, value, self.unknown, &at)?;
+                let new = normalize_attr(attr, value, self.unknown, &self.limits, &at)?;
                 match (op, new) {
                     (_, None) if (op == OpName::Replace && tolerance::is_clear(value)) || value.is_null() => {
                         holder.remove(&attr.name);
@@ -384,7 +418,7 @@ impl<'a> Ctx<'_, 'a> {
                     }
                 }
             }
-            (None, None) => match normalize_attr(attr, value, self.unknown, &at)? {
+            (None, None) => match normalize_attr(attr, value, self.unknown, &self.limits, &at)? {
                 None => {
                     holder.remove(&attr.name);
                 }
@@ -399,7 +433,7 @@ impl<'a> Ctx<'_, 'a> {
                 }
             },
             (None, Some(sub)) => {
-                let new = normalize_attr(sub, value, self.unknown, &at)?;
+                let new = normalize_attr(sub, value, self.unknown, &self.limits, &at)?;
                 if attr.multi_valued {
                     let mut list = take_list(holder, &attr.name);
                     if list.is_empty() {
@@ -422,8 +456,8 @@ impl<'a> Ctx<'_, 'a> {
             }
             (Some(f), sub) => {
                 let new = match sub {
-                    Some(s) => normalize_attr(s, value, self.unknown, &at)?,
-                    None => normalize_attr(attr, value, self.unknown, &at)?.map(|v| match v {
+                    Some(s) => normalize_attr(s, value, self.unknown, &self.limits, &at)?,
+                    None => normalize_attr(attr, value, self.unknown, &self.limits, &at)?.map(|v| match v {
                         Value::Array(mut xs) if xs.len() == 1 => xs.remove(0),
                         other => other,
                     }),
@@ -497,7 +531,7 @@ impl<'a> Ctx<'_, 'a> {
         match (filter, r.sub) {
             (None, None) => match value {
                 Some(v) if attr.multi_valued && !tolerance::is_clear(v) => {
-                    let targets = normalize_attr(attr, v, self.unknown, &at)?;
+                    let targets = normalize_attr(attr, v, self.unknown, &self.limits, &at)?;
                     let targets = match targets {
                         Some(Value::Array(xs)) => xs,
                         _ => Vec::new(),
@@ -634,7 +668,7 @@ fn seed_from_filter(attr: &Attribute, f: &Filter, unknown: UnknownAttributes) ->
                     Literal::Bool(b) => Value::Bool(*b),
                     Literal::Null => return None,
                 };
-                let v = normalize_attr(sub, &raw, unknown, &sub.name).ok()??;
+                let v = normalize_attr(sub, &raw, unknown, &resource::Limits::default(), &sub.name).ok()??;
                 out.insert(sub.name.clone(), v);
             }
             _ => return None,

@@ -28,6 +28,22 @@ pub enum UnknownAttributes {
     Reject,
 }
 
+/// Size limits of a resource body, enforced while it is read (so a huge body costs time linear
+/// in its size, and is refused before it is stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most members a group body (or one PATCH) may list.
+    pub max_members: usize,
+    /// The most values of one multi-valued attribute (emails, phoneNumbers, roles, ...).
+    pub max_values: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_members: 10_000, max_values: 1_000 }
+    }
+}
+
 /// A member of a group, as a client names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Member {
@@ -55,8 +71,19 @@ pub struct Ingested {
     pub members: Option<Vec<Member>>,
 }
 
-/// Checks and coerces a resource body for a create (POST) or a replace (PUT).
+/// Checks and coerces a resource body for a create (POST) or a replace (PUT), with the default
+/// [`Limits`].
 pub fn ingest(def: &ResourceDef<'_>, input: &Value, unknown: UnknownAttributes) -> Result<Ingested> {
+    ingest_with(def, input, unknown, &Limits::default())
+}
+
+/// [`ingest`] with the given size limits.
+pub fn ingest_with(
+    def: &ResourceDef<'_>,
+    input: &Value,
+    unknown: UnknownAttributes,
+    limits: &Limits,
+) -> Result<Ingested> {
     let obj = input.as_object().ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     let mut doc = Map::new();
     let mut members = None;
@@ -76,12 +103,12 @@ pub fn ingest(def: &ResourceDef<'_>, input: &Value, unknown: UnknownAttributes) 
             };
             for (k, v) in inner {
                 let path = AttrPath { urn: Some(schema.id.clone()), name: k.clone(), sub: None };
-                place(def, &mut doc, &mut members, &path, k, v, unknown)?;
+                place(def, &mut doc, &mut members, &path, k, v, unknown, limits)?;
             }
             continue;
         }
         match AttrPath::parse_word(key) {
-            Ok(path) => place(def, &mut doc, &mut members, &path, key, value, unknown)?,
+            Ok(path) => place(def, &mut doc, &mut members, &path, key, value, unknown, limits)?,
             Err(_) => unknown_attribute(key, unknown)?,
         }
     }
@@ -110,6 +137,7 @@ fn unknown_attribute(key: &str, unknown: UnknownAttributes) -> Result<()> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn place(
     def: &ResourceDef<'_>,
     doc: &mut Map<String, Value>,
@@ -118,25 +146,26 @@ fn place(
     key: &str,
     value: &Value,
     unknown: UnknownAttributes,
+    limits: &Limits,
 ) -> Result<()> {
     let Some(r) = def.resolve(path) else { return unknown_attribute(key, unknown) };
     if r.leaf().mutability == Mutability::ReadOnly || r.attr.mutability == Mutability::ReadOnly {
         return Ok(());
     }
     if def.member_attribute().is_some_and(|m| std::ptr::eq(m, r.attr)) && r.sub.is_none() {
-        *members = Some(parse_members(value)?);
+        *members = Some(parse_members(value, limits)?);
         return Ok(());
     }
     let at = r.display();
     let holder = container_mut(doc, r.container, true).ok_or_else(|| ScimError::invalid_syntax("bad container"))?;
     match r.sub {
         None => {
-            if let Some(v) = normalize_attr(r.attr, value, unknown, &at)? {
+            if let Some(v) = normalize_attr(r.attr, value, unknown, limits, &at)? {
                 merge_into(holder, &r.attr.name, v);
             }
         }
         Some(sub) => {
-            if let Some(v) = normalize_attr(sub, value, unknown, &at)? {
+            if let Some(v) = normalize_attr(sub, value, unknown, limits, &at)? {
                 let mut m = Map::new();
                 m.insert(sub.name.clone(), v);
                 merge_into(holder, &r.attr.name, Value::Object(m));
@@ -267,17 +296,32 @@ pub fn check_required(def: &ResourceDef<'_>, resource: &Value) -> Result<()> {
     }
 }
 
-/// Reads a list of members: objects with a `value` (or bare id strings).
-pub fn parse_members(v: &Value) -> Result<Vec<Member>> {
+/// Reads a list of members: objects with a `value`, at most `limits.max_members`, each id
+/// once (the first mention wins). Linear in the number of members.
+pub fn parse_members(v: &Value, limits: &Limits) -> Result<Vec<Member>> {
     let items: Vec<&Value> = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(xs) => xs.iter().collect(),
-        x => vec![x],
+        Value::Object(_) => vec![v],
+        other => {
+            return Err(ScimError::invalid_value(format!(
+                "members must be a list of objects such as {{\"value\": \"<id>\"}}, not {} ({})",
+                json_type(other),
+                shown(other)
+            )));
+        }
     };
+    if items.len() > limits.max_members {
+        return Err(ScimError::too_many(format!(
+            "{} members in one request; the limit is {} (send the rest in further PATCH requests)",
+            items.len(),
+            limits.max_members
+        )));
+    }
     let mut out = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (i, x) in items.into_iter().enumerate() {
         let (value, kind, display) = match x {
-            Value::String(s) => (Some(s.as_str()), None, None),
             Value::Object(m) => {
                 let get = |k: &str| m.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
                 let kind = get("type").and_then(Value::as_str).map(|t| {
@@ -292,11 +336,17 @@ pub fn parse_members(v: &Value) -> Result<Vec<Member>> {
                 let display = get("display").and_then(Value::as_str).filter(|d| !d.is_empty()).map(str::to_owned);
                 (get("value").and_then(Value::as_str), kind, display)
             }
-            _ => (None, None, None),
+            other => {
+                return Err(ScimError::invalid_value(format!(
+                    "members[{i}] must be an object such as {{\"value\": \"<id>\"}}, not {} ({})",
+                    json_type(other),
+                    shown(other)
+                )));
+            }
         };
         match value {
             Some(v) if !v.is_empty() => {
-                if !out.iter().any(|m: &Member| m.value == v) {
+                if seen.insert(v) {
                     out.push(Member { value: v.to_owned(), kind, display });
                 }
             }
@@ -313,18 +363,30 @@ pub(crate) fn normalize_attr(
     attr: &Attribute,
     v: &Value,
     unknown: UnknownAttributes,
+    limits: &Limits,
     at: &str,
 ) -> Result<Option<Value>> {
     if attr.multi_valued {
         let items: Vec<&Value> = match v {
             Value::Array(xs) => xs.iter().collect(),
             Value::Null => return Ok(None),
-            x => vec![x],
+            // One element of a multi-valued complex attribute (a PATCH adding one email).
+            Value::Object(_) if attr.ty == AttrType::Complex => vec![v],
+            other => return Err(wrong_type(attr, at, other)),
         };
+        if items.len() > limits.max_values {
+            return Err(ScimError::invalid_value(format!(
+                "{at} has {} values; the limit is {} per attribute",
+                items.len(),
+                limits.max_values
+            )));
+        }
         let mut out: Vec<Value> = Vec::with_capacity(items.len());
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
         for x in items {
-            if let Some(n) = normalize_single(attr, x, unknown, at)? {
-                if !out.contains(&n) {
+            if let Some(n) = normalize_single(attr, x, unknown, limits, at)? {
+                // Duplicates are dropped; their canonical JSON text is the key (linear time).
+                if seen.insert(n.to_string()) {
                     out.push(n);
                 }
             }
@@ -340,19 +402,36 @@ pub(crate) fn normalize_attr(
         return Ok((!out.is_empty()).then_some(Value::Array(out)));
     }
     match tolerance::single_from_list(attr, v) {
-        Some(single) => normalize_single(attr, &single, unknown, at),
-        None => normalize_single(attr, v, unknown, at),
+        Some(single) => normalize_single(attr, &single, unknown, limits, at),
+        None => normalize_single(attr, v, unknown, limits, at),
     }
 }
 
-fn wrong_type(attr: &Attribute, at: &str, v: &Value) -> ScimError {
+/// At most 60 characters of a value, for error details.
+fn shown(v: &Value) -> String {
     let mut shown = v.to_string();
     if shown.len() > 60 {
         let cut = (0..=60).rev().find(|i| shown.is_char_boundary(*i)).unwrap_or(0);
         shown.truncate(cut);
         shown.push_str("...");
     }
-    let what = match attr.ty {
+    shown
+}
+
+/// The JSON type of a value, for error details.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(attr: &Attribute, at: &str, v: &Value) -> ScimError {
+    let one = match attr.ty {
         AttrType::Complex => "an object",
         AttrType::Boolean => "a boolean",
         AttrType::Integer => "an integer",
@@ -361,10 +440,17 @@ fn wrong_type(attr: &Attribute, at: &str, v: &Value) -> ScimError {
         AttrType::Binary => "base64-encoded binary data",
         AttrType::String | AttrType::Reference => "a string",
     };
-    ScimError::invalid_value(format!("{at} must be {what}, not {shown}"))
+    let what = if attr.multi_valued { format!("a list, each element {one}") } else { one.to_owned() };
+    ScimError::invalid_value(format!("{at} must be {what}, not {} ({})", json_type(v), shown(v)))
 }
 
-fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at: &str) -> Result<Option<Value>> {
+fn normalize_single(
+    attr: &Attribute,
+    v: &Value,
+    unknown: UnknownAttributes,
+    limits: &Limits,
+    at: &str,
+) -> Result<Option<Value>> {
     let v = tolerance::unwrap_value_object(attr, v).unwrap_or(v);
     if tolerance::is_clear(v) {
         return Ok(None);
@@ -400,7 +486,7 @@ fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at:
                 if sub.mutability == Mutability::ReadOnly {
                     continue;
                 }
-                if let Some(n) = normalize_attr(sub, x, unknown, &format!("{at}.{}", sub.name))? {
+                if let Some(n) = normalize_attr(sub, x, unknown, limits, &format!("{at}.{}", sub.name))? {
                     out.insert(sub.name.clone(), n);
                 }
             }
@@ -410,10 +496,8 @@ fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at:
             Value::Object(out)
         }
         AttrType::String | AttrType::Reference => {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => tolerance::scalar_as_string(other).ok_or_else(|| wrong_type(attr, at, v))?,
-            };
+            let Value::String(s) = v else { return Err(wrong_type(attr, at, v)) };
+            let s = s.clone();
             let canonical = attr.canonical_values.iter().find(|c| c.eq_ignore_ascii_case(&s));
             Value::String(canonical.cloned().unwrap_or(s))
         }
@@ -421,7 +505,6 @@ fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at:
         AttrType::Integer => {
             let n = match v {
                 Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             };
             Value::Number(Number::from(n.ok_or_else(|| wrong_type(attr, at, v))?))
@@ -429,7 +512,6 @@ fn normalize_single(attr: &Attribute, v: &Value, unknown: UnknownAttributes, at:
         AttrType::Decimal => {
             let n = match v {
                 Value::Number(n) => Some(n.clone()),
-                Value::String(s) => s.trim().parse::<f64>().ok().and_then(Number::from_f64),
                 _ => None,
             };
             Value::Number(n.ok_or_else(|| wrong_type(attr, at, v))?)

@@ -5,13 +5,17 @@
 //! |---|---|---|
 //! | [`bool_value`]: `"True"`, `"False"`, `"true"` for booleans | Entra ID | the boolean |
 //! | [`op_name`]: `Add`, `Replace`, `Remove` | Entra ID | the RFC op, compared case-insensitively |
-//! | [`scalar_for_complex`]: `"manager": "<id>"` | Entra ID | `{"value": "<id>"}` |
-//! | [`single_from_list`]: `"manager": [{"value": "<id>"}]` | Entra ID | the one element |
+//! | [`scalar_for_complex`]: `"manager": "<id>"` (a single-valued complex attribute) | Entra ID | `{"value": "<id>"}` |
+//! | [`single_from_list`]: `"manager": [{"value": "<id>"}]` (a single-valued complex attribute) | Entra ID | the one element |
 //! | [`json_encoded_element`]: `{"value": "{\"value\":\"Admin\",...}"}` in `roles` | Entra ID | the decoded element |
 //! | [`is_clear`]: `null`, `""`, `{"value": ""}` | Entra ID, Okta | "clear this attribute" |
 //! | [`lenient_datetime`]: a dateTime without a zone | various | UTC |
-//! | [`scalar_as_string`]: `"employeeNumber": 701984` | various | `"701984"` |
-//! | [`unwrap_value_object`]: `"title": {"value": "Boss"}` for a simple attribute | Entra ID (`{"value":""}` to clear) | `"Boss"` |
+//! | [`unwrap_value_object`]: `{"value": ""}` for a simple attribute | Entra ID | "clear this attribute" |
+//!
+//! Nothing else is coerced: a number or boolean for a string, a string for an integer, a list
+//! for a single value, a string for a multi-valued attribute, or a non-object element of a
+//! multi-valued complex attribute is 400 `invalidValue`, naming the attribute, the type it
+//! needs and what was sent (RFC 7643 §2.3: the JSON type is part of the attribute's type).
 //!
 //! Other tolerances live in the grammar itself and are documented there: unknown schema URIs
 //! and attributes are dropped ([`crate::resource`]), dotted, URN-qualified and nested keys of a
@@ -58,14 +62,14 @@ pub fn op_name(s: &str) -> Option<OpName> {
     }
 }
 
-/// A scalar sent for a complex attribute that has a `value` sub-attribute becomes
-/// `{"value": scalar}` (Entra's manager PATCH carries the bare manager id).
+/// A string sent for a single-valued complex attribute that has a `value` sub-attribute
+/// becomes `{"value": string}` (Entra's manager PATCH carries the bare manager id).
 pub fn scalar_for_complex(attr: &Attribute, v: &Value) -> Option<Value> {
-    if attr.ty != AttrType::Complex || attr.sub("value").is_none() {
+    if attr.ty != AttrType::Complex || attr.multi_valued || attr.sub("value").is_none() {
         return None;
     }
     match v {
-        Value::String(_) | Value::Number(_) => {
+        Value::String(_) => {
             let mut m = Map::new();
             m.insert("value".into(), v.clone());
             Some(Value::Object(m))
@@ -74,12 +78,15 @@ pub fn scalar_for_complex(attr: &Attribute, v: &Value) -> Option<Value> {
     }
 }
 
-/// A one-element list sent for a single-valued attribute is that element
-/// (Entra's manager as `[{"$ref": ..., "value": "<id>"}]`).
+/// A one-element list sent for a single-valued complex attribute is that element (Entra's
+/// manager as `[{"$ref": ..., "value": "<id>"}]`); an empty one clears it.
 pub fn single_from_list(attr: &Attribute, v: &Value) -> Option<Value> {
+    if attr.multi_valued || attr.ty != AttrType::Complex {
+        return None;
+    }
     match v {
-        Value::Array(xs) if !attr.multi_valued && xs.len() == 1 => xs.first().cloned(),
-        Value::Array(xs) if !attr.multi_valued && xs.is_empty() => Some(Value::Null),
+        Value::Array(xs) if xs.len() == 1 => xs.first().cloned(),
+        Value::Array(xs) if xs.is_empty() => Some(Value::Null),
         _ => None,
     }
 }
@@ -132,23 +139,14 @@ pub fn lenient_datetime(s: &str) -> Option<OffsetDateTime> {
     None
 }
 
-/// A number or boolean sent for a string attribute is kept as its JSON text.
-pub fn scalar_as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// A simple (non-complex) attribute sent as `{"value": x}` is `x`; Entra clears attributes
-/// with `{"value": ""}`.
+/// A simple (non-complex) attribute sent as `{"value": ""}` (or `{"value": null}`) is cleared:
+/// Entra clears attributes that way. Any other object for a simple attribute is a type error.
 pub fn unwrap_value_object<'v>(attr: &Attribute, v: &'v Value) -> Option<&'v Value> {
     if attr.ty == AttrType::Complex {
         return None;
     }
     match v {
-        Value::Object(m) if m.len() == 1 => m.get("value"),
+        Value::Object(m) if m.len() == 1 => m.get("value").filter(|inner| is_clear(inner)),
         _ => None,
     }
 }

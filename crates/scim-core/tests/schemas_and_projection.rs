@@ -126,7 +126,7 @@ fn custom_extension_from_json_document_is_usable_everywhere() {
     let u = ingest(
         &reg,
         "User",
-        json!({"userName": "a@b.c", CUSTOM: {"COSTCODE": "CC-1", "badgeNumber": "17", "hiredOn": "2024-02-01T00:00:00Z"}}),
+        json!({"userName": "a@b.c", CUSTOM: {"COSTCODE": "CC-1", "badgeNumber": 17, "hiredOn": "2024-02-01T00:00:00Z"}}),
     );
     assert_eq!(u[CUSTOM], json!({"costCode": "CC-1", "badgeNumber": 17, "hiredOn": "2024-02-01T00:00:00Z"}));
     assert_eq!(u["schemas"][1], CUSTOM);
@@ -153,13 +153,79 @@ fn ingest_coerces_types_and_canonical_values() {
         "User",
         json!({"UserName": "x@y.z", "active": "True", "emails": [{"value": "x@y.z", "type": "Work", "primary": "true"}],
                "id": "client-chosen", "groups": [{"value": "g"}], "unknownThing": 1,
-               "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": 42}),
+               "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42"}),
     );
     assert_eq!(u["userName"], "x@y.z");
     assert_eq!(u["active"], true);
     assert_eq!(u["emails"], json!([{"value": "x@y.z", "type": "work", "primary": true}]));
     assert!(u.get("id").is_none() && u.get("groups").is_none() && u.get("unknownThing").is_none());
     assert_eq!(u[ENT]["employeeNumber"], "42");
+}
+
+/// RFC 7643 §2.3: the JSON type is part of an attribute's type. Only the CLIENTS.md quirks
+/// coerce (the manager as a bare id or a one-element list, booleans as "True"/"False",
+/// `{"value": ""}` to clear); every other wrong type is refused, naming the attribute, the type
+/// it needs and what was sent. These were all coerced and stored before.
+#[test]
+fn wrong_json_types_are_refused_not_coerced() {
+    let reg = Registry::standard();
+    let user = reg.resource("User").unwrap();
+    let group = reg.resource("Group").unwrap();
+    let cases = [
+        (&user, json!({"userName": ["a"]}), "userName", "a list"),
+        (&user, json!({"userName": 7}), "userName", "a number"),
+        (&user, json!({"userName": "a", "title": true}), "title", "a boolean"),
+        (&user, json!({"userName": "a", "title": {"value": "Boss"}}), "title", "an object"),
+        (&user, json!({"userName": "a", "name": {"givenName": 5}}), "name.givenName", "a number"),
+        (&user, json!({"userName": "a", "preferredLanguage": ["en"]}), "preferredLanguage", "a list"),
+        (&user, json!({"userName": "a", "externalId": 12}), "externalId", "a number"),
+        (&user, json!({"userName": "a", ENT: {"employeeNumber": 701984}}), "employeeNumber", "a number"),
+        (&user, json!({"userName": "a", "emails": "a@b.c"}), "emails", "a string"),
+        (&user, json!({"userName": "a", "emails": ["a@b.c"]}), "emails", "a string"),
+        (&user, json!({"userName": "a", "roles": "Admin"}), "roles", "a string"),
+        (&group, json!({"displayName": 5}), "displayName", "a number"),
+        (&group, json!({"displayName": "g", "members": ["u1"]}), "members", "a string"),
+        (&group, json!({"displayName": "g", "members": "u1"}), "members", "a string"),
+    ];
+    for (def, body, attr, sent) in cases {
+        let e = resource::ingest(def, &body, UnknownAttributes::Drop).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{body}: {e}");
+        assert!(e.detail.contains(attr) && e.detail.contains(sent), "{body}: {}", e.detail);
+    }
+    // The documented quirks still coerce.
+    let u = ingest(
+        &reg,
+        "User",
+        json!({"userName": "a", "active": "False", "title": {"value": ""},
+               ENT: {"manager": "m1"}}),
+    );
+    assert_eq!((u["active"].clone(), u.get("title")), (json!(false), None));
+    assert_eq!(u[ENT]["manager"], json!({"value": "m1"}));
+    let u = ingest(&reg, "User", json!({"userName": "a", ENT: {"manager": [{"value": "m2"}]}}));
+    assert_eq!(u[ENT]["manager"], json!({"value": "m2"}));
+}
+
+/// Limits are enforced while reading, and de-duplication is linear: 40,000 members or 20,000
+/// emails in one body are refused at once (they froze the server for seconds before).
+#[test]
+fn huge_member_and_value_lists_are_refused_while_reading() {
+    let reg = Registry::standard();
+    let group = reg.resource("Group").unwrap();
+    let user = reg.resource("User").unwrap();
+    let members: Vec<Value> = (0..40_000).map(|i| json!({"value": format!("u{i}")})).collect();
+    let e = resource::ingest(&group, &json!({"displayName": "g", "members": members}), UnknownAttributes::Drop)
+        .unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::TooMany), "{e}");
+    let emails: Vec<Value> = (0..20_000).map(|i| json!({"value": format!("u{i}@x.y")})).collect();
+    let e = resource::ingest(&user, &json!({"userName": "a", "emails": emails}), UnknownAttributes::Drop).unwrap_err();
+    assert!(e.detail.contains("limit"), "{e}");
+    // Within the limit, duplicates are dropped and the first mention wins.
+    let mut members: Vec<Value> = (0..10_000).map(|i| json!({"value": format!("u{}", i % 5_000)})).collect();
+    members[5_000] = json!({"value": "u0", "display": "second mention"});
+    let g =
+        resource::ingest(&group, &json!({"displayName": "g", "members": members}), UnknownAttributes::Drop).unwrap();
+    let ms = g.members.unwrap();
+    assert_eq!((ms.len(), ms[0].display.as_deref()), (5_000, None));
 }
 
 #[test]
@@ -336,9 +402,11 @@ fn attributes_naming_only_unknown_attributes_returns_only_always_attributes() {
 
 #[test]
 fn member_display_sent_by_the_client_is_kept() {
-    let members =
-        resource::parse_members(&json!([{"value": "u1", "display": "Babs Jensen", "type": "user"}, {"value": "u2"}]))
-            .unwrap();
+    let members = resource::parse_members(
+        &json!([{"value": "u1", "display": "Babs Jensen", "type": "user"}, {"value": "u2"}]),
+        &resource::Limits::default(),
+    )
+    .unwrap();
     assert_eq!(members[0].display.as_deref(), Some("Babs Jensen"));
     assert_eq!(members[0].kind.as_deref(), Some("User"));
     assert_eq!(members[1].display, None);

@@ -242,6 +242,9 @@ impl Default for Limits {
 pub enum StoreError {
     /// No such resource (or tenant, or token) in this tenant.
     NotFound,
+    /// The tenant a write names does not exist (any more): it was deleted while the caller
+    /// still held it. Nothing was written.
+    NoTenant,
     /// A uniqueness constraint: the detail names the attribute and value.
     Conflict(String),
     /// `If-Match` named a version that is no longer current.
@@ -258,6 +261,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::NotFound => f.write_str("not found"),
+            StoreError::NoTenant => f.write_str("the tenant does not exist"),
             StoreError::Conflict(d) => write!(f, "conflict: {d}"),
             StoreError::VersionMismatch => f.write_str("version mismatch"),
             StoreError::Scim(e) => write!(f, "{e}"),

@@ -43,8 +43,23 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection before its cache is cleared.
 pub const STATEMENT_CACHE: usize = 256;
+/// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
+/// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
+const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED];
+
 /// The version of the schema this scimd writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Version 2: rows left by tenants deleted while their writes were in flight are removed
+/// (writes now check their tenant in their own transaction; tenant ids were never reused here).
+const ORPHANS_REMOVED: &str = "
+DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants))
+    OR member_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants));
+DELETE FROM emails WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
+";
 /// The advisory lock (two-key form) that serializes migrations: "scim", 1.
 const MIGRATION_LOCK: (i32, i32) = (0x7363_696d, 1);
 
@@ -294,19 +309,22 @@ impl PgStore {
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| backend(&e))?;
-        match version {
-            None => {
-                tx.batch_execute(SCHEMA).await.map_err(|e| backend(&e))?;
-                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION])
-                    .await
-                    .map_err(|e| backend(&e))?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Backend(format!(
-                    "the database has schema version {v}, newer than this scimd ({SCHEMA_VERSION}); upgrade scimd"
-                )));
-            }
-            Some(_) => {}
+        let version = version.unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {version}, newer than this scimd ({SCHEMA_VERSION}); upgrade scimd"
+            )));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            tx.batch_execute(step)
+                .await
+                .map_err(|e| StoreError::Backend(format!("migrating the schema to version {}: {e}", i + 1)))?;
+        }
+        if version < SCHEMA_VERSION {
+            tx.execute("DELETE FROM schema_version", &[]).await.map_err(|e| backend(&e))?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                .await
+                .map_err(|e| backend(&e))?;
         }
         tx.commit().await.map_err(|e| backend(&e))
     }

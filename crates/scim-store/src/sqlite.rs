@@ -32,11 +32,44 @@ use crate::sql::{Arg, Conn, Dialect, Engine, Mode, Operation, Row, SQLITE, SqlEr
 use crate::{Limits, Result, StoreError};
 
 const READERS: usize = 4;
-const SCHEMA_VERSION: i64 = 1;
 /// The most writes one group commit takes.
 const MAX_BATCH: usize = 512;
 
-const SCHEMA: &str = "
+/// The schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
+/// `i + 1` (`PRAGMA user_version`). Forward only; each runs in its own transaction.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED];
+
+/// The version this scimd writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 2: tenant ids are never reused (`AUTOINCREMENT`, starting above every id any row
+/// still names), and rows of tenants deleted before writes checked their tenant are removed.
+/// A reused id gave a new tenant the users of a deleted one.
+const TENANT_IDS_NEVER_REUSED: &str = "
+CREATE TABLE tenants_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    required TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+INSERT INTO tenants_v2 (id, name, required, created) SELECT id, name, required, created FROM tenants;
+DELETE FROM sqlite_sequence WHERE name = 'tenants_v2';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'tenants_v2', coalesce(max(m), 0) FROM (
+    SELECT max(id) AS m FROM tenants UNION ALL SELECT max(tenant_id) FROM tokens
+    UNION ALL SELECT max(tenant_id) FROM resources UNION ALL SELECT max(tenant_id) FROM events
+);
+DROP TABLE tenants;
+ALTER TABLE tenants_v2 RENAME TO tenants;
+DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants))
+    OR member_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants));
+DELETE FROM emails WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
+";
+
+/// Version 1: the first schema.
+const SCHEMA_V1: &str = "
 CREATE TABLE tenants (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -125,16 +158,25 @@ fn configure(conn: &Connection) -> Result<()> {
         .map_err(db)
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
-    if version == 0 {
-        conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")).map_err(db)?;
-    } else if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
-            "the database has schema version {version}, newer than this scimd ({SCHEMA_VERSION}); upgrade scimd"
-        )));
+/// Brings the schema to [`SCHEMA_VERSION`], one step per transaction (a process opening the
+/// same file at the same moment waits, then finds the step done); refuses a database of a
+/// newer scimd.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {version}, newer than this scimd ({SCHEMA_VERSION}); upgrade scimd"
+            )));
+        }
+        let Some(step) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else { return Ok(()) };
+        let next = version + 1;
+        tx.execute_batch(step)
+            .map_err(|e| StoreError::Backend(format!("migrating the schema to version {next}: {e}")))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {next}")).map_err(db)?;
+        tx.commit().map_err(db)?;
     }
-    Ok(())
 }
 
 /// The statement text with `$N` placeholders spelled `?N`, as SQLite numbers them. The store's
@@ -280,8 +322,8 @@ impl SqliteStore {
             configure(&c)?;
             Ok(c)
         };
-        let writer = open()?;
-        migrate(&writer)?;
+        let mut writer = open()?;
+        migrate(&mut writer)?;
         let readers = (0..READERS).map(|_| open().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
         let ctx = Context { limits, registry };
         let (tx, rx) = mpsc::channel::<Job>();

@@ -287,10 +287,11 @@ pub async fn show_tenant(store: &dyn Store, clock: &dyn Clock, name: &str) -> Re
     tenant_view(store, &t, clock.now()).await
 }
 
-/// Deletes a tenant with its users, groups and tokens.
-pub async fn delete_tenant(store: &dyn Store, name: &str) -> Result<(), OpError> {
+/// Deletes a tenant with its users, groups and tokens; returns its key.
+pub async fn delete_tenant(store: &dyn Store, name: &str) -> Result<i64, OpError> {
+    let tenant = tenant_named(store, name).await?;
     if store.delete_tenant(name.to_owned()).await? {
-        Ok(())
+        Ok(tenant.id)
     } else {
         Err(OpError::NotFound(format!("no tenant named \"{name}\"")))
     }
@@ -379,6 +380,7 @@ struct AdminState {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
+    auth: Arc<crate::http::AuthCache>,
     prometheus: PrometheusHandle,
 }
 
@@ -389,6 +391,7 @@ pub fn router(app: &crate::http::AppState, prometheus: PrometheusHandle) -> Rout
         store: Arc::clone(&app.store),
         registry: Arc::clone(&app.registry),
         clock: Arc::clone(&app.clock),
+        auth: Arc::clone(&app.auth),
         prometheus,
     };
     Router::new()
@@ -500,7 +503,8 @@ async fn get_tenant(State(s): State<AdminState>, Path(name): Path<String>) -> Re
 }
 
 async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    delete_tenant(s.store.as_ref(), &name).await?;
+    let id = delete_tenant(s.store.as_ref(), &name).await?;
+    s.auth.forget_tenant(id);
     tracing::info!(tenant = %name, "admin API: tenant deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -519,6 +523,7 @@ async fn get_tokens(State(s): State<AdminState>, Path(name): Path<String>) -> Re
 
 async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let r = revoke_token(s.store.as_ref(), s.clock.as_ref(), &id).await?;
+    s.auth.forget_token(&r.token.id);
     tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "admin API: token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

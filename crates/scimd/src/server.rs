@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Settings};
-use crate::http::{AppState, LenientListener};
+use crate::http::{AppState, AuthCache, LenientListener};
 
 /// How long in-flight requests may take to finish after the stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -69,7 +69,8 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let scim = bind(&settings.listen, "SCIM").await?;
         let admin = bind(&settings.admin_listen, "admin").await?;
-        let state = AppState { store, registry, clock, settings: Arc::new(settings.http.clone()) };
+        let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
+        let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()) };
         Ok(Server { state, scim, admin, prometheus })
     }
 

@@ -110,7 +110,7 @@ fn resource_conflict(e: SqlError, kind: Kind, keys: &IndexKeys) -> StoreError {
 /// Checks that the tenant exists, and on PostgreSQL keeps it from being deleted until commit.
 async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
     let sql = format!("SELECT 1 FROM tenants WHERE id = $1{}", c.dialect().lock(Lock::KeyShare));
-    c.opt(&sql, &[Arg::Int(tenant)]).await?.ok_or(StoreError::NotFound)?;
+    c.opt(&sql, &[Arg::Int(tenant)]).await?.ok_or(StoreError::NoTenant)?;
     Ok(())
 }
 
@@ -139,7 +139,7 @@ async fn event<C: Conn>(
         Arg::Int(now),
     ];
     if c.exec(&sql, &args).await? == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NoTenant);
     }
     Ok(())
 }

@@ -69,18 +69,36 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
         }
         map.insert(k, (Instant::now(), v));
     }
+
+    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, (_, v)| keep(k, v));
+    }
 }
 
-/// Tokens by id and tenants by key, each trusted for the TTL.
+/// Tokens by id and tenants by key, each trusted for the TTL (the revocation delay of other
+/// replicas). What this process deletes or revokes itself it forgets at once.
 #[derive(Debug)]
-pub(crate) struct AuthCache {
+pub struct AuthCache {
     tokens: TtlMap<String, Option<Token>>,
     tenants: TtlMap<i64, Option<Arc<Tenant>>>,
 }
 
 impl AuthCache {
-    pub(crate) fn new(ttl: Duration) -> Self {
+    /// A cache trusting what it read for `ttl` (zero: no caching).
+    pub fn new(ttl: Duration) -> Self {
         AuthCache { tokens: TtlMap::new(ttl), tenants: TtlMap::new(ttl) }
+    }
+
+    /// Forgets a deleted tenant and every token of it.
+    pub fn forget_tenant(&self, tenant: i64) {
+        self.tenants.retain(|id, _| *id != tenant);
+        self.tokens.retain(|_, t| t.as_ref().is_none_or(|t| t.tenant != tenant));
+    }
+
+    /// Forgets a revoked token.
+    pub fn forget_token(&self, id: &str) {
+        self.tokens.retain(|k, _| k != id);
     }
 }
 
@@ -99,11 +117,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The tenant a presented token grants access to.
 async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, ApiError> {
     let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-    let token = match sh.auth.tokens.get(&id.to_owned()) {
+    let token = match sh.app.auth.tokens.get(&id.to_owned()) {
         Some(t) => t,
         None => {
             let t = sh.store().token(id.to_owned()).await?;
-            sh.auth.tokens.put(id.to_owned(), t.clone());
+            sh.app.auth.tokens.put(id.to_owned(), t.clone());
             t
         }
     };
@@ -111,11 +129,11 @@ async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, 
     if !tokens::verify(&token, secret, sh.app.clock.now()) {
         return Err(ApiError::Unauthorized(BAD_TOKEN));
     }
-    let tenant = match sh.auth.tenants.get(&token.tenant) {
+    let tenant = match sh.app.auth.tenants.get(&token.tenant) {
         Some(t) => t,
         None => {
             let t = sh.store().tenant_by_id(token.tenant).await?.map(Arc::new);
-            sh.auth.tenants.put(token.tenant, t.clone());
+            sh.app.auth.tenants.put(token.tenant, t.clone());
             t
         }
     };

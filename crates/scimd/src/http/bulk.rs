@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use super::auth::Ctx;
 use super::body::JsonBody;
 use super::params::IfMatch;
-use super::state::SharedState;
 use super::render::scim_json;
+use super::state::SharedState;
 use super::{ApiError, ops, render};
 
 /// The schema URI of a bulk response.

@@ -8,8 +8,8 @@ use scim_core::ScimError;
 use serde_json::{Value, json};
 
 use super::auth::Ctx;
-use super::state::SharedState;
 use super::render::scim_json;
+use super::state::SharedState;
 use super::{ApiError, render};
 
 /// The schema URI of the service provider configuration.

@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use scim_core::{Kind, ScimError, ScimType};
 use scim_store::StoreError;
 
+const TENANT_GONE: &str =
+    "the tenant of this token has been deleted: ask the vendor for the Tenant URL and a token of a current tenant";
+
 /// A failed request.
 #[derive(Debug, Clone)]
 pub enum ApiError {
@@ -70,6 +73,7 @@ impl From<StoreError> for ApiError {
             StoreError::VersionMismatch => {
                 ApiError::PreconditionFailed("the resource has changed; read it again and retry".into())
             }
+            StoreError::NoTenant => ApiError::Unauthorized(TENANT_GONE),
             StoreError::Scim(e) => ApiError::Scim(e),
             e @ (StoreError::Backend(_) | StoreError::Corrupt(_)) => ApiError::Internal(format!("store: {e}")),
         }

@@ -59,7 +59,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 pub use lenient::{LenientIo, LenientListener};
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, AuthCache, HttpSettings};
 
 use auth::{Ctx, TenantName};
 use body::JsonBody;
@@ -105,7 +105,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(observe))
         .with_state(shared)
 }
-
 
 // ----- cross-cutting layers -----
 

@@ -1,11 +1,11 @@
 //! Stored records as SCIM resources: the document plus `id`, `meta`, and a group's `members`
 //! or a user's `groups` when they were loaded. Projection happens after this.
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use scim_core::Kind;
 pub(crate) use scim_store::etag;
 use scim_store::{Record, fmt_time};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 /// The media type of every SCIM response.

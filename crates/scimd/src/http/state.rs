@@ -8,7 +8,7 @@ use std::time::Duration;
 use scim_core::{Kind, Registry, ResourceDef};
 use scim_store::Store;
 
-use super::auth::AuthCache;
+pub use super::auth::AuthCache;
 use super::error::ApiError;
 use super::limit::InFlight;
 use crate::clock::Clock;
@@ -22,6 +22,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The clock every time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Tokens and tenants read from the store, trusted for `settings.token_cache_ttl`; shared
+    /// with the admin listener, which makes the SCIM listener forget what it deletes.
+    pub auth: Arc<AuthCache>,
     /// Limits and knobs of the HTTP API.
     pub settings: Arc<HttpSettings>,
 }
@@ -69,7 +72,6 @@ impl Default for HttpSettings {
 /// The router's state: the application state plus the auth caches and the limiter.
 pub(crate) struct Shared {
     pub app: AppState,
-    pub auth: AuthCache,
     pub limiter: InFlight,
 }
 
@@ -78,11 +80,7 @@ pub(crate) type SharedState = Arc<Shared>;
 
 impl Shared {
     pub(crate) fn new(app: AppState) -> Self {
-        Shared {
-            auth: AuthCache::new(app.settings.token_cache_ttl),
-            limiter: InFlight::new(app.settings.max_in_flight_per_tenant),
-            app,
-        }
+        Shared { limiter: InFlight::new(app.settings.max_in_flight_per_tenant), app }
     }
 
     pub(crate) fn settings(&self) -> &HttpSettings {
