@@ -7,10 +7,14 @@
 //! the SCIM listener and percent-encodes exactly those bytes (and `#`, which a request line
 //! never carries as a fragment) in each HTTP/1 request target, and nothing else.
 //!
-//! To find request lines on a keep-alive connection it follows HTTP/1.1 framing
-//! (`Content-Length`, chunked bodies); anything it does not understand (HTTP/2, upgrades,
-//! malformed framing) makes it pass the rest of the connection through untouched, so the HTTP
-//! parser sees exactly what the client sent.
+//! To find request lines on a keep-alive connection it follows HTTP/1.1 framing, but only where
+//! no two parsers can disagree: CRLF line ends, one plain `Content-Length` (or none), no
+//! `Transfer-Encoding`. Anything else (a bare LF, obs-fold, a header without a colon, several
+//! or odd `Content-Length`s, chunked bodies, upgrades, HTTP/2) makes it pass the rest of the
+//! connection through untouched, so from there on the HTTP parser sees exactly what the client
+//! sent. It rewrites bytes of request targets only, never of headers or bodies. (A framer that
+//! followed chunked trailers once read a bare LF differently from hyper and then rewrote bytes
+//! inside a later body, which let a request hidden in that body through.)
 
 use std::io;
 use std::pin::Pin;
@@ -131,31 +135,27 @@ enum State {
     Headers,
     /// In a body with this many bytes left.
     Body(u64),
-    /// Expecting a chunk-size line.
-    ChunkSize,
-    /// In chunk data with this many bytes left.
-    ChunkData(u64),
-    /// Expecting the CRLF after chunk data.
-    ChunkEnd,
-    /// In the trailer section.
-    Trailers,
     /// Passing everything through.
     Raw,
 }
 
-/// Follows HTTP/1.1 request framing and rewrites request lines.
+/// Follows HTTP/1.1 request framing where it is unambiguous, and rewrites request lines.
 #[derive(Debug, Default)]
 struct Framer {
     state: State,
     line: Vec<u8>,
     content_length: Option<u64>,
-    chunked: bool,
     raw_after_headers: bool,
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// An RFC 9110 token character (header names).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 impl Framer {
@@ -166,19 +166,14 @@ impl Framer {
                     out.extend_from_slice(input);
                     return;
                 }
-                State::Body(n) | State::ChunkData(n) => {
+                State::Body(n) => {
                     let k = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
                     out.extend_from_slice(&input[..k]);
                     input = &input[k..];
                     let left = n - k as u64;
-                    self.state = match (self.state, left) {
-                        (State::Body(_), 0) => State::Line,
-                        (State::Body(_), l) => State::Body(l),
-                        (_, 0) => State::ChunkEnd,
-                        (_, l) => State::ChunkData(l),
-                    };
+                    self.state = if left == 0 { State::Line } else { State::Body(left) };
                 }
-                _ => match input.iter().position(|&b| b == b'\n') {
+                State::Line | State::Headers => match input.iter().position(|&b| b == b'\n') {
                     Some(i) => {
                         self.line.extend_from_slice(&input[..=i]);
                         input = &input[i + 1..];
@@ -205,81 +200,63 @@ impl Framer {
 
     fn on_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let content = trim_eol(line);
+        let crlf = line.ends_with(b"\r\n");
         match self.state {
             State::Line => {
-                if content.is_empty() {
+                if content.is_empty() && crlf {
                     out.extend_from_slice(line); // a stray CRLF between requests
-                } else if content.starts_with(b"PRI * HTTP/2") || content.starts_with(b"CONNECT ") {
+                } else if !crlf || content.starts_with(b"PRI * HTTP/2") || content.starts_with(b"CONNECT ") {
                     out.extend_from_slice(line);
                     self.state = State::Raw;
                 } else {
                     out.extend_from_slice(&rewrite_request_line(line));
                     self.content_length = None;
-                    self.chunked = false;
                     self.raw_after_headers = false;
                     self.state = State::Headers;
                 }
             }
             State::Headers => {
                 out.extend_from_slice(line);
-                if content.is_empty() {
-                    self.state = if self.raw_after_headers {
-                        State::Raw
-                    } else if self.chunked {
-                        State::ChunkSize
-                    } else {
-                        match self.content_length {
-                            Some(n) if n > 0 => State::Body(n),
-                            _ => State::Line,
-                        }
+                if !crlf {
+                    self.state = State::Raw;
+                } else if content.is_empty() {
+                    self.state = match (self.raw_after_headers, self.content_length) {
+                        (true, _) => State::Raw,
+                        (false, Some(n)) if n > 0 => State::Body(n),
+                        (false, _) => State::Line,
                     };
-                    return;
-                }
-                self.header(content);
-            }
-            State::ChunkSize => {
-                out.extend_from_slice(line);
-                let size = content.split(|&b| b == b';').next().unwrap_or_default();
-                let size = std::str::from_utf8(size).ok().and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-                self.state = match size {
-                    Some(0) => State::Trailers,
-                    Some(n) => State::ChunkData(n),
-                    None => State::Raw,
-                };
-            }
-            State::ChunkEnd => {
-                out.extend_from_slice(line);
-                self.state = if content.is_empty() { State::ChunkSize } else { State::Raw };
-            }
-            State::Trailers => {
-                out.extend_from_slice(line);
-                if content.is_empty() {
-                    self.state = State::Line;
+                } else {
+                    self.header(content);
                 }
             }
-            State::Body(_) | State::ChunkData(_) | State::Raw => out.extend_from_slice(line),
+            State::Body(_) | State::Raw => out.extend_from_slice(line),
         }
     }
 
+    /// Notes what a header line says about framing; anything this framer does not follow
+    /// exactly as every HTTP/1.1 parser would makes the connection raw after the header
+    /// section.
     fn header(&mut self, content: &[u8]) {
         let Some(colon) = content.iter().position(|&b| b == b':') else {
             self.raw_after_headers = true;
             return;
         };
         let name = &content[..colon];
-        let value = std::str::from_utf8(&content[colon + 1..]).unwrap_or_default().trim();
+        if name.is_empty() || !name.iter().copied().all(is_tchar) {
+            // obs-fold (a line starting with a space), or a malformed name.
+            self.raw_after_headers = true;
+            return;
+        }
+        let value = &content[colon + 1..];
+        let value = value.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match value.parse::<u64>() {
-                Ok(n) if self.content_length.is_none_or(|m| m == n) => self.content_length = Some(n),
+            let plain = !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit);
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            match n {
+                Some(n) if plain && self.content_length.is_none() => self.content_length = Some(n),
                 _ => self.raw_after_headers = true,
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if value.to_ascii_lowercase().contains("chunked") {
-                self.chunked = true;
-            } else {
-                self.raw_after_headers = true;
-            }
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") || name.eq_ignore_ascii_case(b"upgrade") {
             self.raw_after_headers = true;
         }
     }
@@ -369,11 +346,54 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies_are_followed() {
-        let req: &[u8] = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n\"a b\"\r\n3\r\nGET\r\n0\r\nTrailer: x\r\n\r\nGET /b?q=\"1 2\" HTTP/1.1\r\n\r\n";
-        let got = text(&run(&[req]));
-        assert!(got.contains("5;ext=1\r\n\"a b\"\r\n3\r\nGET\r\n0\r\nTrailer: x\r\n\r\n"), "{got}");
-        assert!(got.ends_with("GET /b?q=%221%202%22 HTTP/1.1\r\n\r\n"), "{got}");
+    fn chunked_bodies_make_the_connection_raw() {
+        // The smuggling case: a bare LF in the trailer section, then a request hidden in what
+        // hyper reads as the next body. Nothing after the chunked request's head is rewritten.
+        let req: &[u8] =
+            b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\r\nGET /b?q=\"1 2\" HTTP/1.1\r\n\r\n";
+        assert_eq!(run(&[req]), req);
+    }
+
+    #[test]
+    fn a_bare_lf_anywhere_in_a_head_makes_the_connection_raw() {
+        for req in [
+            &b"GET /a?q=\"x\" HTTP/1.1\nHost: x\r\n\r\nGET /\"y\" HTTP/1.1\r\n\r\n"[..],
+            b"GET /a HTTP/1.1\r\nHost: x\n\r\nGET /\"y\" HTTP/1.1\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\nGET /\"y\" HTTP/1.1\r\n\r\n",
+        ] {
+            let got = run(&[req]);
+            assert!(!text(&got).contains("%22y%22"), "{}", text(&got));
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_are_each_rewritten_and_bodies_never() {
+        let body = b"GET /\"hidden\" HTTP/1.1\r\n\r\n";
+        let mut req = format!("POST /a HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(body);
+        req.extend_from_slice(b"GET /b?q=\"1\" HTTP/1.1\r\n\r\nGET /c?q=\"2\" HTTP/1.1\r\n\r\n");
+        let got = text(&run(&[&req]));
+        assert!(got.contains("GET /\"hidden\" HTTP/1.1"), "the body is left alone: {got}");
+        assert!(
+            got.contains("GET /b?q=%221%22 HTTP/1.1") && got.ends_with("GET /c?q=%222%22 HTTP/1.1\r\n\r\n"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn odd_framing_headers_make_the_connection_raw() {
+        for head in [
+            "Content-Length: +5",
+            "Content-Length: 5, 5",
+            "Content-Length: 05x",
+            " folded: x",
+            "Upgrade: h2c",
+            "bad name: x",
+        ] {
+            let req = format!("POST /a HTTP/1.1\r\n{head}\r\n\r\nGET /\"y\" HTTP/1.1\r\n\r\n");
+            let got = run(&[req.as_bytes()]);
+            assert_eq!(got, req.as_bytes(), "{head}");
+        }
     }
 
     #[test]

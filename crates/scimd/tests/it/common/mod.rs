@@ -39,6 +39,8 @@ pub struct TestApp {
     pub origin: String,
     /// `http://127.0.0.1:PORT/scim/v2`
     pub scim: String,
+    /// `http://127.0.0.1:PORT` of the admin listener (a plain `axum::serve`, no lenient layer).
+    pub admin: String,
     /// The tenant's bearer token.
     pub token: String,
     /// The tenant.
@@ -130,9 +132,11 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
     .await
     .unwrap();
     let addr = server.scim_addr().unwrap();
+    let admin = format!("http://{}", server.admin_addr().unwrap());
     tokio::spawn(server.run(std::future::pending()));
     let origin = format!("http://{addr}");
-    TestApp { scim: format!("{origin}/scim/v2"), origin, token, tenant, store, client: reqwest::Client::new(), _db: db }
+    let scim = format!("{origin}/scim/v2");
+    TestApp { scim, admin, origin, token, tenant, store, client: reqwest::Client::new(), _db: db }
 }
 
 /// Creates a tenant and a token for it in the store.
@@ -213,15 +217,21 @@ impl TestApp {
     /// Sends raw bytes on a new connection and reads the whole answer (the request must
     /// carry `Connection: close`).
     pub async fn raw(&self, request: &str) -> (u16, String) {
-        let addr = self.origin.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(request.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.unwrap();
-        let text = String::from_utf8_lossy(&out).into_owned();
+        let text = raw_exchange(&self.origin, request.as_bytes()).await;
         let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         (status, text)
     }
+}
+
+/// Sends `bytes` on a new connection to `origin` (`http://HOST:PORT`) and reads until the
+/// server closes (the last request should say `Connection: close`; at most 5 s).
+pub async fn raw_exchange(origin: &str, bytes: &[u8]) -> String {
+    let addr = origin.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The status and JSON body of a response (`Value::Null` for an empty body).
