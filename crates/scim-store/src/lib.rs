@@ -392,6 +392,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
     /// Marks a token revoked; false if there was no such token.
     async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool>;
+    /// Deletes the tokens whose label starts with `label_prefix` and which expired before
+    /// `now`; returns how many.
+    async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64>;
 
     /// Creates a resource with version 1. A group's initial members must each be a user or
     /// group of the tenant, else `Scim(invalidValue)`. The record has a group's members.

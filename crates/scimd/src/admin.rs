@@ -223,10 +223,20 @@ fn check_label(label: &str) -> Result<(), String> {
     if label.chars().count() > 200 || label.chars().any(char::is_control) {
         return Err("a token label must be at most 200 characters, without control characters".to_owned());
     }
+    if label.starts_with(tokens::OAUTH_LABEL_PREFIX) {
+        return Err(format!(
+            "labels starting with \"{}\" are kept for OAuth access tokens",
+            tokens::OAUTH_LABEL_PREFIX
+        ));
+    }
     Ok(())
 }
 
 async fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
+    if check_tenant_name(name).is_err() {
+        // No tenant can have such a name; the store is not asked (U+0000 cannot even be sent).
+        return Err(OpError::NotFound("no tenant with such a name".to_owned()));
+    }
     store.tenant(name.to_owned()).await?.ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))
 }
 

@@ -21,6 +21,9 @@
 //! max_patch_members = 10000
 //! max_filter_length = 10000
 //! max_candidates = 10000
+//! max_connections = 1024          # open connections per listener; more wait in the backlog
+//! header_timeout_secs = 10        # to send a request head, and idle time between requests
+//! body_timeout_secs = 30          # to send a request body
 //! ```
 //!
 //! The values above are the defaults. `/ServiceProviderConfig` advertises the limits in force
@@ -92,6 +95,14 @@ pub struct LimitsConfig {
     /// `max_candidates`: the most rows a filter on non-indexed attributes may examine before it
     /// is refused with `tooMany`. Default 10000.
     pub max_candidates: Option<u64>,
+    /// `max_connections`: open connections per listener; further clients wait in the listen
+    /// backlog until one closes. Default 1024.
+    pub max_connections: Option<u64>,
+    /// `header_timeout_secs`: the time a client has to send a request's head, and the longest
+    /// a keep-alive connection may sit idle between requests. Default 10.
+    pub header_timeout_secs: Option<u64>,
+    /// `body_timeout_secs`: the time a client has to send a request's body. Default 30.
+    pub body_timeout_secs: Option<u64>,
 }
 
 /// A configuration that cannot be used. Always a usage error (exit code 2).
@@ -193,6 +204,15 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
     if let Some(v) = l.max_filter_length {
         http.filter.max_len = limit("max_filter_length", v)?;
         http.patch.path.max_len = limit("max_filter_length", v)?;
+    }
+    if let Some(v) = l.max_connections {
+        http.max_connections = limit("max_connections", v)?;
+    }
+    if let Some(v) = l.header_timeout_secs {
+        http.header_timeout = std::time::Duration::from_secs(limit("header_timeout_secs", v)?);
+    }
+    if let Some(v) = l.body_timeout_secs {
+        http.body_timeout = std::time::Duration::from_secs(limit("body_timeout_secs", v)?);
     }
     let mut store = scim_store::Limits::default();
     if let Some(v) = l.max_candidates {
@@ -313,7 +333,8 @@ mod tests {
         let file = FileConfig::parse(
             "[limits]\nmax_body_bytes = 2048\ndefault_page_size = 5\nmax_page_size = 50\n\
              max_in_flight_per_tenant = 3\nmax_bulk_operations = 7\nmax_patch_operations = 11\n\
-             max_patch_members = 13\nmax_filter_length = 17\nmax_candidates = 19\n",
+             max_patch_members = 13\nmax_filter_length = 17\nmax_candidates = 19\nmax_connections = 23\n\
+             header_timeout_secs = 29\nbody_timeout_secs = 31\n",
         )
         .unwrap();
         let s = resolve(&file, Overrides::default()).unwrap();
@@ -326,6 +347,8 @@ mod tests {
         assert_eq!((h.patch.max_operations, h.patch.max_members), (11, 13));
         assert_eq!((h.filter.max_len, h.patch.path.max_len), (17, 17));
         assert_eq!(s.store.max_candidates, 19);
+        assert_eq!(h.max_connections, 23);
+        assert_eq!((h.header_timeout.as_secs(), h.body_timeout.as_secs()), (29, 31));
     }
 
     #[test]

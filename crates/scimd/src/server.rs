@@ -7,14 +7,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use scim_core::Registry;
 use scim_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Settings};
-use crate::http::{AppState, AuthCache, LenientListener};
+use crate::http::{AppState, AuthCache, LenientIo};
 
 /// How long in-flight requests may take to finish after the stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -97,9 +103,6 @@ impl Server {
             stop.await;
             let _ = stop_tx.send(true);
         });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
         // Histograms of the Prometheus recorder need periodic upkeep when it serves no listener
         // of its own.
         let prometheus = self.prometheus.clone();
@@ -110,23 +113,87 @@ impl Server {
                 prometheus.run_upkeep();
             }
         });
-        let scim_app = crate::http::router(self.state.clone());
-        let admin_app = crate::admin::router(&self.state, self.prometheus);
-        let scim = axum::serve(LenientListener(self.scim), scim_app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let admin = axum::serve(self.admin, admin_app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let servers = async { tokio::join!(scim.into_future(), admin.into_future()) };
-        let deadline = async {
-            stopped(stop_rx.clone()).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        let http = Arc::clone(&self.state.settings);
+        let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
+        let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
+        let admin_app = crate::admin::router(&self.state, self.prometheus).layer(body_timeout);
+        let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
+        let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
+        tokio::join!(scim, admin);
+        upkeep.abort();
+        Ok(())
+    }
+}
+
+/// Waits until the stop flag turns true.
+async fn until_stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Whether a listener repairs request targets ([`LenientIo`]) before hyper parses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Io {
+    Lenient,
+    Plain,
+}
+
+/// Accepts connections until `stop` turns true, at most `max_connections` open at once (the
+/// next client waits in the listen backlog), each with hyper's header timeout (which is also
+/// the idle timeout between requests); then waits for open connections to finish their
+/// requests, for at most [`SHUTDOWN_GRACE`].
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    http: &crate::http::HttpSettings,
+    io: Io,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(http.header_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(http.header_timeout));
+    let slots = Arc::new(Semaphore::new(http.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = until_stopped(&mut stop) => break,
         };
-        let result = tokio::select! {
-            (a, b) = servers => a.and(b).map_err(|e| ServerError(format!("server failed: {e}"))),
-            () = deadline => {
-                tracing::warn!("requests still in flight after {}s: stopping anyway", SHUTDOWN_GRACE.as_secs());
-                Ok(())
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = until_stopped(&mut stop) => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = match io {
+            Io::Lenient => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(LenientIo::new(tcp)), service);
+                let watched = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = watched.await;
+                    drop(permit);
+                })
+            }
+            Io::Plain => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                let watched = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = watched.await;
+                    drop(permit);
+                })
             }
         };
-        upkeep.abort();
-        result
+        drop(conn);
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {}s: stopping anyway", SHUTDOWN_GRACE.as_secs());
     }
 }

@@ -38,6 +38,20 @@ pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>
     Issued { record, secret: format!("{PREFIX}{id}_{secret_part}") }
 }
 
+/// The label prefix of OAuth access tokens: `oauth2:<client id>`, where the client id is the
+/// public id of the token they were issued for (their parent).
+pub const OAUTH_LABEL_PREFIX: &str = "oauth2:";
+
+/// The parent token id of an OAuth access token (from its label), if `record` is one.
+pub fn parent_of(record: &Token) -> Option<&str> {
+    record.label.as_deref()?.strip_prefix(OAUTH_LABEL_PREFIX)
+}
+
+/// Whether `s` has the shape of a token's public id (12 of `a-z0-9`).
+pub fn is_id(s: &str) -> bool {
+    s.len() == ID_LEN && s.bytes().all(|b| ID_ALPHABET.contains(&b))
+}
+
 /// Splits a presented token into its public id and its secret part.
 pub fn split(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix(PREFIX)?;

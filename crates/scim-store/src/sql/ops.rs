@@ -440,6 +440,21 @@ impl Operation for RevokeToken {
     }
 }
 
+pub(crate) struct PurgeExpiredTokens {
+    label_prefix: String,
+    now: OffsetDateTime,
+}
+
+impl Operation for PurgeExpiredTokens {
+    type Output = u64;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<u64> {
+        let args = [Arg::Int(micros(self.now)), Arg::Text(self.label_prefix.clone())];
+        let sql = "DELETE FROM tokens WHERE expires < $1 AND substr(label, 1, length($2)) = $2";
+        Ok(c.exec(sql, &args).await?)
+    }
+}
+
 // ---------------------------------------------------------------- resources
 
 impl Operation for Create {
@@ -756,6 +771,9 @@ impl<E: Engine> Store for E {
     }
     async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool> {
         self.execute(RevokeToken { id, now }).await
+    }
+    async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64> {
+        self.execute(PurgeExpiredTokens { label_prefix, now }).await
     }
     async fn create(&self, req: Create) -> Result<Record> {
         self.execute(req).await

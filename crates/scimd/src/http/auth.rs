@@ -114,20 +114,32 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
 }
 
-/// The tenant a presented token grants access to.
+/// A token by id, from the cache or the store.
+async fn cached_token(sh: &SharedState, id: &str) -> Result<Option<Token>, ApiError> {
+    if let Some(t) = sh.app.auth.tokens.get(&id.to_owned()) {
+        return Ok(t);
+    }
+    let t = sh.store().token(id.to_owned()).await?;
+    sh.app.auth.tokens.put(id.to_owned(), t.clone());
+    Ok(t)
+}
+
+/// The tenant a presented token grants access to. An OAuth access token works only while the
+/// token it was issued for (its parent) still does: revoking or expiry of the parent ends it.
 async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, ApiError> {
     let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-    let token = match sh.app.auth.tokens.get(&id.to_owned()) {
-        Some(t) => t,
-        None => {
-            let t = sh.store().token(id.to_owned()).await?;
-            sh.app.auth.tokens.put(id.to_owned(), t.clone());
-            t
-        }
-    };
-    let token = token.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-    if !tokens::verify(&token, secret, sh.app.clock.now()) {
+    let token = cached_token(sh, id).await?.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    let now = sh.app.clock.now();
+    if !tokens::verify(&token, secret, now) {
         return Err(ApiError::Unauthorized(BAD_TOKEN));
+    }
+    if let Some(parent) = tokens::parent_of(&token) {
+        let parent = cached_token(sh, parent).await?;
+        let alive = parent
+            .is_some_and(|p| p.tenant == token.tenant && p.revoked.is_none() && p.expires.is_none_or(|e| now < e));
+        if !alive {
+            return Err(ApiError::Unauthorized(BAD_TOKEN));
+        }
     }
     let tenant = match sh.app.auth.tenants.get(&token.tenant) {
         Some(t) => t,

@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
+use scim_core::ScimError;
 use serde_json::Value;
 
 use super::ApiError;
@@ -12,6 +13,22 @@ use super::state::SharedState;
 /// (413), well-formed (400 `invalidSyntax`).
 #[derive(Debug, Clone)]
 pub(crate) struct JsonBody(pub Value);
+
+/// Why a string with U+0000 is refused: no SCIM attribute holds one, and PostgreSQL cannot
+/// store one in text (it failed the write with a database error).
+pub(crate) const NUL_REFUSED: &str =
+    "strings must not contain the NUL character (U+0000); remove it from the attribute values";
+
+/// Whether any string (key or value) of `v` holds U+0000. serde_json bounds the nesting depth
+/// of what it parses (128), so the recursion is bounded too.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(xs) => xs.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
 
 /// Whether a `Content-Type` is JSON: `application/json`, `application/scim+json`, any `+json`,
 /// with or without parameters.
@@ -50,9 +67,12 @@ impl FromRequest<SharedState> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::syntax("the request body is empty; send a JSON object"));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::syntax(format!("the request body is not valid JSON: {e}")))
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::syntax(format!("the request body is not valid JSON: {e}")))?;
+        if has_nul(&value) {
+            return Err(ApiError::Scim(ScimError::invalid_value(NUL_REFUSED)));
+        }
+        Ok(JsonBody(value))
     }
 }
 

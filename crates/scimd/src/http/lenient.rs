@@ -3,9 +3,9 @@
 //! Some clients send a filter unencoded in the request line, e.g.
 //! `GET /scim/v2/Users?filter=userName%20eq%20"x" HTTP/1.1` (Postman leaves `"` as typed) or even
 //! with raw spaces. The `http` crate refuses `"`, `<`, `>`, `` ` `` and spaces in a request
-//! target, so hyper answers a bare 400 before any SCIM code runs. [`LenientListener`] wraps
-//! the SCIM listener and percent-encodes exactly those bytes (and `#`, which a request line
-//! never carries as a fragment) in each HTTP/1 request target, and nothing else.
+//! target, so hyper answers a bare 400 before any SCIM code runs. [`LenientIo`] wraps each
+//! connection of the SCIM listener and percent-encodes exactly those bytes (and `#`, which a
+//! request line never carries as a fragment) in each HTTP/1 request target, and nothing else.
 //!
 //! To find request lines on a keep-alive connection it follows HTTP/1.1 framing, but only where
 //! no two parsers can disagree: CRLF line ends, one plain `Content-Length` (or none), no
@@ -20,30 +20,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// A listener whose connections have their request targets made parseable (see the module).
-#[derive(Debug)]
-pub struct LenientListener<L>(pub L);
-
-impl<L> Listener for LenientListener<L>
-where
-    L: Listener,
-    L::Io: Unpin,
-{
-    type Io = LenientIo<L::Io>;
-    type Addr = L::Addr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = self.0.accept().await;
-        (LenientIo::new(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// A connection whose incoming request lines are rewritten (see the module).
 #[derive(Debug)]

@@ -24,8 +24,8 @@
 //! `/Bulk`, `/ServiceProviderConfig`, `/ResourceTypes[/{id}]`, `/Schemas[/{id}]`. Unknown
 //! routes are a SCIM 404, a wrong method a SCIM 405.
 //!
-//! Serve the router through [`LenientListener`] (`axum::serve(LenientListener(tcp), router(state))`)
-//! so that request lines with raw quotes or spaces in the filter reach the router instead of
+//! The SCIM listener's connections go through [`LenientIo`] (`scimd::server` does this), so
+//! that request lines with raw quotes or spaces in the filter reach the router instead of
 //! being refused by the HTTP parser.
 
 mod auth;
@@ -58,7 +58,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
-pub use lenient::{LenientIo, LenientListener};
+pub use lenient::LenientIo;
 pub use state::{AppState, AuthCache, HttpSettings};
 
 use auth::{Ctx, TenantName};
@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/scim/v2/Schemas", get(discovery::schemas))
         .route("/scim/v2/Schemas/{id}", get(discovery::schema))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/oauth/token", post(oauth::token))
@@ -100,18 +100,22 @@ pub fn router(state: AppState) -> Router {
         .merge(scim)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::map_response(scim_error_bodies))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(observe))
-        .with_state(shared)
+        .with_state(shared);
+    // Around the routing, not inside each route: a route's 405 gets its `Allow` header only
+    // once it leaves the route.
+    Router::new().fallback_service(routes).layer(middleware::map_response(scim_error_bodies))
 }
 
 // ----- cross-cutting layers -----
 
-/// Counts and times every request, and logs it at debug.
+/// Counts and times every request, and logs it at debug. Every label comes from a fixed set
+/// (the method of RFC 9110 or `other`, the route template or `unmatched`, the status class), so
+/// no client can grow the metrics: distinct 16 KB method names once added a series each.
 async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
@@ -119,15 +123,43 @@ async fn observe(req: Request, next: Next) -> Response {
     let tenant = resp.extensions().get::<TenantName>().map_or("-", |t| t.0.as_str());
     metrics::counter!(
         "scimd_http_requests_total",
-        "method" => method.to_string(),
+        "method" => method,
         "route" => route.clone(),
-        "status" => status.to_string()
+        "status" => status_class(status)
     )
     .increment(1);
-    metrics::histogram!("scimd_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone())
+    metrics::histogram!("scimd_http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    tracing::debug!(%method, route = %route, status, tenant, duration_ms = elapsed.as_secs_f64() * 1e3, "request");
+    tracing::debug!(method, route = %route, status, tenant, duration_ms = elapsed.as_secs_f64() * 1e3, "request");
     resp
+}
+
+/// The metrics label of a method: one of the RFC 9110 methods, else `other`.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// `2xx`, `4xx`, ...
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// Gives every error response that is not already one a SCIM error body (axum's own 405,

@@ -7,8 +7,11 @@
 //! `scimd_<id>_<secret>` string, or its secret part). Entra posts
 //! `grant_type=client_credentials` with the credentials in HTTP Basic or in the form body, and
 //! gets a bearer token of its own for [`ACCESS_TOKEN_LIFETIME`]. Access tokens are ordinary
-//! tokens of the tenant, labelled `oauth2:<client id>`, which expire on their own; they cannot
-//! be used as client credentials in turn.
+//! tokens of the tenant, labelled `oauth2:<client id>`, which expire on their own, end when
+//! their client's token is revoked or expires (checked on every use, within the token cache
+//! time), and cannot be used as client credentials in turn. A client gets at most
+//! [`MAX_ISSUES_PER_WINDOW`] access tokens a minute; expired ones are deleted as new ones are
+//! issued.
 //!
 //! Errors follow RFC 6749 §5.2 (`{"error": ...}`), not SCIM: this endpoint is OAuth's.
 
@@ -29,8 +32,36 @@ use crate::tokens;
 /// How long an access token lives (Entra accepts 60 minutes to 6 hours).
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The label prefix of tokens issued here.
-const LABEL_PREFIX: &str = "oauth2:";
+use crate::tokens::OAUTH_LABEL_PREFIX as LABEL_PREFIX;
+
+/// The most access tokens one client may get per [`RATE_WINDOW`] (Entra asks about once an
+/// hour); more are refused with 429 and `Retry-After`.
+pub const MAX_ISSUES_PER_WINDOW: u32 = 10;
+/// The window of [`MAX_ISSUES_PER_WINDOW`].
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Access tokens issued per client in the current window.
+#[derive(Debug, Default)]
+pub struct IssueLimiter {
+    windows: std::sync::Mutex<HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl IssueLimiter {
+    /// Counts an issue for `client`; false when the client is over its share.
+    fn allow(&self, client: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() > 10_000 {
+            w.retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
+        }
+        let entry = w.entry(client.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= RATE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= MAX_ISSUES_PER_WINDOW
+    }
+}
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut resp = (status, axum::Json(json!({"error": error, "error_description": description}))).into_response();
@@ -105,6 +136,9 @@ pub(crate) async fn token(State(sh): State<SharedState>, headers: HeaderMap, bod
         );
     };
     let invalid = || oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+    if !tokens::is_id(&client_id) {
+        return invalid();
+    }
     // The secret may be the whole token or only its secret part.
     let secret = match tokens::split(&client_secret) {
         Some((id, secret)) if id == client_id => secret.to_owned(),
@@ -120,9 +154,21 @@ pub(crate) async fn token(State(sh): State<SharedState>, headers: HeaderMap, bod
             return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token store failed");
         }
     };
-    let derived = record.label.as_deref().is_some_and(|l| l.starts_with(LABEL_PREFIX));
-    if derived || !tokens::verify(&record, &secret, now) {
+    if tokens::parent_of(&record).is_some() || !tokens::verify(&record, &secret, now) {
         return invalid();
+    }
+    if !sh.oauth.allow(&client_id) {
+        let mut resp = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many access tokens requested for this client; retry in a minute",
+        );
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return resp;
+    }
+    // Expired access tokens are of no use to anyone: they go as new ones come.
+    if let Err(e) = sh.store().purge_expired_tokens(LABEL_PREFIX.to_owned(), now).await {
+        tracing::warn!(error = %e, "oauth token endpoint: expired access tokens not purged");
     }
     let issued = tokens::issue(
         record.tenant,

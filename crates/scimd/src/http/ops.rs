@@ -94,8 +94,19 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
     Ok(render::list_response(total, lp.start_index, resources))
 }
 
+/// 404 for an id no resource can have (scimd's ids are UUIDs; U+0000 cannot even be stored),
+/// before the store is asked.
+fn check_id(kind: Kind, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 1024 || id.contains('\0') {
+        let shown: String = id.chars().take(64).collect::<String>().replace('\0', "\\0");
+        return Err(ApiError::store(StoreError::NotFound, kind, &shown));
+    }
+    Ok(())
+}
+
 /// Reads one resource; 404 if the tenant has none with this id.
 pub(crate) async fn get(sh: &Shared, ctx: &Ctx, kind: Kind, id: &str, load: Load) -> Result<Record, ApiError> {
+    check_id(kind, id)?;
     let req = Get { tenant: ctx.tenant.id, kind, id: id.to_owned(), load };
     sh.store()
         .get(req)
@@ -152,6 +163,7 @@ pub(crate) async fn replace(
     let def = sh.def(kind)?;
     let ingested = resource::ingest(&def, &body, UnknownAttributes::Drop)?;
     check_policy(&def, &ctx.tenant, &ingested.resource)?;
+    check_id(kind, id)?;
     let if_version = if_version(sh, ctx, kind, id, if_match).await?;
     let members = match kind {
         Kind::Group => Members::Replace(ingested.members.unwrap_or_default()),
@@ -234,6 +246,7 @@ pub(crate) async fn delete(
     id: &str,
     if_match: Option<&IfMatch>,
 ) -> Result<(), ApiError> {
+    check_id(kind, id)?;
     let if_version = if_version(sh, ctx, kind, id, if_match).await?;
     let req = Delete { tenant: ctx.tenant.id, kind, id: id.to_owned(), if_version, now: sh.app.clock.now() };
     sh.store().delete(req).await.map_err(|e| ApiError::store(e, kind, id))

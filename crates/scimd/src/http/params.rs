@@ -23,7 +23,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match Query::<Vec<(String, String)>>::try_from_uri(&parts.uri) {
-            Ok(Query(pairs)) => Ok(Params(pairs)),
+            Ok(Query(pairs)) => {
+                if let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+                    return Err(ApiError::Scim(ScimError::invalid_value(format!(
+                        "query parameter \"{}\": {}",
+                        k.replace('\0', "\\0"),
+                        super::body::NUL_REFUSED
+                    ))));
+                }
+                Ok(Params(pairs))
+            }
             Err(e) => Err(ApiError::syntax(format!("the query string cannot be read: {}", e.body_text()))),
         }
     }

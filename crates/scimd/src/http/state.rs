@@ -51,6 +51,12 @@ pub struct HttpSettings {
     pub filter: scim_core::FilterLimits,
     /// The most operations in one `/Bulk` request.
     pub max_bulk_operations: usize,
+    /// Open connections per listener; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The time to send a request head, and the longest idle time between requests.
+    pub header_timeout: Duration,
+    /// The time to send a request body.
+    pub body_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -65,6 +71,9 @@ impl Default for HttpSettings {
             patch: scim_core::patch::PatchLimits::default(),
             filter: scim_core::FilterLimits::default(),
             max_bulk_operations: 1000,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +82,7 @@ impl Default for HttpSettings {
 pub(crate) struct Shared {
     pub app: AppState,
     pub limiter: InFlight,
+    pub oauth: super::oauth::IssueLimiter,
 }
 
 /// The router's state as handlers receive it.
@@ -80,7 +90,11 @@ pub(crate) type SharedState = Arc<Shared>;
 
 impl Shared {
     pub(crate) fn new(app: AppState) -> Self {
-        Shared { limiter: InFlight::new(app.settings.max_in_flight_per_tenant), app }
+        Shared {
+            limiter: InFlight::new(app.settings.max_in_flight_per_tenant),
+            oauth: super::oauth::IssueLimiter::default(),
+            app,
+        }
     }
 
     pub(crate) fn settings(&self) -> &HttpSettings {

@@ -100,3 +100,74 @@ async fn an_access_token_cannot_mint_further_tokens() {
             .await;
     assert_eq!(status, 401);
 }
+
+/// An access token for the app's own token (its client id and secret).
+async fn access_token(app: &common::TestApp) -> String {
+    let (id, _) = scimd::tokens::split(&app.token).unwrap();
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", app.token.as_str())];
+    let (status, body, _) = post_form(app, &form, None).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn status_with(app: &common::TestApp, bearer: &str) -> u16 {
+    let r = app.req_as(bearer, reqwest::Method::GET, "/Users?count=1").send().await.unwrap();
+    r.status().as_u16()
+}
+
+/// Revoking a client's token ends the access tokens issued for it (they kept working before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_end_when_their_client_token_is_revoked() {
+    let settings = scimd::http::HttpSettings { token_cache_ttl: std::time::Duration::ZERO, ..Default::default() };
+    let app = common::spawn_app_with(settings, &[]).await;
+    let access = access_token(&app).await;
+    assert_eq!(status_with(&app, &access).await, 200);
+    let (id, _) = scimd::tokens::split(&app.token).unwrap();
+    assert!(app.store.revoke_token(id.to_owned(), time::OffsetDateTime::now_utc()).await.unwrap());
+    assert_eq!(status_with(&app, &access).await, 401);
+}
+
+/// An access token outlived the expiry of its client token before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_end_when_their_client_token_expires() {
+    let settings = scimd::http::HttpSettings { token_cache_ttl: std::time::Duration::ZERO, ..Default::default() };
+    let app = common::spawn_app_with(settings, &[]).await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let short = common::add_token(&app.store, app.tenant.id, Some(soon)).await;
+    let (id, _) = scimd::tokens::split(&short).unwrap();
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", short.as_str())];
+    let (status, body, _) = post_form(&app, &form, None).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(status_with(&app, &access).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(status_with(&app, &access).await, 401);
+}
+
+/// The token endpoint is rate limited per client, and expired access tokens are purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_is_rate_limited_per_client() {
+    let app = common::spawn_app().await;
+    let (id, _) = scimd::tokens::split(&app.token).unwrap();
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", app.token.as_str())];
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(post_form(&app, &form, None).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_access_tokens_are_purged_when_new_ones_are_issued() {
+    let app = common::spawn_app().await;
+    let past = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let (client, _) = scimd::tokens::split(&app.token).unwrap();
+    let mut old = scimd::tokens::issue(app.tenant.id, Some(format!("oauth2:{client}")), Some(past), past).record;
+    old.expires = Some(past + time::Duration::hours(1));
+    let old_id = old.id.clone();
+    app.store.create_token(old).await.unwrap();
+    access_token(&app).await;
+    assert!(app.store.token(old_id).await.unwrap().is_none(), "the expired access token is gone");
+    assert_eq!(app.store.list_tokens(app.tenant.id).await.unwrap().len(), 2, "the client's token and the new one");
+}

@@ -369,6 +369,9 @@ impl Store for Spy {
     async fn revoke_token(&self, id: String, now: OffsetDateTime) -> StoreResult<bool> {
         self.inner.revoke_token(id, now).await
     }
+    async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> StoreResult<u64> {
+        self.inner.purge_expired_tokens(label_prefix, now).await
+    }
     async fn create(&self, req: Create) -> StoreResult<Record> {
         self.inner.create(req).await
     }
