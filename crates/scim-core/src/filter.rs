@@ -480,6 +480,10 @@ impl<'a> Parser<'a> {
                         let raw = &self.src[start..=i];
                         let s: String = serde_json::from_str(raw)
                             .map_err(|_| format!("at position {}: invalid escape in string {raw}", start + 1))?;
+                        if s.contains('\0') {
+                            // No attribute value holds U+0000 (and PostgreSQL text cannot).
+                            return Err(format!("at position {}: a string must not contain U+0000", start + 1));
+                        }
                         self.pos = i + 1;
                         return Ok(Literal::String(s));
                     }

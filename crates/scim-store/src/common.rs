@@ -32,17 +32,25 @@ pub(crate) enum Unique {
 
 /// The `Conflict` for a broken uniqueness constraint, naming the attribute and the value sent.
 pub(crate) fn conflict(kind: Kind, keys: &IndexKeys, which: Unique) -> StoreError {
+    // At most the first 100 characters of the value (it may be long).
+    let cut = |s: &str| -> String {
+        let mut out: String = s.chars().take(100).collect();
+        if out.len() < s.len() {
+            out.push_str("...");
+        }
+        out
+    };
     StoreError::Conflict(match which {
         Unique::ExternalId => format!(
             "externalId \"{}\" is already used by another {} of this tenant",
-            keys.external_id.as_deref().unwrap_or_default(),
+            cut(keys.external_id.as_deref().unwrap_or_default()),
             kind.name()
         ),
         Unique::Name => {
             let attr = if kind == Kind::User { "userName" } else { "displayName" };
             format!(
                 "{attr} \"{}\" is already used by another {} of this tenant (compared case-insensitively)",
-                keys.name,
+                cut(&keys.name),
                 kind.name()
             )
         }

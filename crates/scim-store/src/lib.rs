@@ -333,10 +333,25 @@ pub struct Update {
     pub load: Load,
 }
 
-/// A change of a group's members only (a PATCH that touches nothing else): no version check,
-/// so concurrent member changes to one group never conflict.
-#[derive(Debug, Clone)]
-pub struct UpdateMembers {
+/// What a PATCH makes of a resource: its new document and the change of its members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patched {
+    /// The new stored document (the current one when only members change).
+    pub doc: Value,
+    /// The members added and removed.
+    pub delta: MemberDelta,
+}
+
+/// Computes a PATCH from the current record, under the store's lock on that record: `Ok(None)`
+/// when nothing changes (nothing is written), an error to refuse (nothing is written).
+pub type PatchFn = Arc<dyn Fn(&Record) -> Result<Option<Patched>> + Send + Sync>;
+
+/// A read-apply-write of one resource (PATCH): the store locks the resource, hands the current
+/// record to `apply`, and writes what it returns in the same transaction, so a PATCH never
+/// loses a race with another writer and needs no retry (the client's `If-Match` is checked by
+/// `apply`, against the locked version).
+#[derive(Clone)]
+pub struct Patch {
     /// The tenant.
     pub tenant: i64,
     /// The resource type.
@@ -345,10 +360,16 @@ pub struct UpdateMembers {
     pub id: String,
     /// The commit time.
     pub now: OffsetDateTime,
-    /// The members added and removed.
-    pub delta: MemberDelta,
+    /// The PATCH itself.
+    pub apply: PatchFn,
     /// What the returned record carries.
     pub load: Load,
+}
+
+impl fmt::Debug for Patch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Patch").field("tenant", &self.tenant).field("kind", &self.kind).field("id", &self.id).finish()
+    }
 }
 
 /// A deletion.
@@ -404,10 +425,12 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a resource's document and changes its members. `NotFound`, `Conflict` as for
     /// create, `VersionMismatch` for a stale `if_version`.
     async fn update(&self, req: Update) -> Result<Record>;
-    /// Applies a member delta to a group without touching its document. Bumps the version and
-    /// records an event, in one transaction. `NotFound` if there is no such resource; unknown
-    /// member ids are `Scim(invalidValue)` with nothing applied.
-    async fn update_members(&self, req: UpdateMembers) -> Result<Record>;
+    /// Reads, changes and writes a resource in one transaction under a lock on it (see
+    /// [`Patch`]). A new document is written with its index rows; a document that stays the same
+    /// is not rewritten (member-only PATCHes of large groups cost the same as of small ones).
+    /// Bumps the version and records an event, unless nothing changes. `NotFound` if there is no
+    /// such resource; unknown member ids are `Scim(invalidValue)` with nothing applied.
+    async fn patch(&self, req: Patch) -> Result<Record>;
     /// Deletes a resource (and its memberships); `NotFound` if there is none.
     async fn delete(&self, req: Delete) -> Result<()>;
     /// Lists the resources that match a query, read in one snapshot.

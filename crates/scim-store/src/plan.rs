@@ -394,7 +394,34 @@ pub struct IndexKeys {
     pub emails: Vec<(String, Option<String>)>,
 }
 
+/// The longest value of an indexed attribute, in bytes: B-tree index entries must fit in a
+/// page (PostgreSQL refused a 1.9 MB userName with a database error), and no identity provider
+/// sends names or addresses anywhere near this long.
+pub const MAX_INDEXED_BYTES: usize = 1024;
+
 impl IndexKeys {
+    /// `invalidValue` naming the first indexed attribute longer than [`MAX_INDEXED_BYTES`].
+    pub fn check(&self, kind: Kind) -> Result<(), ScimError> {
+        let name = if kind == Kind::User { "userName" } else { "displayName" };
+        let too_long = [
+            (name, Some(self.name.as_str())),
+            ("displayName", self.display_lc.as_deref()),
+            ("externalId", self.external_id.as_deref()),
+            ("employeeNumber", self.employee_number_lc.as_deref()),
+        ]
+        .into_iter()
+        .chain(self.emails.iter().map(|(v, _)| ("emails.value", Some(v.as_str()))))
+        .chain(self.emails.iter().map(|(_, t)| ("emails.type", t.as_deref())))
+        .find(|(_, v)| v.is_some_and(|v| v.len() > MAX_INDEXED_BYTES));
+        match too_long {
+            Some((attr, Some(v))) => Err(ScimError::invalid_value(format!(
+                "{attr} is {} bytes long; the longest value scimd stores for it is {MAX_INDEXED_BYTES} bytes",
+                v.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The keys of a stored-form document.
     pub fn of(kind: Kind, doc: &Value) -> IndexKeys {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);

@@ -20,8 +20,8 @@ use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter,
 use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
 use crate::plan::{self, IndexKeys};
 use crate::{
-    Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Query, Record, Result,
-    Store, StoreError, Tenant, Token, Update, UpdateMembers,
+    Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch, Query, Record,
+    Result, Store, StoreError, Tenant, Token, Update,
 };
 
 /// What every operation may need besides its connection.
@@ -463,6 +463,7 @@ impl Operation for Create {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
         let keys = IndexKeys::of(kind, &self.doc);
+        keys.check(kind)?;
         let now = micros(self.now);
         lock_tenant(c, tenant).await?;
         let args = [
@@ -547,29 +548,11 @@ impl Operation for Update {
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
-        let keys = IndexKeys::of(kind, &self.doc);
         let now = micros(self.now);
         lock_tenant(c, tenant).await?;
         let (pk, version, created) =
             lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, self.if_version).await?;
-        let args = [
-            Arg::Int(pk),
-            Arg::Text(keys.name_lc.clone()),
-            Arg::opt_text(keys.display.as_deref()),
-            Arg::opt_text(keys.display_lc.as_deref()),
-            Arg::opt_text(keys.external_id.as_deref()),
-            Arg::opt_text(keys.employee_number_lc.as_deref()),
-            Arg::Int(now),
-            Arg::Text(to_json(&self.doc)?),
-        ];
-        c.exec(
-            "UPDATE resources SET name_lc = $2, display = $3, display_lc = $4, external_id = $5, employee_number_lc = $6,
-             modified = $7, version = version + 1, doc = $8 WHERE pk = $1",
-            &args,
-        )
-        .await
-        .map_err(|e| resource_conflict(e, kind, &keys))?;
-        write_emails(c, tenant, pk, &keys, true).await?;
+        write_document(c, tenant, kind, pk, &self.doc, now).await?;
         match &self.members {
             Members::Unchanged => {}
             Members::Replace(list) => {
@@ -594,31 +577,41 @@ impl Operation for Update {
     }
 }
 
-impl Operation for UpdateMembers {
+impl Operation for Patch {
     type Output = Record;
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
-        let now = micros(self.now);
         lock_tenant(c, tenant).await?;
-        let args = [Arg::Int(tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(kind)), Arg::Int(now)];
-        let mut row = c
-            .opt(
-                "UPDATE resources SET modified = $4, version = version + 1 \
-                 WHERE tenant_id = $1 AND id = $2 AND kind = $3 RETURNING pk, version, created, doc",
-                &args,
+        let sql = format!(
+            "SELECT {RECORD_COLS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2 AND r.kind = $3{}",
+            c.dialect().lock(Lock::NoKeyUpdate)
+        );
+        let args = [Arg::Int(tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(kind))];
+        let row = c.opt(&sql, &args).await?.ok_or(StoreError::NotFound)?;
+        let (pk, current) = record_row(row)?;
+        let Some(patched) = (self.apply)(&current)? else {
+            return with_extras(c, pk, current, self.load).await;
+        };
+        let now = micros(self.now);
+        if patched.doc == current.doc {
+            c.exec(
+                "UPDATE resources SET modified = $2, version = version + 1 WHERE pk = $1",
+                &[Arg::Int(pk), Arg::Int(now)],
             )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let (pk, version, created, doc) = (row.int(0)?, row.int(1)?, row.int(2)?, row.text(3)?);
-        apply_delta(c, tenant, pk, &self.delta).await?;
+            .await?;
+        } else {
+            write_document(c, tenant, kind, pk, &patched.doc, now).await?;
+        }
+        apply_delta(c, tenant, pk, &patched.delta).await?;
+        let version = current.version + 1;
         let rec = Record {
             kind,
             id: self.id.clone(),
-            created: instant(created),
+            created: current.created,
             last_modified: instant(now),
             version,
-            doc: parse_doc(&doc)?,
+            doc: patched.doc,
             members: None,
             groups: None,
         };
@@ -626,6 +619,30 @@ impl Operation for UpdateMembers {
         event(c, tenant, kind, &self.id, Change::Updated, Some(version), now).await?;
         Ok(rec)
     }
+}
+
+/// Replaces a resource's document, its indexed columns and email rows, and bumps its version.
+async fn write_document<C: Conn>(c: &mut C, tenant: i64, kind: Kind, pk: i64, doc: &Value, now: i64) -> Result<()> {
+    let keys = IndexKeys::of(kind, doc);
+    keys.check(kind)?;
+    let args = [
+        Arg::Int(pk),
+        Arg::Text(keys.name_lc.clone()),
+        Arg::opt_text(keys.display.as_deref()),
+        Arg::opt_text(keys.display_lc.as_deref()),
+        Arg::opt_text(keys.external_id.as_deref()),
+        Arg::opt_text(keys.employee_number_lc.as_deref()),
+        Arg::Int(now),
+        Arg::Text(to_json(doc)?),
+    ];
+    c.exec(
+        "UPDATE resources SET name_lc = $2, display = $3, display_lc = $4, external_id = $5, employee_number_lc = $6,
+         modified = $7, version = version + 1, doc = $8 WHERE pk = $1",
+        &args,
+    )
+    .await
+    .map_err(|e| resource_conflict(e, kind, &keys))?;
+    write_emails(c, tenant, pk, &keys, true).await
 }
 
 impl Operation for Delete {
@@ -784,7 +801,7 @@ impl<E: Engine> Store for E {
     async fn update(&self, req: Update) -> Result<Record> {
         self.execute(req).await
     }
-    async fn update_members(&self, req: UpdateMembers) -> Result<Record> {
+    async fn patch(&self, req: Patch) -> Result<Record> {
         self.execute(req).await
     }
     async fn delete(&self, req: Delete) -> Result<()> {

@@ -4,22 +4,23 @@
 //! checks), awaits one owned store request, and returns a [`Record`] (or a list response);
 //! rendering is the caller's, statuses are `error.rs`'s.
 
+use std::sync::Arc;
+
 use scim_core::filter::Filter;
 use scim_core::patch::{self, PatchRequest};
 use scim_core::policy::RequiredPaths;
 use scim_core::project::Projection;
 use scim_core::resource::{self, UnknownAttributes};
 use scim_core::{AttrPath, Kind, ResourceDef, ScimError, eval};
-use scim_store::{Create, Delete, Get, Load, Members, Query, Record, StoreError, Tenant, Update, UpdateMembers};
+use scim_store::{
+    Create, Delete, Get, Load, Members, Patch, PatchFn, Patched, Query, Record, StoreError, Tenant, Update,
+};
 use serde_json::Value;
 
 use super::auth::Ctx;
 use super::params::{IfMatch, ListParams};
 use super::state::Shared;
 use super::{ApiError, hints, render};
-
-/// How often a PATCH is retried when another writer changed the resource in between.
-const PATCH_ATTEMPTS: usize = 5;
 
 /// What to load besides the document for a response projected by `proj`.
 pub(crate) fn load_for(def: &ResourceDef<'_>, proj: &Projection<'_>) -> Load {
@@ -31,17 +32,22 @@ pub(crate) fn load_for(def: &ResourceDef<'_>, proj: &Projection<'_>) -> Load {
 
 /// Checks the tenant's mandatory attributes (users only).
 pub(crate) fn check_policy(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) -> Result<(), ApiError> {
+    policy_violation(def, tenant, doc).map_err(ApiError::from)
+}
+
+/// The tenant policy as a store error, for checks made inside a store transaction.
+fn policy_violation(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) -> Result<(), StoreError> {
     if tenant.required.is_empty() || def.rt.name != Kind::User.name() {
         return Ok(());
     }
     let required = RequiredPaths::parse(def, &tenant.required).map_err(|e| {
-        ApiError::Internal(format!("tenant \"{}\" has an invalid list of required attributes: {e}", tenant.name))
+        StoreError::Backend(format!("tenant \"{}\" has an invalid list of required attributes: {e}", tenant.name))
     })?;
     let missing = required.missing(def, doc);
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Scim(ScimError::invalid_value(hints::missing_required(&missing))))
+    Err(StoreError::Scim(ScimError::invalid_value(hints::missing_required(&missing))))
 }
 
 fn precondition_failed(kind: Kind, id: &str, version: i64) -> ApiError {
@@ -182,8 +188,10 @@ pub(crate) async fn replace(
     sh.store().update(req).await.map_err(|e| ApiError::store(e, kind, id))
 }
 
-/// PATCH (RFC 7644 §3.5.2): all operations or none; retried when a concurrent writer got in
-/// between the read and the write, unless the client's own `If-Match` no longer holds.
+/// PATCH (RFC 7644 §3.5.2): all operations or none, applied by the core to the current
+/// resource under the store's lock on it (so no concurrent writer can get in between, and a
+/// client that sent no `If-Match` never sees 412). A PATCH that changes nothing writes nothing,
+/// so nothing for the tenant policy to refuse.
 pub(crate) async fn patch(
     sh: &Shared,
     ctx: &Ctx,
@@ -193,49 +201,28 @@ pub(crate) async fn patch(
     if_match: Option<&IfMatch>,
     load: Load,
 ) -> Result<Record, ApiError> {
-    let def = sh.def(kind)?;
+    check_id(kind, id)?;
+    sh.def(kind)?;
     let req = PatchRequest::parse(body, &sh.settings().patch)?;
-    let mut last_version = 0;
-    for _ in 0..PATCH_ATTEMPTS {
-        let cur = get(sh, ctx, kind, id, load).await?;
-        if if_match.is_some_and(|m| !m.matches(cur.version)) {
-            return Err(precondition_failed(kind, id, cur.version));
+    let registry = Arc::clone(&sh.app.registry);
+    let tenant = Arc::clone(&ctx.tenant);
+    let if_match = if_match.cloned();
+    let apply: PatchFn = Arc::new(move |current: &Record| {
+        if if_match.as_ref().is_some_and(|m| !m.matches(current.version)) {
+            return Err(StoreError::VersionMismatch);
         }
-        let outcome = patch::apply(&def, &cur.doc, &req)?;
+        let def = registry
+            .resource(kind.name())
+            .ok_or_else(|| StoreError::Backend(format!("resource type {} is not registered", kind.name())))?;
+        let outcome = patch::apply(&def, &current.doc, &req)?;
         if !outcome.changed {
-            return Ok(cur); // nothing to write, so nothing for the tenant policy to refuse
+            return Ok(None);
         }
-        check_policy(&def, &ctx.tenant, &outcome.resource)?;
-        let now = sh.app.clock.now();
-        if outcome.resource == cur.doc && if_match.is_none() {
-            // Only members change: applied row by row, so concurrent member PATCHes of one
-            // group never conflict (no version check, no retry).
-            let req =
-                UpdateMembers { tenant: ctx.tenant.id, kind, id: id.to_owned(), now, delta: outcome.members, load };
-            return sh.store().update_members(req).await.map_err(|e| ApiError::store(e, kind, id));
-        }
-        let req = Update {
-            tenant: ctx.tenant.id,
-            kind,
-            id: id.to_owned(),
-            if_version: Some(cur.version),
-            now,
-            doc: outcome.resource,
-            members: Members::Delta(outcome.members),
-            load,
-        };
-        match sh.store().update(req).await {
-            Ok(rec) => return Ok(rec),
-            Err(StoreError::VersionMismatch) => last_version = cur.version,
-            Err(e) => return Err(ApiError::store(e, kind, id)),
-        }
-    }
-    tracing::warn!(kind = kind.name(), id, "PATCH gave up: the resource kept changing under it");
-    Err(ApiError::PreconditionFailed(format!(
-        "{} {id} kept changing while this PATCH was applied (last seen at {}); retry",
-        kind.name(),
-        render::etag(last_version)
-    )))
+        policy_violation(&def, &tenant, &outcome.resource)?;
+        Ok(Some(Patched { doc: outcome.resource, delta: outcome.members }))
+    });
+    let req = Patch { tenant: ctx.tenant.id, kind, id: id.to_owned(), now: sh.app.clock.now(), apply, load };
+    sh.store().patch(req).await.map_err(|e| ApiError::store(e, kind, id))
 }
 
 /// DELETE: removes a resource (and its memberships).

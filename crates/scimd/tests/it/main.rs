@@ -10,6 +10,7 @@ mod common;
 mod api;
 mod cli;
 mod concurrency;
+mod hostile;
 mod lenient;
 mod oauth;
 mod policy;

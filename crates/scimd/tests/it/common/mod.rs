@@ -304,7 +304,7 @@ pub struct Spy {
     pub fail_ping: std::sync::atomic::AtomicBool,
     pub fail_query: std::sync::atomic::AtomicBool,
     pub panic_query: std::sync::atomic::AtomicBool,
-    /// A document a "concurrent writer" stores just before the next update goes through.
+    /// A document a "concurrent writer" stores just before the next PATCH takes its lock.
     pub interfere: std::sync::Mutex<Vec<Value>>,
 }
 
@@ -331,7 +331,7 @@ impl Spy {
 }
 
 use scim_store::{
-    Create, Delete, Event, Get, Page, Query, Record, Result as StoreResult, StoreError, Token, Update, UpdateMembers,
+    Create, Delete, Event, Get, Page, Patch, Query, Record, Result as StoreResult, StoreError, Token, Update,
 };
 
 #[async_trait::async_trait]
@@ -381,22 +381,25 @@ impl Store for Spy {
     }
     async fn update(&self, req: Update) -> StoreResult<Record> {
         self.loads.lock().unwrap().push(req.load);
+        self.inner.update(req).await
+    }
+    async fn patch(&self, req: Patch) -> StoreResult<Record> {
+        self.loads.lock().unwrap().push(req.load);
         let concurrent = self.interfere.lock().unwrap().pop();
         if let Some(other) = concurrent {
             let write = Update {
+                tenant: req.tenant,
+                kind: req.kind,
+                id: req.id.clone(),
                 if_version: None,
+                now: req.now,
                 doc: other,
                 members: scim_store::Members::Unchanged,
                 load: scim_store::Load::default(),
-                ..req.clone()
             };
             self.inner.update(write).await.unwrap();
         }
-        self.inner.update(req).await
-    }
-    async fn update_members(&self, req: UpdateMembers) -> StoreResult<Record> {
-        self.loads.lock().unwrap().push(req.load);
-        self.inner.update_members(req).await
+        self.inner.patch(req).await
     }
     async fn delete(&self, req: Delete) -> StoreResult<()> {
         self.inner.delete(req).await
