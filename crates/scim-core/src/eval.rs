@@ -347,7 +347,7 @@ fn string_op(lhs: &str, rhs: &str, op: CompareOp, case_exact: bool) -> bool {
     if op == CompareOp::Eq && lhs.is_ascii() && rhs.is_ascii() {
         return lhs.eq_ignore_ascii_case(rhs);
     }
-    str_op(&lhs.to_lowercase(), &rhs.to_lowercase(), op)
+    str_op(&fold_case(lhs), &fold_case(rhs), op)
 }
 
 fn str_op(lhs: &str, rhs: &str, op: CompareOp) -> bool {
@@ -430,7 +430,7 @@ pub fn compare_values(leaf: Option<&Attribute>, x: &Value, y: &Value) -> Orderin
             if leaf.is_some_and(|a| a.case_exact) {
                 a.cmp(b)
             } else {
-                a.to_lowercase().cmp(&b.to_lowercase()).then_with(|| a.cmp(b))
+                fold_case(a).cmp(&fold_case(b)).then_with(|| a.cmp(b))
             }
         }
         (Value::Number(a), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64()).unwrap_or(Ordering::Equal),
@@ -441,4 +441,12 @@ pub fn compare_values(leaf: Option<&Attribute>, x: &Value, y: &Value) -> Orderin
 /// Whether one element of the complex attribute `attr` matches a value filter's inner filter.
 pub(crate) fn element_matches(attr: &Attribute, filter: &Filter, element: &Value) -> Result<bool> {
     eval(&Scope::Element(attr), filter, element)
+}
+
+/// The case-folded form of a text, for case-insensitive comparison, sorting and uniqueness
+/// (RFC 7643 §2.1: `caseExact` false): each character lower-cased on its own, and final sigma
+/// folded to sigma, so `ΟΔΟΣ`, `οδος` and `οδοσ` are one name. (`str::to_lowercase` applies the
+/// context rule for a final sigma, which made `ΟΔΟΣ` and `οδοσ` two different userNames.)
+pub fn fold_case(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).map(|c| if c == 'ς' { 'σ' } else { c }).collect()
 }

@@ -625,7 +625,7 @@ fn same_value(attr: &Attribute, e: &Value, t: &Value) -> bool {
         if let (Some(a), Some(b)) = (e.get("value"), t.get("value")) {
             let exact = attr.sub("value").is_some_and(|s| s.case_exact);
             return match (a.as_str(), b.as_str()) {
-                (Some(x), Some(y)) if !exact => x.to_lowercase() == y.to_lowercase(),
+                (Some(x), Some(y)) if !exact => crate::eval::fold_case(x) == crate::eval::fold_case(y),
                 _ => a == b,
             };
         }

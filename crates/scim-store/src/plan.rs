@@ -5,6 +5,7 @@
 //! Every value is bound, never spliced into SQL text, and the compiled condition is always
 //! parenthesised under the tenant predicate.
 
+use scim_core::eval::fold_case;
 use scim_core::filter::{CompareOp, Filter, Literal};
 use scim_core::registry::{Container, ResourceDef};
 use scim_core::standard::ENTERPRISE_USER;
@@ -148,21 +149,34 @@ pub fn plan(def: &ResourceDef<'_>, kind: Kind, filter: Option<&Filter>) -> Resul
 }
 
 /// Members (and a user's groups) are not part of the document, so the core cannot evaluate
-/// filters on them: only the forms the members table answers are accepted.
+/// filters on them: only the forms the members table answers are accepted, and any other path
+/// into them (`members.display`, `members.type`, `groups.display`, ...) is refused, never
+/// answered with a silently empty list.
 fn refuse_member_residual(def: &ResourceDef<'_>, kind: Kind, f: &Filter) -> Result<(), ScimError> {
     let mut bad = None;
     f.visit_paths(&mut |p| {
-        if let Some(Special::Member | Special::Group) = special(def, kind, p) {
-            bad = Some(p.name.clone());
+        if in_member_table(def, kind, p) {
+            bad = Some(p.to_string());
         }
     });
     match bad {
         None => Ok(()),
-        Some(name) => Err(ScimError::invalid_filter(format!(
-            "{name} can be filtered only as {name} eq \"<id>\", {name}[value eq \"<id>\"] or {name} pr \
-             (combined with and/or/not as needed)"
-        ))),
+        Some(path) => {
+            let name = if kind == Kind::Group { "members" } else { "groups" };
+            Err(ScimError::invalid_filter(format!(
+                "{path} cannot be filtered: {name} can be filtered only as {name} eq \"<id>\", \
+                 {name}[value eq \"<id>\"] or {name} pr (combined with and/or/not as needed)"
+            )))
+        }
     }
+}
+
+/// Whether a path names a group's `members` or a user's `groups` (or one of their
+/// sub-attributes): what lives in the members table, not in the document.
+fn in_member_table(def: &ResourceDef<'_>, kind: Kind, p: &AttrPath) -> bool {
+    let Some(r) = def.resolve(p) else { return false };
+    r.container == Container::Root
+        && matches!((kind, r.attr.name.as_str()), (Kind::Group, "members") | (Kind::User, "groups"))
 }
 
 fn lit_text(lit: &Literal) -> Option<String> {
@@ -239,7 +253,7 @@ fn cmp(col: Col, lower: bool, op: CompareOp, lit: &Literal, path: &AttrPath) -> 
         }
         Arg::Int(m)
     } else if lower {
-        Arg::Text(text.to_lowercase())
+        Arg::Text(fold_case(&text))
     } else {
         Arg::Text(text)
     };
@@ -330,7 +344,7 @@ fn special(def: &ResourceDef<'_>, kind: Kind, p: &AttrPath) -> Option<Special> {
 
 fn email_cmp(col: EmailCol, op: CompareOp, lit: &Literal) -> Option<(EmailCol, Op, Arg)> {
     let o = sql_op(op)?;
-    Some((col, o, Arg::Text(lit_text(lit)?.to_lowercase())))
+    Some((col, o, Arg::Text(fold_case(&lit_text(lit)?))))
 }
 
 /// `emails[type eq "work" and value eq "x"]`: a conjunction on `value` and `type`.
@@ -436,16 +450,16 @@ impl IndexKeys {
             .map(|xs| {
                 xs.iter()
                     .filter_map(|e| {
-                        let v = e.get("value")?.as_str()?.to_lowercase();
-                        Some((v, e.get("type").and_then(Value::as_str).map(str::to_lowercase)))
+                        let v = fold_case(e.get("value")?.as_str()?);
+                        Some((v, e.get("type").and_then(Value::as_str).map(fold_case)))
                     })
                     .collect()
             })
             .unwrap_or_default();
         let name = name.unwrap_or_default();
         IndexKeys {
-            name_lc: name.to_lowercase(),
-            display_lc: display.as_deref().map(str::to_lowercase),
+            name_lc: fold_case(&name),
+            display_lc: display.as_deref().map(fold_case),
             display: display.or_else(|| Some(name.clone()).filter(|n| !n.is_empty())),
             name,
             external_id: text(doc.get("externalId")),
@@ -453,7 +467,7 @@ impl IndexKeys {
                 .get(ENTERPRISE_USER)
                 .and_then(|e| e.get("employeeNumber"))
                 .and_then(Value::as_str)
-                .map(str::to_lowercase),
+                .map(fold_case),
             emails,
         }
     }

@@ -45,10 +45,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
-const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED];
+const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED, CASE_FOLDED_KEYS];
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
+/// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`
+/// are one userName.
+const CASE_FOLDED_KEYS: &str = "
+UPDATE resources SET name_lc = replace(name_lc, 'ς', 'σ'), display_lc = replace(display_lc, 'ς', 'σ'),
+    employee_number_lc = replace(employee_number_lc, 'ς', 'σ')
+    WHERE name_lc LIKE '%ς%' OR display_lc LIKE '%ς%' OR employee_number_lc LIKE '%ς%';
+UPDATE emails SET value_lc = replace(value_lc, 'ς', 'σ'), type_lc = replace(type_lc, 'ς', 'σ')
+    WHERE value_lc LIKE '%ς%' OR type_lc LIKE '%ς%';
+";
 
 /// Version 2: rows left by tenants deleted while their writes were in flight are removed
 /// (writes now check their tenant in their own transaction; tenant ids were never reused here).

@@ -37,10 +37,21 @@ const MAX_BATCH: usize = 512;
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Forward only; each runs in its own transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED, CASE_FOLDED_KEYS];
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
+/// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`
+/// are one userName.
+const CASE_FOLDED_KEYS: &str = "
+UPDATE resources SET name_lc = replace(name_lc, 'ς', 'σ'), display_lc = replace(display_lc, 'ς', 'σ'),
+    employee_number_lc = replace(employee_number_lc, 'ς', 'σ')
+    WHERE name_lc LIKE '%ς%' OR display_lc LIKE '%ς%' OR employee_number_lc LIKE '%ς%';
+UPDATE emails SET value_lc = replace(value_lc, 'ς', 'σ'), type_lc = replace(type_lc, 'ς', 'σ')
+    WHERE value_lc LIKE '%ς%' OR type_lc LIKE '%ς%';
+";
 
 /// Version 2: tenant ids are never reused (`AUTOINCREMENT`, starting above every id any row
 /// still names), and rows of tenants deleted before writes checked their tenant are removed.
@@ -395,7 +406,13 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
     for job in batch {
         let step = || -> Result<Option<Answer>> {
             conn.execute_batch("SAVEPOINT w").map_err(db)?;
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn, ctx))) {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn, ctx)));
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back by itself (SQLITE_FULL, IOERR, ...):
+                // no write of this batch may be acknowledged.
+                return Err(StoreError::Backend("the transaction was rolled back by the database".into()));
+            }
+            match outcome {
                 Ok((true, answer)) => {
                     conn.execute_batch("RELEASE w").map_err(db)?;
                     Ok(Some(answer))
@@ -415,8 +432,11 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
             Ok(Some(answer)) => answers.push(answer),
             Ok(None) => {}
             Err(e) => {
-                // The transaction is in an unknown state: give up the whole batch.
-                let _ = conn.execute_batch("ROLLBACK");
+                // The transaction is in an unknown state: give up the whole batch. The writes
+                // not yet run are dropped, so their callers learn of the failure too.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 for answer in answers {
                     answer(Err(e.clone()));
                 }

@@ -166,7 +166,7 @@ async fn write_emails<C: Conn>(c: &mut C, tenant: i64, pk: i64, keys: &IndexKeys
 /// naming the first that does not, before anything is added). On PostgreSQL the members are
 /// locked against deletion until commit. The first mention of a member wins, with the
 /// `display` the client sent.
-async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[Member]) -> Result<()> {
+async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[Member], now: i64) -> Result<()> {
     if members.is_empty() {
         return Ok(());
     }
@@ -200,25 +200,48 @@ async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[
     }
     let rows = d.zip_lists(&[(2, "p", Ty::Int), (3, "d", Ty::Text)]);
     let sql = format!(
-        "INSERT INTO members (group_pk, member_pk, display) SELECT CAST($1 AS BIGINT), p, d FROM {rows} WHERE TRUE ON CONFLICT DO NOTHING"
+        "INSERT INTO members (group_pk, member_pk, display) SELECT CAST($1 AS BIGINT), p, d FROM {rows} WHERE TRUE \
+         ON CONFLICT DO NOTHING RETURNING member_pk"
     );
-    c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
+    let added = c.query(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
+    touch_members(c, added, now).await
+}
+
+/// A new version and `meta.lastModified` for the resources whose groups changed (the rows of
+/// `member_pk` a membership statement returned): a user's `groups` is part of it, so its ETag
+/// must change with them. No event: the group's event tells the change.
+async fn touch_members<C: Conn>(c: &mut C, rows: Vec<Row>, now: i64) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let pks = rows.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
+    let sql =
+        format!("UPDATE resources SET version = version + 1, modified = $2 WHERE {}", c.dialect().in_list("pk", 1));
+    c.exec(&sql, &[Arg::Ints(pks), Arg::Int(now)]).await?;
     Ok(())
 }
 
-async fn apply_delta<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, delta: &MemberDelta) -> Result<()> {
+/// Removes every member of a group, touching them.
+async fn remove_all_members<C: Conn>(c: &mut C, group_pk: i64, now: i64) -> Result<()> {
+    let removed = c.query("DELETE FROM members WHERE group_pk = $1 RETURNING member_pk", &[Arg::Int(group_pk)]).await?;
+    touch_members(c, removed, now).await
+}
+
+async fn apply_delta<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, delta: &MemberDelta, now: i64) -> Result<()> {
     if delta.remove_all {
-        c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(group_pk)]).await?;
+        remove_all_members(c, group_pk, now).await?;
     }
     if !delta.remove.is_empty() {
         let sql = format!(
-            "DELETE FROM members WHERE group_pk = $1 AND member_pk IN (SELECT pk FROM resources WHERE tenant_id = $2 AND {})",
+            "DELETE FROM members WHERE group_pk = $1 AND member_pk IN (SELECT pk FROM resources WHERE tenant_id = $2 AND {}) \
+             RETURNING member_pk",
             c.dialect().in_list("id", 3)
         );
         let ids = delta.remove.iter().map(|id| Some(id.clone())).collect();
-        c.exec(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?;
+        let removed = c.query(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?;
+        touch_members(c, removed, now).await?;
     }
-    add_members(c, tenant, group_pk, &delta.add).await
+    add_members(c, tenant, group_pk, &delta.add, now).await
 }
 
 /// The condition "`col` is one of `pks`": `= $1` for one key (the common point read), a list
@@ -489,7 +512,7 @@ impl Operation for Create {
             .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
         let pk = row.int(0)?;
         write_emails(c, tenant, pk, &keys, false).await?;
-        add_members(c, tenant, pk, &self.members).await?;
+        add_members(c, tenant, pk, &self.members, now).await?;
         let rec = Record {
             kind,
             id: self.id.clone(),
@@ -556,10 +579,10 @@ impl Operation for Update {
         match &self.members {
             Members::Unchanged => {}
             Members::Replace(list) => {
-                c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(pk)]).await?;
-                add_members(c, tenant, pk, list).await?;
+                remove_all_members(c, pk, now).await?;
+                add_members(c, tenant, pk, list, now).await?;
             }
-            Members::Delta(delta) => apply_delta(c, tenant, pk, delta).await?,
+            Members::Delta(delta) => apply_delta(c, tenant, pk, delta, now).await?,
         }
         let rec = Record {
             kind,
@@ -603,7 +626,7 @@ impl Operation for Patch {
         } else {
             write_document(c, tenant, kind, pk, &patched.doc, now).await?;
         }
-        apply_delta(c, tenant, pk, &patched.delta).await?;
+        apply_delta(c, tenant, pk, &patched.delta, now).await?;
         let version = current.version + 1;
         let rec = Record {
             kind,
@@ -665,7 +688,8 @@ impl Operation for Delete {
             let (gid, v) = (row.text(0)?, row.int(1)?);
             event(c, tenant, Kind::Group, &gid, Change::Updated, Some(v), now).await?;
         }
-        c.exec("DELETE FROM members WHERE group_pk = $1 OR member_pk = $1", &[Arg::Int(pk)]).await?;
+        remove_all_members(c, pk, now).await?;
+        c.exec("DELETE FROM members WHERE member_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM emails WHERE resource_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM resources WHERE pk = $1", &[Arg::Int(pk)]).await?;
         event(c, tenant, kind, &self.id, Change::Deleted, None, now).await

@@ -11,6 +11,7 @@ mod api;
 mod cli;
 mod concurrency;
 mod hostile;
+mod integrity;
 mod lenient;
 mod oauth;
 mod policy;
