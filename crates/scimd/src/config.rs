@@ -10,6 +10,7 @@
 //! admin_listen = "127.0.0.1:8081"         # /metrics and admin API    (default 127.0.0.1:8081)
 //! database = "sqlite:///var/lib/scimd/scimd.db"   # or postgres://... (default sqlite://scimd.db)
 //! public_url = "https://scim.example.com" # base of the Tenant URL and meta.location
+//! trusted_proxies = ["127.0.0.0/8", "::1"] # whose X-Forwarded-Proto/-Host are believed
 //!
 //! [limits]
 //! max_body_bytes = 2097152
@@ -62,6 +63,10 @@ pub struct FileConfig {
     /// Entra and `meta.location` are built from it. Default: none (the listen address is used);
     /// overridden by `--public-url` / `SCIMD_PUBLIC_URL`.
     pub public_url: Option<String>,
+    /// `trusted_proxies`: addresses or networks (`10.0.0.0/8`) of the proxies in front of
+    /// scimd whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when `public_url` is
+    /// unset. Default: loopback only (`127.0.0.0/8`, `::1`).
+    pub trusted_proxies: Option<Vec<String>>,
     /// `[limits]`: sizes the server refuses to exceed.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -180,6 +185,17 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
 
     let l = &file.limits;
     let mut http = HttpSettings { public_url, ..HttpSettings::default() };
+    if let Some(list) = &file.trusted_proxies {
+        http.trusted_proxies = list
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(
+                    |_| ConfigError(format!("trusted_proxies: \"{p}\" is not an address or a network like 10.0.0.0/8")),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+    }
     if let Some(v) = l.max_body_bytes {
         http.max_body_bytes = limit("max_body_bytes", v)?;
     }

@@ -20,7 +20,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Settings};
-use crate::http::{AppState, AuthCache, LenientIo};
+use crate::http::{AppState, AuthCache, LenientIo, PeerAddr};
+use tower::ServiceExt as _;
 
 /// How long in-flight requests may take to finish after the stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -158,7 +159,7 @@ async fn serve(
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             () = until_stopped(&mut stop) => break,
         };
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
@@ -171,7 +172,12 @@ async fn serve(
             () = until_stopped(&mut stop) => break,
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
+        ));
         let conn = match io {
             Io::Lenient => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(LenientIo::new(tcp)), service);

@@ -168,7 +168,9 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
         resp.extensions_mut().insert(name);
         return resp;
     };
-    let base = format!("{}/scim/v2", origin(sh.settings().public_url.as_deref(), req.headers()));
+    let peer = req.extensions().get::<PeerAddr>().copied();
+    let forwarded = forwarded_from_trusted(peer, &sh.settings().trusted_proxies);
+    let base = format!("{}/scim/v2", origin(sh.settings().public_url.as_deref(), req.headers(), forwarded));
     req.extensions_mut().insert(Ctx { tenant, base });
     let mut resp = next.run(req).await;
     drop(permit);
@@ -176,13 +178,28 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     resp
 }
 
-/// The public origin: the configured URL, else `X-Forwarded-Proto`/`X-Forwarded-Host` or `Host`.
-pub(crate) fn origin(public_url: Option<&str>, headers: &HeaderMap) -> String {
+/// The address of the peer a request came from (set by the server for each connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Whether the `X-Forwarded-*` headers of a request from `peer` are to be believed: only from a
+/// configured trusted proxy (anyone else could otherwise choose the host written into every
+/// `meta.location` and `Location`).
+pub(crate) fn forwarded_from_trusted(peer: Option<PeerAddr>, trusted: &[ipnet::IpNet]) -> bool {
+    peer.is_some_and(|p| trusted.iter().any(|net| net.contains(&p.0.ip())))
+}
+
+/// The public origin: the configured URL, else `X-Forwarded-Proto`/`X-Forwarded-Host` when
+/// `forwarded` (the request came through a trusted proxy), else `Host`.
+pub(crate) fn origin(public_url: Option<&str>, headers: &HeaderMap, forwarded: bool) -> String {
     if let Some(u) = public_url {
         let u = u.trim().trim_end_matches('/');
         return u.strip_suffix("/scim/v2").unwrap_or(u).to_owned();
     }
     let first = |name: &str| {
+        if !forwarded && name.starts_with("x-forwarded-") {
+            return None;
+        }
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -230,10 +247,11 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "scim.example.com"),
         ]);
-        assert_eq!(origin(Some("https://pub.example.com/"), &h), "https://pub.example.com");
-        assert_eq!(origin(Some("https://pub.example.com/scim/v2"), &h), "https://pub.example.com");
-        assert_eq!(origin(None, &h), "https://scim.example.com");
-        assert_eq!(origin(None, &headers(&[("host", "internal:8080")])), "http://internal:8080");
-        assert_eq!(origin(None, &headers(&[("host", "bad host\"<")])), "http://localhost");
+        assert_eq!(origin(Some("https://pub.example.com/"), &h, true), "https://pub.example.com");
+        assert_eq!(origin(Some("https://pub.example.com/scim/v2"), &h, true), "https://pub.example.com");
+        assert_eq!(origin(None, &h, true), "https://scim.example.com");
+        assert_eq!(origin(None, &h, false), "http://internal:8080", "not from a trusted proxy");
+        assert_eq!(origin(None, &headers(&[("host", "internal:8080")]), true), "http://internal:8080");
+        assert_eq!(origin(None, &headers(&[("host", "bad host\"<")]), true), "http://localhost");
     }
 }

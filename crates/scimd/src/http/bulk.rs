@@ -1,8 +1,9 @@
 //! `/Bulk` (RFC 7644 §3.7): many operations in one request, each run through the same
 //! operation functions as its single endpoint.
 //!
-//! - `bulkId:X` references (in a `path` or anywhere in `data`) are replaced by the id the POST
-//!   with `bulkId` X created. An operation waits until the operations it references have run,
+//! - `bulkId:X` references (in a `path`, or as the string of a `value` key in `data`: members,
+//!   manager, PATCH values) are replaced by the id the POST with `bulkId` X created; the same text
+//!   anywhere else is data. A bulkId used by two operations is 400 `invalidSyntax`. An operation waits until the operations it references have run,
 //!   so references to later operations work; a reference to an unknown or failed bulkId, or a
 //!   cycle, fails that operation with 409 `invalidValue`.
 //! - `failOnErrors` N stops processing after N errors; the response lists what ran.
@@ -85,29 +86,44 @@ fn parse_op(v: &Value) -> Op {
     }
 }
 
-/// The `bulkId:X` references in a value, in order.
+/// The `bulkId:X` references in a value, in order: only in reference positions, i.e. the string
+/// of a `value` key (`members[].value`, `manager.value`, a PATCH operation's `value`, RFC 7644
+/// §3.7.2). A `bulkId:` text anywhere else (a displayName, a title) is data, left as it is.
 fn refs_in(v: &Value, out: &mut Vec<String>) {
     match v {
-        Value::String(s) => {
-            if let Some(id) = s.strip_prefix(BULK_PREFIX) {
-                out.push(id.to_owned());
+        Value::Array(xs) => xs.iter().for_each(|x| refs_in(x, out)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if k.eq_ignore_ascii_case("value") => {
+                        if let Some(id) = s.strip_prefix(BULK_PREFIX) {
+                            out.push(id.to_owned());
+                        }
+                    }
+                    _ => refs_in(x, out),
+                }
             }
         }
-        Value::Array(xs) => xs.iter().for_each(|x| refs_in(x, out)),
-        Value::Object(m) => m.values().for_each(|x| refs_in(x, out)),
         _ => {}
     }
 }
 
+/// Replaces the references [`refs_in`] finds by the ids their operations created.
 fn substitute(v: &mut Value, resolved: &HashMap<String, (Kind, String)>) {
     match v {
-        Value::String(s) => {
-            if let Some((_, id)) = s.strip_prefix(BULK_PREFIX).and_then(|b| resolved.get(b)) {
-                *s = id.clone();
+        Value::Array(xs) => xs.iter_mut().for_each(|x| substitute(x, resolved)),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match x {
+                    Value::String(s) if k.eq_ignore_ascii_case("value") => {
+                        if let Some((_, id)) = s.strip_prefix(BULK_PREFIX).and_then(|b| resolved.get(b)) {
+                            *s = id.clone();
+                        }
+                    }
+                    _ => substitute(x, resolved),
+                }
             }
         }
-        Value::Array(xs) => xs.iter_mut().for_each(|x| substitute(x, resolved)),
-        Value::Object(m) => m.values_mut().for_each(|x| substitute(x, resolved)),
         _ => {}
     }
 }
@@ -284,6 +300,12 @@ pub(crate) async fn handle(
         },
     };
     let ops: Vec<Op> = list.iter().map(parse_op).collect();
+    let mut bulk_ids = HashSet::new();
+    if let Some(dup) = ops.iter().filter_map(|o| o.bulk_id.as_deref()).find(|b| !bulk_ids.insert(*b)) {
+        return Err(ApiError::syntax(format!(
+            "bulkId \"{dup}\" is used by more than one operation; each bulkId must be unique in the request"
+        )));
+    }
     let refs: Vec<Vec<String>> = ops
         .iter()
         .map(|op| {
@@ -291,7 +313,9 @@ pub(crate) async fn handle(
             if let Some(d) = &op.data {
                 refs_in(d, &mut r);
             }
-            refs_in(&Value::String(op.path.rsplit('/').next().unwrap_or_default().to_owned()), &mut r);
+            if let Some(id) = op.path.rsplit('/').next().and_then(|last| last.strip_prefix(BULK_PREFIX)) {
+                r.push(id.to_owned());
+            }
             r
         })
         .collect();

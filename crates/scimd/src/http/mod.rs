@@ -57,6 +57,7 @@ use scim_core::{Kind, Registry, ResourceDef, ScimError};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::PeerAddr;
 pub use error::ApiError;
 pub use lenient::LenientIo;
 pub use state::{AppState, AuthCache, HttpSettings};

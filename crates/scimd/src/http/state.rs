@@ -57,6 +57,9 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// The time to send a request body.
     pub body_timeout: Duration,
+    /// The proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host` are believed (when
+    /// `public_url` is unset). Default: loopback only.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpSettings {
@@ -74,6 +77,7 @@ impl Default for HttpSettings {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            trusted_proxies: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
         }
     }
 }

@@ -116,3 +116,66 @@ async fn sql_and_the_core_agree_on_every_operator() {
         assert_eq!(sql["totalResults"], core["totalResults"], "{f}");
     }
 }
+
+/// `bulkId:` text outside a reference position is data: a displayName or title that reads
+/// `bulkId:x` was silently replaced by another resource's id before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_substitutes_bulk_ids_only_in_reference_positions() {
+    let app = spawn_app().await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "bulk@contoso.com", "title": "bulkId:u"}},
+        {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "bulkId:u",
+            "members": [{"type": "User", "value": "bulkId:u"}]}}
+    ]});
+    let v = ok_json(app.post("/Bulk", &body).await).await;
+    let ops = v["Operations"].as_array().unwrap();
+    assert_eq!((ops[0]["status"].as_str(), ops[1]["status"].as_str()), (Some("201"), Some("201")), "{v}");
+    let user = app.filter("/Users", r#"userName eq "bulk@contoso.com""#, "").await;
+    let uid = user["Resources"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["Resources"][0]["title"], "bulkId:u", "a title is data");
+    let group = app.filter("/Groups", r#"displayName eq "bulkId:u""#, "").await;
+    assert_eq!(group["totalResults"], 1, "a displayName is data: {group}");
+    let gid = group["Resources"][0]["id"].as_str().unwrap();
+    let g = ok_json(app.get(&format!("/Groups/{gid}")).await).await;
+    assert_eq!(group_member_ids(&g), [uid], "members[].value is a reference");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_refuses_a_bulk_id_used_twice() {
+    let app = spawn_app().await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "same", "data": {"userName": "one@contoso.com"}},
+        {"method": "POST", "path": "/Users", "bulkId": "same", "data": {"userName": "two@contoso.com"}}
+    ]});
+    assert_scim_error(app.post("/Bulk", &body).await, 400, Some("invalidSyntax")).await;
+    assert_eq!(app.filter("/Users", r#"userName pr"#, "").await["totalResults"], 0, "nothing ran");
+}
+
+/// `X-Forwarded-Host` chose the host of every `meta.location` for anyone who sent it; it is
+/// believed only from a trusted proxy (loopback by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let settings = scimd::http::HttpSettings { trusted_proxies: Vec::new(), ..Default::default() };
+    let app = spawn_app_with(settings, &[]).await;
+    let r = app
+        .send_json(reqwest::Method::POST, "/Users", &json!({"userName": "fw@contoso.com"}))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let location = v["meta"]["location"].as_str().unwrap();
+    assert!(location.starts_with(&app.origin), "{location}");
+    // From loopback, the default, they are believed.
+    let app = spawn_app().await;
+    let r = app
+        .send_json(reqwest::Method::POST, "/Users", &json!({"userName": "fw@contoso.com"}))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "scim.example.com")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["meta"]["location"].as_str().unwrap().starts_with("https://scim.example.com/scim/v2/Users/"), "{v}");
+}
