@@ -15,7 +15,7 @@ use crate::error::{Result, ScimError};
 use crate::filter::{CompareOp, Filter, Literal};
 use crate::path::AttrPath;
 use crate::registry::{Container, ResourceDef};
-use crate::schema::{AttrType, Attribute};
+use crate::schema::{AttrType, Attribute, Returned};
 use crate::tolerance;
 
 /// Whether `resource` matches `filter`. Errors (`invalidFilter`) for comparisons the
@@ -27,6 +27,13 @@ pub fn matches(def: &ResourceDef<'_>, filter: &Filter, resource: &Value) -> Resu
 /// Checks the filter against the schema without a resource: comparisons the attribute's type
 /// does not allow, and value filters on attributes that are not complex.
 pub fn check(def: &ResourceDef<'_>, filter: &Filter) -> Result<()> {
+    let mut refused = Ok(());
+    filter.visit_paths(&mut |p| {
+        if refused.is_ok() {
+            refused = refuse_never_returned(def, p);
+        }
+    });
+    refused?;
     check_in(&Scope::Root(def), filter)
 }
 
@@ -169,6 +176,20 @@ fn eval(scope: &Scope<'_, '_>, f: &Filter, obj: &Value) -> Result<bool> {
             }
         }
     })
+}
+
+/// `invalidFilter` for a path to an attribute that is never returned (`password`): filtering
+/// or sorting on it would tell its value one question at a time.
+pub fn refuse_never_returned(def: &ResourceDef<'_>, path: &AttrPath) -> Result<()> {
+    match def.resolve(path) {
+        Some(r) if r.attr.returned == Returned::Never || r.leaf().returned == Returned::Never => {
+            Err(ScimError::invalid_filter(format!(
+                "{} is never returned, so it cannot be filtered or sorted on",
+                r.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_in(scope: &Scope<'_, '_>, f: &Filter) -> Result<()> {

@@ -306,6 +306,10 @@ impl<'a> Ctx<'_, 'a> {
             }
             return Err(ScimError::mutability(format!("{} is readOnly", r.display())));
         }
+        if resource::is_secret(r.attr) || r.sub.is_some_and(resource::is_secret) {
+            // A password change is accepted and not stored (see `resource`).
+            return Ok(());
+        }
         if path.filter.is_some() && !(r.attr.ty == AttrType::Complex && r.attr.multi_valued) {
             return Err(ScimError::invalid_path(format!(
                 "{} is not a multi-valued complex attribute, so it takes no value filter",

@@ -4,7 +4,9 @@
 //! schema's spelling and order, values of the attribute's type (with the coercions of
 //! [`crate::tolerance`]), extension attributes under their URN, `schemas` rebuilt, empty
 //! values (`null`, `""`, `[]`, `{}`) left out, and the attributes the server owns (`id`,
-//! `meta`, readOnly ones such as `groups`) dropped. Unknown attributes follow one policy,
+//! `meta`, readOnly ones such as `groups`) dropped, and so are write-only attributes that are
+//! never returned (`password`: scimd keeps no passwords, the vendor's application signs users
+//! in through SSO). Unknown attributes follow one policy,
 //! [`UnknownAttributes`]. A group's members come out separately, because they are stored in
 //! their own table.
 
@@ -152,6 +154,10 @@ fn place(
     if r.leaf().mutability == Mutability::ReadOnly || r.attr.mutability == Mutability::ReadOnly {
         return Ok(());
     }
+    if is_secret(r.attr) || is_secret(r.leaf()) {
+        // A password is never stored: the vendor's application signs users in through SSO.
+        return Ok(());
+    }
     if def.member_attribute().is_some_and(|m| std::ptr::eq(m, r.attr)) && r.sub.is_none() {
         *members = Some(parse_members(value, limits)?);
         return Ok(());
@@ -173,6 +179,11 @@ fn place(
         }
     }
     Ok(())
+}
+
+/// A write-only attribute that is never returned (`password`): scimd does not keep it.
+pub(crate) fn is_secret(attr: &Attribute) -> bool {
+    attr.mutability == Mutability::WriteOnly && attr.returned == crate::schema::Returned::Never
 }
 
 /// Sets `name` to `v`, merging objects (so `name` and `name.givenName` keys combine).

@@ -70,6 +70,11 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
         }
         None => None,
     };
+    if let Some(path) = &sort_by {
+        for &kind in kinds {
+            eval::refuse_never_returned(&sh.def(kind)?, path)?;
+        }
+    }
     let mut skip = lp.start_index.saturating_sub(1);
     let mut remaining = lp.count;
     let mut total = 0u64;

@@ -179,3 +179,34 @@ async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
     let v: Value = r.json().await.unwrap();
     assert!(v["meta"]["location"].as_str().unwrap().starts_with("https://scim.example.com/scim/v2/Users/"), "{v}");
 }
+
+/// A password was kept in clear text and `password sw "a"` answered as a prefix oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_not_stored_returned_filtered_or_sorted_on() {
+    let app = spawn_app().await;
+    let user = app.create_user(&json!({"userName": "pw@contoso.com", "password": "s3cret!"})).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert!(user.get("password").is_none(), "{user}");
+    let r = app
+        .patch_ok(&format!("/Users/{id}"), &patch_op(json!([{"op": "Replace", "path": "password", "value": "n3w"}])))
+        .await;
+    assert!(r.get("password").is_none(), "{r}");
+    let got = ok_json(app.get(&format!("/Users/{id}?attributes=password")).await).await;
+    assert!(got.get("password").is_none(), "{got}");
+    let stored = app
+        .store
+        .get(scim_store::Get {
+            tenant: app.tenant.id,
+            kind: scim_core::Kind::User,
+            id: id.clone(),
+            load: Default::default(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.doc.to_string().contains("s3cret") && !stored.doc.to_string().contains("n3w"), "{}", stored.doc);
+    for filter in [r#"password sw "s""#, r#"password pr"#, r#"userName eq "x" or password eq "s3cret!""#] {
+        assert_scim_error(app.get(&format!("/Users?filter={}", q(filter))).await, 400, Some("invalidFilter")).await;
+    }
+    assert_scim_error(app.get("/Users?sortBy=password").await, 400, Some("invalidFilter")).await;
+}
