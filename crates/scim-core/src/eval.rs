@@ -411,12 +411,21 @@ pub fn sort_value<'v>(def: &ResourceDef<'_>, path: &AttrPath, resource: &'v Valu
 /// Orders two resources by `path` ascending; resources without a value sort last. Reverse the
 /// result for `descending` (which puts them first, as RFC 7644 §3.4.2.3 asks).
 pub fn compare_by(def: &ResourceDef<'_>, path: &AttrPath, a: &Value, b: &Value) -> Ordering {
-    let leaf = def.resolve(path).map(|r| match r.sub {
+    compare_sort_values(sort_leaf(def, path), sort_value(def, path, a), sort_value(def, path, b))
+}
+
+/// The attribute whose type orders the values [`sort_value`] picks for `path`.
+pub fn sort_leaf<'a>(def: &ResourceDef<'a>, path: &AttrPath) -> Option<&'a Attribute> {
+    def.resolve(path).map(|r| match r.sub {
         Some(s) => s,
         None if r.attr.ty == AttrType::Complex => r.attr.sub("value").unwrap_or(r.attr),
         None => r.attr,
-    });
-    match (sort_value(def, path, a), sort_value(def, path, b)) {
+    })
+}
+
+/// Orders two sort values ([`sort_value`]) of one attribute ascending; a missing value last.
+pub fn compare_sort_values(leaf: Option<&Attribute>, a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,

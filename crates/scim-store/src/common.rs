@@ -1,13 +1,10 @@
-//! What every engine shares: time encoding, the wording of conflicts and `tooMany`, and the part
-//! of a query that SQL cannot answer (residual filter, in-memory sort, paging).
+//! What every engine shares: time encoding and the wording of conflicts and `tooMany`.
 
-use scim_core::registry::ResourceDef;
-use scim_core::{AttrPath, Filter, ScimError, eval};
-use serde_json::Value;
+use scim_core::ScimError;
 use time::OffsetDateTime;
 
 use crate::plan::IndexKeys;
-use crate::{Kind, Record, Result, SortOrder, StoreError};
+use crate::{Kind, StoreError};
 
 /// Microseconds since the epoch: how instants are stored.
 pub(crate) fn micros(t: OffsetDateTime) -> i64 {
@@ -65,42 +62,4 @@ pub(crate) fn too_many(examined: u64, limit: u64) -> StoreError {
          Narrow the filter with an indexed attribute (id, userName, externalId, displayName, emails.value, \
          meta.lastModified, employeeNumber)"
     )))
-}
-
-/// The part of a query SQL cannot answer: keeps the candidates (in creation order) that match
-/// the residual filter, sorts them with the core's comparison if asked, and cuts the page.
-/// Returns the number of matches and the page.
-pub(crate) fn residual_page<K>(
-    def: &ResourceDef<'_>,
-    residual: Option<&Filter>,
-    sort: Option<(&AttrPath, SortOrder)>,
-    mut candidates: Vec<(K, Record)>,
-    offset: u64,
-    count: u64,
-) -> Result<(u64, Vec<(K, Record)>)> {
-    if let Some(residual) = residual {
-        let mut kept = Vec::with_capacity(candidates.len());
-        for (k, rec) in candidates {
-            if eval::matches(def, residual, &crate::materialize(&rec))? {
-                kept.push((k, rec));
-            }
-        }
-        candidates = kept;
-    }
-    if let Some((path, order)) = sort {
-        let mut keyed: Vec<(Value, (K, Record))> =
-            candidates.into_iter().map(|x| (crate::materialize(&x.1), x)).collect();
-        keyed.sort_by(|a, b| {
-            let o = eval::compare_by(def, path, &a.0, &b.0);
-            if order == SortOrder::Descending { o.reverse() } else { o }
-        });
-        candidates = keyed.into_iter().map(|(_, x)| x).collect();
-    }
-    let total = candidates.len() as u64;
-    let page = candidates
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(count).unwrap_or(usize::MAX))
-        .collect();
-    Ok((total, page))
 }

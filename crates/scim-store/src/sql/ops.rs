@@ -17,7 +17,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
-use crate::common::{Unique, conflict, instant, micros, residual_page, too_many};
+use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::plan::{self, IndexKeys};
 use crate::{
     Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch, Query, Record,
@@ -735,15 +735,95 @@ impl Operation for Query {
             if total > ctx.limits.max_candidates {
                 return Err(too_many(total, ctx.limits.max_candidates));
             }
-            let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE {scope} ORDER BY r.pk");
-            let rows = c.query(&sql, &args).await?;
-            let candidates = rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
             let sort = sort_col.map(|(_, p, o)| (p, o));
-            residual_page(&def, plan.residual.as_ref(), sort, candidates, offset, self.count)?
+            residual_page(c, &def, &scope, &args, plan.residual.as_ref(), sort, offset, self.count).await?
         };
         load_extras(c, &mut page, self.load).await?;
         Ok(Page { total, records: page.into_iter().map(|(_, r)| r).collect() })
     }
+}
+
+/// How many candidate rows a query that the core must finish reads at a time.
+const CANDIDATE_BATCH: i64 = 256;
+
+/// The part of a query SQL cannot answer: reads the candidates (in creation order) in batches
+/// of [`CANDIDATE_BATCH`], keeps those the residual filter matches, sorts them with the core's
+/// order if asked, and cuts the page. Memory is bounded by one batch of documents plus, when
+/// sorting, one sort value per match, whatever the documents' sizes. Returns the number of
+/// matches and the page.
+#[allow(clippy::too_many_arguments)]
+async fn residual_page<C: Conn>(
+    c: &mut C,
+    def: &scim_core::ResourceDef<'_>,
+    scope: &str,
+    args: &[Arg],
+    residual: Option<&scim_core::Filter>,
+    sort: Option<(&scim_core::AttrPath, crate::SortOrder)>,
+    offset: u64,
+    count: u64,
+) -> Result<(u64, Vec<(i64, Record)>)> {
+    let n = args.len();
+    let sql = format!(
+        "SELECT {RECORD_COLS} FROM resources r WHERE {scope} AND r.pk > ${} ORDER BY r.pk LIMIT ${}",
+        n + 1,
+        n + 2
+    );
+    let (mut matched, mut page, mut keyed) = (0u64, Vec::new(), Vec::new());
+    let mut after = 0i64;
+    loop {
+        let mut batch_args = args.to_vec();
+        batch_args.extend([Arg::Int(after), Arg::Int(CANDIDATE_BATCH)]);
+        let rows = c.query(&sql, &batch_args).await?;
+        let full = rows.len() as i64 == CANDIDATE_BATCH;
+        for row in rows {
+            let (pk, rec) = record_row(row)?;
+            after = pk;
+            let doc = crate::materialize(&rec);
+            if let Some(f) = residual {
+                if !scim_core::eval::matches(def, f, &doc)? {
+                    continue;
+                }
+            }
+            match sort {
+                Some((path, _)) => keyed.push((scim_core::eval::sort_value(def, path, &doc).cloned(), pk)),
+                None => {
+                    if matched >= offset && (page.len() as u64) < count {
+                        page.push((pk, rec));
+                    }
+                }
+            }
+            matched += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    if let Some((path, order)) = sort {
+        let leaf = scim_core::eval::sort_leaf(def, path);
+        keyed.sort_by(|a, b| {
+            let o = scim_core::eval::compare_sort_values(leaf, a.0.as_ref(), b.0.as_ref());
+            if order == crate::SortOrder::Descending { o.reverse() } else { o }
+        });
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(count).unwrap_or(usize::MAX);
+        let pks: Vec<i64> = keyed.into_iter().skip(skip).take(take).map(|(_, pk)| pk).collect();
+        page = records_by_pk(c, &pks).await?;
+    }
+    Ok((matched, page))
+}
+
+/// The records with these keys, in the order given.
+async fn records_by_pk<C: Conn>(c: &mut C, pks: &[i64]) -> Result<Vec<(i64, Record)>> {
+    if pks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {RECORD_COLS} FROM resources r WHERE {}", c.dialect().in_list("r.pk", 1));
+    let mut by_pk: HashMap<i64, Record> = HashMap::with_capacity(pks.len());
+    for row in c.query(&sql, &[Arg::Ints(pks.to_vec())]).await? {
+        let (pk, rec) = record_row(row)?;
+        by_pk.insert(pk, rec);
+    }
+    Ok(pks.iter().filter_map(|pk| by_pk.remove(pk).map(|r| (*pk, r))).collect())
 }
 
 pub(crate) struct Events {
