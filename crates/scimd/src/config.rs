@@ -17,6 +17,7 @@
 //! default_page_size = 100
 //! max_page_size = 1000
 //! max_in_flight_per_tenant = 64
+//! max_queries_per_tenant = 2      # lists and searches of one tenant at once; more wait
 //! max_bulk_operations = 1000
 //! max_patch_operations = 1000
 //! max_patch_members = 10000
@@ -89,6 +90,9 @@ pub struct LimitsConfig {
     /// `max_in_flight_per_tenant`: concurrent requests per tenant before 429 with `Retry-After`;
     /// 0 turns the limit off. Default 64.
     pub max_in_flight_per_tenant: Option<u64>,
+    /// `max_queries_per_tenant`: lists and searches of one tenant running at once; more wait
+    /// their turn, so one tenant's searches cannot take the store from the others. Default 2.
+    pub max_queries_per_tenant: Option<u64>,
     /// `max_bulk_operations`: operations in one `/Bulk` request. Default 1000.
     pub max_bulk_operations: Option<u64>,
     /// `max_patch_operations`: operations in one PATCH request. Default 1000.
@@ -207,6 +211,9 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
     }
     if let Some(v) = l.max_in_flight_per_tenant {
         http.max_in_flight_per_tenant = limit_or_off("max_in_flight_per_tenant", v)?;
+    }
+    if let Some(v) = l.max_queries_per_tenant {
+        http.max_queries_per_tenant = limit_or_off("max_queries_per_tenant", v)?;
     }
     if let Some(v) = l.max_bulk_operations {
         http.max_bulk_operations = limit("max_bulk_operations", v)?;

@@ -55,9 +55,52 @@ impl InFlight {
     }
 }
 
+/// Each tenant's share of the store for queries (lists and searches, which may examine
+/// thousands of rows): at most `per_tenant` of one tenant's queries run at once, the rest wait
+/// their turn. Kept well below the store's connections (SQLite: 4 readers; PostgreSQL: 8), so
+/// one customer's searches cannot take every connection from the others.
+#[derive(Debug)]
+pub struct QuerySlots {
+    per_tenant: usize,
+    map: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl QuerySlots {
+    /// At most `per_tenant` concurrent queries per tenant (0: no limit).
+    pub fn new(per_tenant: usize) -> Self {
+        QuerySlots { per_tenant, map: Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits for a query slot of `tenant`; `None` when there is no limit.
+    pub async fn acquire(&self, tenant: i64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.per_tenant == 0 {
+            return None;
+        }
+        let slots = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(tenant).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_tenant))))
+        };
+        slots.acquire_owned().await.ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_waits_for_its_own_query_slots_only() {
+        let q = QuerySlots::new(2);
+        let a = q.acquire(1).await;
+        let b = q.acquire(1).await;
+        assert!(a.is_some() && b.is_some());
+        let third = tokio::time::timeout(std::time::Duration::from_millis(50), q.acquire(1)).await;
+        assert!(third.is_err(), "a third concurrent query of tenant 1 waits");
+        let other = tokio::time::timeout(std::time::Duration::from_millis(50), q.acquire(2)).await;
+        assert!(other.is_ok_and(|p| p.is_some()), "another tenant does not wait");
+        drop(a);
+        assert!(q.acquire(1).await.is_some(), "a freed slot is taken");
+    }
 
     #[test]
     fn refuses_above_the_limit_per_tenant_and_frees_on_drop() {

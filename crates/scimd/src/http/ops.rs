@@ -94,7 +94,10 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
             count: remaining,
             load: load_for(&def, &proj),
         };
-        let page = sh.store().query(query).await?;
+        let page = {
+            let _slot = sh.queries.acquire(ctx.tenant.id).await;
+            sh.store().query(query).await?
+        };
         total = total.saturating_add(page.total);
         skip = skip.saturating_sub(page.total);
         remaining = remaining.saturating_sub(page.records.len() as u64);

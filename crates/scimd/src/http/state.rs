@@ -43,6 +43,8 @@ pub struct HttpSettings {
     pub max_page_size: u64,
     /// Concurrent requests one tenant may have in flight before getting 429 (0: no limit).
     pub max_in_flight_per_tenant: usize,
+    /// Concurrent queries (lists, searches) of one tenant; more wait their turn (0: no limit).
+    pub max_queries_per_tenant: usize,
     /// How long a token or tenant looked up in the store is trusted (revocation delay).
     pub token_cache_ttl: Duration,
     /// PATCH limits (operations, members, path length).
@@ -70,6 +72,7 @@ impl Default for HttpSettings {
             default_page_size: 100,
             max_page_size: 1000,
             max_in_flight_per_tenant: 64,
+            max_queries_per_tenant: 2,
             token_cache_ttl: Duration::from_secs(2),
             patch: scim_core::patch::PatchLimits::default(),
             filter: scim_core::FilterLimits::default(),
@@ -86,6 +89,7 @@ impl Default for HttpSettings {
 pub(crate) struct Shared {
     pub app: AppState,
     pub limiter: InFlight,
+    pub queries: super::limit::QuerySlots,
     pub oauth: super::oauth::IssueLimiter,
 }
 
@@ -96,6 +100,7 @@ impl Shared {
     pub(crate) fn new(app: AppState) -> Self {
         Shared {
             limiter: InFlight::new(app.settings.max_in_flight_per_tenant),
+            queries: super::limit::QuerySlots::new(app.settings.max_queries_per_tenant),
             oauth: super::oauth::IssueLimiter::default(),
             app,
         }
