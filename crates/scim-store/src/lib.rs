@@ -76,6 +76,21 @@ pub struct Token {
     pub revoked: Option<OffsetDateTime>,
 }
 
+/// A key of the vendor API (the admin listener), as stored: only a digest of the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The public identifier (also the key's prefix).
+    pub id: String,
+    /// SHA-256 of the secret part.
+    pub digest: Vec<u8>,
+    /// A label for humans, e.g. `billing-sync`.
+    pub label: Option<String>,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked: Option<OffsetDateTime>,
+}
+
 /// A member of a group as stored, with what responses show of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRow {
@@ -404,6 +419,8 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>>;
     /// Deletes a tenant with everything it owns; false if there was none.
     async fn delete_tenant(&self, name: String) -> Result<bool>;
+    /// Replaces a tenant's mandatory attributes; the tenant as it is now, `None` if there is none.
+    async fn set_required(&self, name: String, required: Vec<String>) -> Result<Option<Tenant>>;
 
     /// Stores a new token.
     async fn create_token(&self, token: Token) -> Result<()>;
@@ -413,9 +430,20 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
     /// Marks a token revoked; false if there was no such token.
     async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool>;
+    /// Makes a token expire at `at` (or earlier, if it already did); false if there is none.
+    async fn expire_token(&self, id: String, at: OffsetDateTime) -> Result<bool>;
     /// Deletes the tokens whose label starts with `label_prefix` and which expired before
     /// `now`; returns how many.
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, key: ApiKey) -> Result<()>;
+    /// The API key with this public id.
+    async fn api_key(&self, id: String) -> Result<Option<ApiKey>>;
+    /// Every API key, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Marks an API key revoked; false if there was no such key.
+    async fn revoke_api_key(&self, id: String, now: OffsetDateTime) -> Result<bool>;
 
     /// Creates a resource with version 1. A group's initial members must each be a user or
     /// group of the tenant, else `Scim(invalidValue)`. The record has a group's members.

@@ -45,10 +45,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
-const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED, CASE_FOLDED_KEYS];
+const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED, CASE_FOLDED_KEYS, API_KEYS];
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Version 4: keys of the vendor API (the admin listener), stored as digests.
+const API_KEYS: &str = r#"
+CREATE TABLE api_keys (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    digest BYTEA NOT NULL,
+    label TEXT,
+    created BIGINT NOT NULL,
+    revoked BIGINT
+);
+"#;
 
 /// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
 /// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`

@@ -37,10 +37,21 @@ const MAX_BATCH: usize = 512;
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Forward only; each runs in its own transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED, CASE_FOLDED_KEYS];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED, CASE_FOLDED_KEYS, API_KEYS];
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 4: keys of the vendor API (the admin listener), stored as digests.
+const API_KEYS: &str = "
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    digest BLOB NOT NULL,
+    label TEXT,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+";
 
 /// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
 /// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`

@@ -1,28 +1,29 @@
-//! Tenants and tokens, as the operator manages them: the operations shared by the command line
-//! and the admin listener, and the admin listener's router.
+//! Tenants, tokens and API keys, as the vendor manages them: the operations shared by the
+//! command line and the vendor API, and the admin listener's router.
 //!
-//! The admin listener serves:
+//! The admin listener serves (DESIGN.md, vendor API):
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | Prometheus text format |
-//! | `GET /healthz` | 200 while the process is alive |
-//! | `GET /readyz` | 200 while the database answers, else 503 |
-//! | `GET /admin/tenants` | `[tenant]` |
-//! | `POST /admin/tenants` `{"name", "require": [...]}` | 201 `tenant` |
-//! | `GET /admin/tenants/{name}` | `tenant` |
-//! | `DELETE /admin/tenants/{name}` | 204 (the tenant and all it owns are gone) |
-//! | `POST /admin/tenants/{name}/tokens` `{"label", "expires": "90d"}` | 201 `{"id", "token", ...}` |
-//! | `GET /admin/tenants/{name}/tokens` | `[token]` (never secrets) |
-//! | `DELETE /admin/tokens/{id}` | 204 (`id` may also be the whole token) |
+//! | `GET /metrics`, `GET /healthz`, `GET /readyz` | open: Prometheus text; 200 while alive; 200 while the database answers, else 503 |
+//! | `GET /api/v1/tenants` | `[tenant]` |
+//! | `POST /api/v1/tenants` `{"name", "required": [...]}` | 201 `tenant` |
+//! | `GET /api/v1/tenants/{tenant}` | `tenant` |
+//! | `PATCH /api/v1/tenants/{tenant}` `{"required": [...]}` | `tenant` with its new policy |
+//! | `DELETE /api/v1/tenants/{tenant}` | 204 (the tenant and all it owns are gone) |
+//! | `GET /api/v1/tenants/{tenant}/tokens` | `[token]` (never secrets) |
+//! | `POST /api/v1/tenants/{tenant}/tokens` `{"label", "expires": "90d"}` | 201 `{"id", "token", ...}`, the secret shown once |
+//! | `DELETE /api/v1/tokens/{id}` | 204 (revoked; `id` may also be the whole token) |
+//! | `POST /api/v1/tokens/{id}/rotate` `{"overlap": "24h"}` | 201 `{"id", "token", ..., "replaces", "replacedExpires"}`: a new token with the same tenant and label; the old one keeps working for the overlap |
 //!
-//! where `tenant` is `{"name", "require", "created", "tokens", "activeTokens"}` and `token` is
-//! `{"id", "tenant", "label", "created", "expires", "revoked"}`. Errors are
-//! `{"error": "..."}` with 400, 404, 409 or 500.
+//! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
+//! `{"id", "tenant", "label", "created", "expires", "revoked"}`.
 //!
-//! **The admin listener has no authentication.** Anyone who reaches it can create tenants and
-//! mint tokens. It binds to loopback by default; never expose it beyond the host or a private
-//! management network.
+//! Everything under `/api/v1` needs `Authorization: Bearer <API key>` (`scimd api-key create`;
+//! only a digest is stored) and a `Host` the operator configured (`admin_hosts`; by default the
+//! loopback names), which defeats DNS rebinding; request bodies must be JSON
+//! (`Content-Type: application/json`), which defeats cross-site form posts. Errors are
+//! `{"error": "<code>", "detail": "..."}` with the status the code names.
 
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use scim_core::Registry;
 use scim_core::policy::RequiredPaths;
@@ -84,7 +85,7 @@ pub struct TenantView {
     /// The tenant's name.
     pub name: String,
     /// Its mandatory attributes (SCIM paths).
-    pub require: Vec<String>,
+    pub required: Vec<String>,
     /// When it was created (RFC 3339).
     pub created: String,
     /// How many tokens it has, revoked and expired ones included.
@@ -126,6 +127,37 @@ pub struct IssuedView {
     /// When it expires, if ever.
     pub expires: Option<String>,
 }
+
+/// A rotated token: the new one (its secret shown once) and the one it replaces, which keeps
+/// working until `replaced_expires`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotated {
+    /// The new token.
+    #[serde(flatten)]
+    pub issued: IssuedView,
+    /// The id of the token it replaces.
+    pub replaces: String,
+    /// When the replaced token stops working (RFC 3339).
+    pub replaced_expires: String,
+}
+
+/// A vendor API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKeyView {
+    /// The public id.
+    pub id: String,
+    /// The label, if any.
+    pub label: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// When it was revoked, if it was.
+    pub revoked: Option<String>,
+}
+
+/// How long a rotated token keeps working beside its replacement, unless asked otherwise: one
+/// day, for the customer's admin to paste the new secret into Entra.
+pub const DEFAULT_ROTATION_OVERLAP: time::Duration = time::Duration::days(1);
 
 /// A revoked token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +277,7 @@ async fn tenant_view(store: &dyn Store, t: &Tenant, now: OffsetDateTime) -> Resu
     let active = toks.iter().filter(|k| k.revoked.is_none() && k.expires.is_none_or(|e| now < e)).count();
     Ok(TenantView {
         name: t.name.clone(),
-        require: t.required.clone(),
+        required: t.required.clone(),
         created: fmt_time(t.created),
         tokens: toks.len(),
         active_tokens: active,
@@ -371,6 +403,112 @@ pub async fn revoke_token(store: &dyn Store, clock: &dyn Clock, given: &str) -> 
     Ok(Revoked { token: token_view(&after, &tenant), already: before.revoked.is_some() })
 }
 
+/// Replaces a tenant's mandatory attributes.
+pub async fn set_required(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    registry: &Registry,
+    name: &str,
+    required: &[String],
+) -> Result<TenantView, OpError> {
+    let required = check_required(registry, &split_paths(required)).map_err(OpError::Usage)?;
+    tenant_named(store, name).await?;
+    let t = store
+        .set_required(name.to_owned(), required)
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
+    tenant_view(store, &t, clock.now()).await
+}
+
+/// Issues a new token in place of another (same tenant, label and lifetime); the old one keeps
+/// working for `overlap`, so the customer's admin can switch Entra over without an outage.
+pub async fn rotate(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    given: &str,
+    overlap: time::Duration,
+) -> Result<Rotated, OpError> {
+    let id = token_id(given)?;
+    let not_found = || OpError::NotFound(format!("no token with id \"{id}\""));
+    let old = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
+    let now = clock.now();
+    if old.revoked.is_some() || old.expires.is_some_and(|e| e <= now) || tokens::parent_of(&old).is_some() {
+        return Err(OpError::Usage(format!(
+            "token \"{id}\" no longer works or is an OAuth access token; create a new one"
+        )));
+    }
+    let tenant = store.tenant_by_id(old.tenant).await?.ok_or_else(not_found)?;
+    let lifetime = old.expires.map(|e| e - old.created);
+    let expires = lifetime.and_then(|l| now.checked_add(l));
+    let issued = tokens::issue(old.tenant, old.label.clone(), expires, now);
+    store.create_token(issued.record.clone()).await?;
+    let until = now.checked_add(overlap).unwrap_or(now);
+    store.expire_token(id.to_owned(), until).await?;
+    let replaced = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
+    let k = &issued.record;
+    Ok(Rotated {
+        issued: IssuedView {
+            id: k.id.clone(),
+            token: issued.secret,
+            tenant: tenant.name,
+            label: k.label.clone(),
+            created: fmt_time(k.created),
+            expires: k.expires.map(fmt_time),
+        },
+        replaces: id.to_owned(),
+        replaced_expires: replaced.expires.map(fmt_time).unwrap_or_default(),
+    })
+}
+
+/// Creates a vendor API key; returns its view and the key, to show once.
+pub async fn create_api_key(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    label: Option<&str>,
+) -> Result<(ApiKeyView, String), OpError> {
+    let label = label.map(str::trim).filter(|l| !l.is_empty());
+    if let Some(l) = label {
+        check_label(l).map_err(OpError::Usage)?;
+    }
+    let (record, secret) = tokens::issue_api_key(label.map(str::to_owned), clock.now());
+    store.create_api_key(record.clone()).await?;
+    Ok((api_key_view(&record), secret))
+}
+
+fn api_key_view(k: &scim_store::ApiKey) -> ApiKeyView {
+    ApiKeyView {
+        id: k.id.clone(),
+        label: k.label.clone(),
+        created: fmt_time(k.created),
+        revoked: k.revoked.map(fmt_time),
+    }
+}
+
+/// Every vendor API key, oldest first.
+pub async fn list_api_keys(store: &dyn Store) -> Result<Vec<ApiKeyView>, OpError> {
+    Ok(store.list_api_keys().await?.iter().map(api_key_view).collect())
+}
+
+/// Revokes a vendor API key, given by its id or as the whole key.
+pub async fn revoke_api_key(store: &dyn Store, clock: &dyn Clock, given: &str) -> Result<ApiKeyView, OpError> {
+    let given = given.trim();
+    let id = match tokens::split_api_key(given) {
+        Some((id, _)) => id,
+        None if tokens::is_id(given) => given,
+        None => {
+            return Err(OpError::Usage(format!(
+                "\"{given}\" is not an API key id: give the id shown by `api-key list`"
+            )));
+        }
+    };
+    if !store.revoke_api_key(id.to_owned(), clock.now()).await? {
+        return Err(OpError::NotFound(format!("no API key with id \"{id}\"")));
+    }
+    let key =
+        store.api_key(id.to_owned()).await?.ok_or_else(|| OpError::NotFound(format!("no API key with id \"{id}\"")))?;
+    Ok(api_key_view(&key))
+}
+
 /// On an empty database (no tenant at all), creates tenant `default` and its first token
 /// (label `initial`). `None` when there already was a tenant, or another replica created it
 /// at the same moment.
@@ -391,32 +529,101 @@ struct AdminState {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     auth: Arc<crate::http::AuthCache>,
+    hosts: Arc<Vec<String>>,
     prometheus: PrometheusHandle,
 }
 
-/// The admin listener's routes (see the module documentation). No authentication: bind it to
-/// loopback or a private network only.
-pub fn router(app: &crate::http::AppState, prometheus: PrometheusHandle) -> Router {
+/// The admin listener's routes (see the module documentation). `hosts` are the names the
+/// `Host` header of an API request may carry (without port).
+pub fn router(app: &crate::http::AppState, hosts: Vec<String>, prometheus: PrometheusHandle) -> Router {
     let state = AdminState {
         store: Arc::clone(&app.store),
         registry: Arc::clone(&app.registry),
         clock: Arc::clone(&app.clock),
         auth: Arc::clone(&app.auth),
+        hosts: Arc::new(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),
         prometheus,
     };
+    let api = Router::new()
+        .route("/api/v1/tenants", get(get_tenants).post(post_tenant))
+        .route("/api/v1/tenants/{tenant}", get(get_tenant).patch(patch_tenant).delete(delete_tenant_route))
+        .route("/api/v1/tenants/{tenant}/tokens", get(get_tokens).post(post_token))
+        .route("/api/v1/tokens/{id}", delete(delete_token))
+        .route("/api/v1/tokens/{id}/rotate", post(rotate_token))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/admin/tenants", get(get_tenants).post(post_tenant))
-        .route("/admin/tenants/{name}", get(get_tenant).delete(delete_tenant_route))
-        .route("/admin/tenants/{name}/tokens", get(get_tokens).post(post_token))
-        .route("/admin/tokens/{id}", delete(delete_token))
-        .fallback(|| async { ApiError(OpError::NotFound("no such admin route".to_owned())) })
+        .merge(api)
+        .fallback(|| async { ApiError::NotFound("no such route of the vendor API".to_owned()) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "method not allowed on this route"})))
+            ApiError::MethodNotAllowed("this route does not support the request's method".to_owned())
         })
         .with_state(state)
+}
+
+/// The host names an API request's `Host` may carry by default: loopback, and the admin
+/// listener's own address.
+pub fn default_hosts(listen: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec();
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        if !addr.ip().is_unspecified() {
+            hosts.push(addr.ip().to_string());
+        }
+    }
+    hosts
+}
+
+/// The host of a `Host` header, without port and brackets, lower-cased.
+fn host_name(value: &str) -> String {
+    let v = value.trim();
+    let host = if let Some(rest) = v.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        v.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(v, |(h, _)| h)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// In front of every `/api/v1` route: the `Host` is one of the configured names, a body is JSON,
+/// and the bearer is a valid API key.
+async fn require_api_key(
+    State(s): State<AdminState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(host_name);
+    if !host.is_some_and(|h| s.hosts.contains(&h)) {
+        return ApiError::BadHost(format!(
+            "the Host header must name this listener ({}); add the name to admin_hosts",
+            s.hosts.join(", ")
+        ))
+        .into_response();
+    }
+    let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !crate::http::is_json_media_type(ct) {
+            return ApiError::UnsupportedMediaType(format!(
+                "send the request body as JSON with Content-Type: application/json, not \"{ct}\""
+            ))
+            .into_response();
+        }
+    }
+    let presented = crate::http::bearer(req.headers());
+    let Some((id, secret)) = presented.and_then(tokens::split_api_key) else {
+        return ApiError::Unauthorized(
+            "send Authorization: Bearer <API key>; create one with `scimd api-key create`".to_owned(),
+        )
+        .into_response();
+    };
+    match s.store.api_key(id.to_owned()).await {
+        Ok(Some(key)) if tokens::verify_api_key(&key, secret) => next.run(req).await,
+        Ok(_) => ApiError::Unauthorized("invalid or revoked API key".to_owned()).into_response(),
+        Err(e) => ApiError::from(OpError::from(e)).into_response(),
+    }
 }
 
 /// A JSON answer with `application/json`.
@@ -426,31 +633,59 @@ impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            Err(e) => ApiError(OpError::Store(e.to_string())).into_response(),
+            Err(e) => ApiError::from(OpError::Store(e.to_string())).into_response(),
         }
     }
 }
 
-struct ApiError(OpError);
+/// A failed vendor API request: `{"error": "<code>", "detail": "..."}` with its status.
+enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    NotFound(String),
+    MethodNotAllowed(String),
+    Conflict(String),
+    BadHost(String),
+    UnsupportedMediaType(String),
+    Internal(String),
+}
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
-        ApiError(e)
+        match e {
+            OpError::Usage(m) => ApiError::BadRequest(m),
+            OpError::NotFound(m) => ApiError::NotFound(m),
+            OpError::Conflict(m) => ApiError::Conflict(m),
+            OpError::Store(m) => ApiError::Internal(m),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            OpError::Usage(_) => StatusCode::BAD_REQUEST,
-            OpError::NotFound(_) => StatusCode::NOT_FOUND,
-            OpError::Conflict(_) => StatusCode::CONFLICT,
-            OpError::Store(m) => {
-                tracing::error!(error = %m, "admin API: database failure");
-                StatusCode::INTERNAL_SERVER_ERROR
+        let (status, code, detail) = match self {
+            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
+            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
+            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
+            ApiError::MethodNotAllowed(d) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", d),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
+            ApiError::BadHost(d) => (StatusCode::MISDIRECTED_REQUEST, "bad_host", d),
+            ApiError::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", d),
+            ApiError::Internal(d) => {
+                tracing::error!(error = %d, "vendor API: internal failure");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the details are in the server log".to_owned(),
+                )
             }
         };
-        (status, Json(json!({"error": self.0.to_string()}))).into_response()
+        let mut resp = (status, Json(json!({"error": code, "detail": detail}))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"scimd-api\""));
+        }
+        resp
     }
 }
 
@@ -458,7 +693,7 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError(OpError::Usage(format!("invalid JSON body: {e}"))))
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
@@ -485,7 +720,13 @@ struct NewTenant {
     #[serde(default)]
     name: String,
     #[serde(default)]
-    require: Vec<String>,
+    required: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantPatch {
+    required: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -497,14 +738,21 @@ struct NewToken {
     expires: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    #[serde(default)]
+    overlap: Option<String>,
+}
+
 async fn get_tenants(State(s): State<AdminState>) -> Result<Response, ApiError> {
     Ok(Json(list_tenants(s.store.as_ref(), s.clock.as_ref()).await?).into_response())
 }
 
 async fn post_tenant(State(s): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let req: NewTenant = parse_body(&body)?;
-    let view = create_tenant(s.store.as_ref(), s.clock.as_ref(), &s.registry, &req.name, &req.require).await?;
-    tracing::info!(tenant = %view.name, "admin API: tenant created");
+    let view = create_tenant(s.store.as_ref(), s.clock.as_ref(), &s.registry, &req.name, &req.required).await?;
+    tracing::info!(tenant = %view.name, "vendor API: tenant created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -512,18 +760,36 @@ async fn get_tenant(State(s): State<AdminState>, Path(name): Path<String>) -> Re
     Ok(Json(show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?).into_response())
 }
 
+async fn patch_tenant(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: TenantPatch = parse_body(&body)?;
+    let view = match req.required {
+        Some(required) => set_required(s.store.as_ref(), s.clock.as_ref(), &s.registry, &name, &required).await?,
+        None => show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?,
+    };
+    // The SCIM listener must apply the new policy at once, not after its cache time.
+    if let Ok(Some(t)) = s.store.tenant(name).await {
+        s.auth.forget_tenant_record(t.id);
+    }
+    tracing::info!(tenant = %view.name, "vendor API: tenant policy changed");
+    Ok(Json(view).into_response())
+}
+
 async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let id = delete_tenant(s.store.as_ref(), &name).await?;
     s.auth.forget_tenant(id);
-    tracing::info!(tenant = %name, "admin API: tenant deleted");
+    tracing::info!(tenant = %name, "vendor API: tenant deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn post_token(State(s): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: NewToken = parse_body(&body)?;
-    let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(|e| ApiError(OpError::Usage(e)))?;
+    let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
     let view = create_token(s.store.as_ref(), s.clock.as_ref(), &name, req.label.as_deref(), expires).await?;
-    tracing::info!(tenant = %view.tenant, token = %view.id, "admin API: token created");
+    tracing::info!(tenant = %view.tenant, token = %view.id, "vendor API: token created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -534,8 +800,20 @@ async fn get_tokens(State(s): State<AdminState>, Path(name): Path<String>) -> Re
 async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let r = revoke_token(s.store.as_ref(), s.clock.as_ref(), &id).await?;
     s.auth.forget_token(&r.token.id);
-    tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "admin API: token revoked");
+    tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "vendor API: token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn rotate_token(State(s): State<AdminState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: Rotation = parse_body(&body)?;
+    let overlap = match req.overlap.as_deref() {
+        Some(o) => parse_duration(o).map_err(ApiError::BadRequest)?,
+        None => DEFAULT_ROTATION_OVERLAP,
+    };
+    let rotated = rotate(s.store.as_ref(), s.clock.as_ref(), &id, overlap).await?;
+    s.auth.forget_token(&rotated.replaces);
+    tracing::info!(tenant = %rotated.issued.tenant, old = %rotated.replaces, new = %rotated.issued.id, "vendor API: token rotated");
+    Ok((StatusCode::CREATED, Json(rotated)).into_response())
 }
 
 #[cfg(test)]

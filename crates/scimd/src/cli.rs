@@ -49,6 +49,31 @@ enum Command {
     /// Create, list and revoke secret tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create, list and revoke keys of the vendor API (the admin listener's /api/v1).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key; it is printed alone on the last line and never shown again.
+    Create {
+        /// A label for humans, e.g. billing-sync
+        #[arg(long, value_name = "L")]
+        label: Option<String>,
+    },
+    /// List the API keys (never their secrets).
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key, given by its id or as the whole key.
+    Revoke {
+        /// The key id (as `api-key list` shows it) or the whole key
+        #[arg(value_name = "ID")]
+        key: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +265,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let settings = config::resolve(&file, overrides)?;
             token(cmd, &settings).await
         }
+        Command::ApiKey(cmd) => {
+            let settings = config::resolve(&file, overrides)?;
+            api_key(cmd, &settings).await
+        }
     }
 }
 
@@ -272,8 +301,8 @@ async fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> 
             let store = open_store(settings, &registry).await?;
             let t = admin::create_tenant(store.as_ref(), &clock, &registry, &name, &require).await?;
             let mut text = format!("created tenant {}\n", t.name);
-            if !t.require.is_empty() {
-                text += &format!("required attributes: {}\n", t.require.join(", "));
+            if !t.required.is_empty() {
+                text += &format!("required attributes: {}\n", t.required.join(", "));
             }
             text += &format!("next: scimd token create --tenant {}\n", t.name);
             out(&text)
@@ -326,6 +355,46 @@ async fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
     }
 }
 
+async fn api_key(cmd: ApiKeyCommand, settings: &Settings) -> Result<(), Failure> {
+    let registry = Arc::new(Registry::standard());
+    let clock = SystemClock;
+    let store = open_store(settings, &registry).await?;
+    match cmd {
+        ApiKeyCommand::Create { label } => {
+            let (view, secret) = admin::create_api_key(store.as_ref(), &clock, label.as_deref()).await?;
+            let label = view.label.as_deref().map(|l| format!(", label \"{l}\"")).unwrap_or_default();
+            out(&format!(
+                "created API key {}{label}\n\
+                 Copy the key on the next line now: scimd keeps only its hash and cannot show it again.\n\
+                 {secret}\n",
+                view.id
+            ))
+        }
+        ApiKeyCommand::List { json: as_json } => {
+            let list = admin::list_api_keys(store.as_ref()).await?;
+            if as_json {
+                return out(&json(&list)?);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        dash(k.label.as_deref()).to_owned(),
+                        k.created.clone(),
+                        dash(k.revoked.as_deref()).to_owned(),
+                    ]
+                })
+                .collect();
+            out(&table(&["ID", "LABEL", "CREATED", "REVOKED"], &rows))
+        }
+        ApiKeyCommand::Revoke { key } => {
+            let view = admin::revoke_api_key(store.as_ref(), &clock, &key).await?;
+            out(&format!("API key {} revoked\n", view.id))
+        }
+    }
+}
+
 fn issued_text(t: &IssuedView) -> String {
     let label = t.label.as_deref().map(|l| format!(", label \"{l}\"")).unwrap_or_default();
     let expires = t.expires.as_deref().map_or_else(|| ", never expires".to_owned(), |e| format!(", expires {e}"));
@@ -374,7 +443,7 @@ fn tenant_table(list: &[TenantView]) -> String {
                 t.name.clone(),
                 t.created.clone(),
                 format!("{}/{}", t.active_tokens, t.tokens),
-                if t.require.is_empty() { "-".to_owned() } else { t.require.join(",") },
+                if t.required.is_empty() { "-".to_owned() } else { t.required.join(",") },
             ]
         })
         .collect();
@@ -382,7 +451,7 @@ fn tenant_table(list: &[TenantView]) -> String {
 }
 
 fn tenant_details(t: &TenantView) -> String {
-    let required = if t.require.is_empty() { "-".to_owned() } else { t.require.join(", ") };
+    let required = if t.required.is_empty() { "-".to_owned() } else { t.required.join(", ") };
     format!(
         "name:     {}\ncreated:  {}\nrequired: {required}\ntokens:   {} ({} active)\n",
         t.name, t.created, t.tokens, t.active_tokens

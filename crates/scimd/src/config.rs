@@ -11,6 +11,7 @@
 //! database = "sqlite:///var/lib/scimd/scimd.db"   # or postgres://... (default sqlite://scimd.db)
 //! public_url = "https://scim.example.com" # base of the Tenant URL and meta.location
 //! trusted_proxies = ["127.0.0.0/8", "::1"] # whose X-Forwarded-Proto/-Host are believed
+//! admin_hosts = ["localhost", "127.0.0.1", "::1"]  # Host names the vendor API answers to
 //!
 //! [limits]
 //! max_body_bytes = 2097152
@@ -64,6 +65,10 @@ pub struct FileConfig {
     /// Entra and `meta.location` are built from it. Default: none (the listen address is used);
     /// overridden by `--public-url` / `SCIMD_PUBLIC_URL`.
     pub public_url: Option<String>,
+    /// `admin_hosts`: the host names (without port) the `Host` header of a vendor API request
+    /// may carry, e.g. `["scim-admin.internal"]`; others are refused, which defeats DNS
+    /// rebinding. Default: `localhost`, `127.0.0.1`, `::1` and the admin listener's address.
+    pub admin_hosts: Option<Vec<String>>,
     /// `trusted_proxies`: addresses or networks (`10.0.0.0/8`) of the proxies in front of
     /// scimd whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed when `public_url` is
     /// unset. Default: loopback only (`127.0.0.0/8`, `::1`).
@@ -172,6 +177,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The store's limits.
     pub store: scim_store::Limits,
+    /// The names the `Host` header of a vendor API request may carry.
+    pub admin_hosts: Vec<String>,
 }
 
 /// Combines the command line and the file (command line first) over the defaults, and checks
@@ -248,7 +255,11 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
             "[limits] default_page_size ({default_page}) must not be larger than max_page_size ({max_page})"
         )));
     }
-    Ok(Settings { database, listen, admin_listen, http, store })
+    let admin_hosts = match &file.admin_hosts {
+        Some(hosts) => hosts.iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+        None => crate::admin::default_hosts(&admin_listen),
+    };
+    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts })
 }
 
 /// A `[limits]` value converted to the type of the setting it goes to: at least 1, and small

@@ -41,6 +41,7 @@ impl std::error::Error for ServerError {}
 /// A server with its store open and its listeners bound, ready to run.
 pub struct Server {
     state: AppState,
+    admin_hosts: Vec<String>,
     scim: TcpListener,
     admin: TcpListener,
     prometheus: PrometheusHandle,
@@ -78,7 +79,7 @@ impl Server {
         let admin = bind(&settings.admin_listen, "admin").await?;
         let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
         let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()) };
-        Ok(Server { state, scim, admin, prometheus })
+        Ok(Server { state, admin_hosts: settings.admin_hosts.clone(), scim, admin, prometheus })
     }
 
     /// What the handlers share.
@@ -117,7 +118,7 @@ impl Server {
         let http = Arc::clone(&self.state.settings);
         let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
         let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
-        let admin_app = crate::admin::router(&self.state, self.prometheus).layer(body_timeout);
+        let admin_app = crate::admin::router(&self.state, self.admin_hosts, self.prometheus).layer(body_timeout);
         let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);

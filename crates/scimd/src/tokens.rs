@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt as _;
-use scim_store::Token;
+use scim_store::{ApiKey, Token};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -26,16 +26,47 @@ pub struct Issued {
     pub secret: String,
 }
 
-/// Makes a new token for `tenant`.
-pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Issued {
+/// The prefix of vendor API keys (`scimdk_<id>_<secret>`), distinct from tenant tokens so that
+/// neither can be mistaken for the other.
+pub const API_KEY_PREFIX: &str = "scimdk_";
+
+/// A fresh public id and secret part.
+fn fresh() -> (String, String) {
     let mut rng = rand::rng();
     let id: String = (0..ID_LEN).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect();
     let mut raw = [0u8; 32];
     rng.fill(&mut raw[..]);
-    let secret_part = URL_SAFE_NO_PAD.encode(raw);
+    (id, URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// Makes a new token for `tenant`.
+pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Issued {
+    let (id, secret_part) = fresh();
     let record =
         Token { id: id.clone(), tenant, digest: digest(&secret_part), label, created: now, expires, revoked: None };
     Issued { record, secret: format!("{PREFIX}{id}_{secret_part}") }
+}
+
+/// Makes a new vendor API key: the record to store and the key to show once.
+pub fn issue_api_key(label: Option<String>, now: OffsetDateTime) -> (ApiKey, String) {
+    let (id, secret_part) = fresh();
+    let record = ApiKey { id: id.clone(), digest: digest(&secret_part), label, created: now, revoked: None };
+    (record, format!("{API_KEY_PREFIX}{id}_{secret_part}"))
+}
+
+/// Splits a presented API key into its public id and its secret part.
+pub fn split_api_key(presented: &str) -> Option<(&str, &str)> {
+    split_with(API_KEY_PREFIX, presented)
+}
+
+/// Whether `secret` is the secret of the API key `record`, and the key is not revoked.
+pub fn verify_api_key(record: &ApiKey, secret: &str) -> bool {
+    same_digest(&digest(secret), &record.digest) && record.revoked.is_none()
+}
+
+/// Compares two digests in constant time.
+fn same_digest(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The label prefix of OAuth access tokens: `oauth2:<client id>`, where the client id is the
@@ -54,7 +85,11 @@ pub fn is_id(s: &str) -> bool {
 
 /// Splits a presented token into its public id and its secret part.
 pub fn split(presented: &str) -> Option<(&str, &str)> {
-    let rest = presented.strip_prefix(PREFIX)?;
+    split_with(PREFIX, presented)
+}
+
+fn split_with<'p>(prefix: &str, presented: &'p str) -> Option<(&'p str, &'p str)> {
+    let rest = presented.strip_prefix(prefix)?;
     let (id, secret) = (rest.get(..ID_LEN)?, rest.get(ID_LEN..)?);
     let secret = secret.strip_prefix('_')?;
     (id.bytes().all(|b| ID_ALPHABET.contains(&b)) && !secret.is_empty()).then_some((id, secret))
@@ -67,10 +102,7 @@ pub fn digest(secret: &str) -> Vec<u8> {
 
 /// Whether `secret` is the secret of `record` and the token is still valid at `now`.
 pub fn verify(record: &Token, secret: &str, now: OffsetDateTime) -> bool {
-    let presented = digest(secret);
-    let same = presented.len() == record.digest.len()
-        && presented.iter().zip(&record.digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    same && record.revoked.is_none() && record.expires.is_none_or(|e| now < e)
+    same_digest(&digest(secret), &record.digest) && record.revoked.is_none() && record.expires.is_none_or(|e| now < e)
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter,
 use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::plan::{self, IndexKeys};
 use crate::{
-    Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch, Query, Record,
-    Result, Store, StoreError, Tenant, Token, Update,
+    ApiKey, Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch, Query,
+    Record, Result, Store, StoreError, Tenant, Token, Update,
 };
 
 /// What every operation may need besides its connection.
@@ -463,6 +463,107 @@ impl Operation for RevokeToken {
     }
 }
 
+pub(crate) struct SetRequired {
+    name: String,
+    required: Vec<String>,
+}
+
+impl Operation for SetRequired {
+    type Output = Option<Tenant>;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Tenant>> {
+        let sql = format!("UPDATE tenants SET required = $2 WHERE name = $1 RETURNING {TENANT_COLS}");
+        let args = [Arg::Text(self.name.clone()), Arg::Text(to_json(&self.required)?)];
+        c.opt(&sql, &args).await?.map(tenant_row).transpose()
+    }
+}
+
+pub(crate) struct ExpireToken {
+    id: String,
+    at: OffsetDateTime,
+}
+
+impl Operation for ExpireToken {
+    type Output = bool;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let n = c
+            .exec(
+                "UPDATE tokens SET expires = CASE WHEN expires IS NULL OR expires > $2 THEN $2 ELSE expires END WHERE id = $1",
+                &[Arg::Text(self.id.clone()), Arg::Int(micros(self.at))],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+const API_KEY_COLS: &str = "id, digest, label, created, revoked";
+
+fn api_key_row(mut r: Row) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.text(0)?,
+        digest: r.bytes(1)?,
+        label: r.opt_text(2)?,
+        created: instant(r.int(3)?),
+        revoked: r.opt_int(4)?.map(instant),
+    })
+}
+
+pub(crate) struct CreateApiKey(ApiKey);
+
+impl Operation for CreateApiKey {
+    type Output = ();
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+        let k = &self.0;
+        let args = [
+            Arg::Text(k.id.clone()),
+            Arg::Bytes(k.digest.clone()),
+            Arg::opt_text(k.label.as_deref()),
+            Arg::Int(micros(k.created)),
+            Arg::opt_int(k.revoked.map(micros)),
+        ];
+        c.exec(&format!("INSERT INTO api_keys ({API_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)"), &args).await?;
+        Ok(())
+    }
+}
+
+pub(crate) struct ApiKeyById(String);
+
+impl Operation for ApiKeyById {
+    type Output = Option<ApiKey>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<ApiKey>> {
+        let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = $1");
+        c.opt(&sql, &[Arg::Text(self.0.clone())]).await?.map(api_key_row).transpose()
+    }
+}
+
+pub(crate) struct ListApiKeys;
+
+impl Operation for ListApiKeys {
+    type Output = Vec<ApiKey>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<ApiKey>> {
+        let sql = format!("SELECT {API_KEY_COLS} FROM api_keys ORDER BY created, id");
+        c.query(&sql, &[]).await?.into_iter().map(api_key_row).collect()
+    }
+}
+
+pub(crate) struct RevokeApiKey {
+    id: String,
+    now: OffsetDateTime,
+}
+
+impl Operation for RevokeApiKey {
+    type Output = bool;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let args = [Arg::Text(self.id.clone()), Arg::Int(micros(self.now))];
+        Ok(c.exec("UPDATE api_keys SET revoked = COALESCE(revoked, $2) WHERE id = $1", &args).await? > 0)
+    }
+}
+
 pub(crate) struct PurgeExpiredTokens {
     label_prefix: String,
     now: OffsetDateTime,
@@ -895,6 +996,24 @@ impl<E: Engine> Store for E {
     }
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64> {
         self.execute(PurgeExpiredTokens { label_prefix, now }).await
+    }
+    async fn set_required(&self, name: String, required: Vec<String>) -> Result<Option<Tenant>> {
+        self.execute(SetRequired { name, required }).await
+    }
+    async fn expire_token(&self, id: String, at: OffsetDateTime) -> Result<bool> {
+        self.execute(ExpireToken { id, at }).await
+    }
+    async fn create_api_key(&self, key: ApiKey) -> Result<()> {
+        self.execute(CreateApiKey(key)).await
+    }
+    async fn api_key(&self, id: String) -> Result<Option<ApiKey>> {
+        self.execute(ApiKeyById(id)).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.execute(ListApiKeys).await
+    }
+    async fn revoke_api_key(&self, id: String, now: OffsetDateTime) -> Result<bool> {
+        self.execute(RevokeApiKey { id, now }).await
     }
     async fn create(&self, req: Create) -> Result<Record> {
         self.execute(req).await

@@ -96,6 +96,11 @@ impl AuthCache {
         self.tokens.retain(|_, t| t.as_ref().is_none_or(|t| t.tenant != tenant));
     }
 
+    /// Forgets what it read of a tenant (its policy changed); its tokens stay cached.
+    pub fn forget_tenant_record(&self, tenant: i64) {
+        self.tenants.retain(|id, _| *id != tenant);
+    }
+
     /// Forgets a revoked token.
     pub fn forget_token(&self, id: &str) {
         self.tokens.retain(|k, _| k != id);

@@ -58,6 +58,8 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::PeerAddr;
+pub(crate) use auth::bearer;
+pub(crate) use body::is_json_media_type;
 pub use error::ApiError;
 pub use lenient::LenientIo;
 pub use state::{AppState, AuthCache, HttpSettings};

@@ -121,7 +121,7 @@ fn tenant_create_list_show_delete() {
     let json: serde_json::Value =
         serde_json::from_str(&db.expect(0, &["tenant", "show", "contoso", "--json"])).unwrap();
     assert_eq!(json["name"], "contoso");
-    assert_eq!(json["require"].as_array().unwrap().len(), 7);
+    assert_eq!(json["required"].as_array().unwrap().len(), 7);
     let json: serde_json::Value = serde_json::from_str(&db.expect(0, &["tenant", "list", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
 
@@ -172,7 +172,8 @@ fn token_create_prints_the_secret_alone_on_the_last_line() {
     assert!(list.contains(id), "{list}");
     assert!(list.contains("entra-prod"), "{list}");
     assert!(!list.contains(secret), "token list shows a secret: {list}");
-    let secret_part = secret.rsplit('_').next().unwrap();
+    // The secret part is base64url, which may itself hold '_': all that follows "scimd_<id>_".
+    let secret_part = secret.strip_prefix(&format!("scimd_{id}_")).unwrap();
     assert!(!list.contains(secret_part), "{list}");
     let json = db.expect(0, &["token", "list", "--tenant", "contoso", "--json"]);
     assert!(!json.contains(secret_part), "{json}");
@@ -415,6 +416,10 @@ async fn wait_healthy(client: &reqwest::Client, url: &str) {
 #[test]
 fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
     let db = Db::new();
+    // A key of the vendor API: the key alone on the last line.
+    let created = db.expect(0, &["api-key", "create", "--label", "ci"]);
+    let api_key = created.lines().last().unwrap().trim().to_owned();
+    assert!(api_key.starts_with("scimdk_"), "{created}");
     let (port, admin_port) = (free_port(), free_port());
     let server = Server::start(&db, port, admin_port);
     let out = server.read_until("Secret Token:");
@@ -447,34 +452,58 @@ fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
         let metrics = client.get(format!("{admin}/metrics")).send().await.unwrap();
         assert_eq!(metrics.status(), 200);
         assert!(metrics.text().await.unwrap().contains("scimd_tenants 1"));
+        // The vendor API needs the key.
+        let api = format!("{admin}/api/v1");
+        let r = client.get(format!("{api}/tenants")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains("api-key")), "{body}");
         let tenants: serde_json::Value =
-            client.get(format!("{admin}/admin/tenants")).send().await.unwrap().json().await.unwrap();
+            client.get(format!("{api}/tenants")).bearer_auth(&api_key).send().await.unwrap().json().await.unwrap();
         assert_eq!(tenants[0]["name"], "default");
         assert_eq!(tenants[0]["tokens"], 1);
 
         let created = client
-            .post(format!("{admin}/admin/tenants"))
-            .json(&serde_json::json!({"name": "acme", "require": ["userName", "emails[type eq \"work\"].value"]}))
+            .post(format!("{api}/tenants"))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({"name": "acme", "required": ["userName", "emails[type eq \"work\"].value"]}))
             .send()
             .await
             .unwrap();
         assert_eq!(created.status(), 201);
         let bad = client
-            .post(format!("{admin}/admin/tenants"))
-            .json(&serde_json::json!({"name": "bad", "require": ["nosuch"]}))
+            .post(format!("{api}/tenants"))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({"name": "bad", "required": ["nosuch"]}))
             .send()
             .await
             .unwrap();
         assert_eq!(bad.status(), 400);
-        let dup = client.post(format!("{admin}/admin/tenants")).json(&serde_json::json!({"name": "acme"})).send().await;
+        let dup = client
+            .post(format!("{api}/tenants"))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({"name": "acme"}))
+            .send()
+            .await;
         assert_eq!(dup.unwrap().status(), 409);
         let shown: serde_json::Value =
-            client.get(format!("{admin}/admin/tenants/acme")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(shown["require"][1], "emails[type eq \"work\"].value");
-        assert_eq!(client.get(format!("{admin}/admin/tenants/nope")).send().await.unwrap().status(), 404);
+            client.get(format!("{api}/tenants/acme")).bearer_auth(&api_key).send().await.unwrap().json().await.unwrap();
+        assert_eq!(shown["required"][1], "emails[type eq \"work\"].value");
+        assert_eq!(client.get(format!("{api}/tenants/nope")).bearer_auth(&api_key).send().await.unwrap().status(), 404);
+        let patched = client
+            .patch(format!("{api}/tenants/acme"))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({"required": ["userName"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+        assert_eq!(patched.json::<serde_json::Value>().await.unwrap()["required"], serde_json::json!(["userName"]));
 
         let issued = client
-            .post(format!("{admin}/admin/tenants/acme/tokens"))
+            .post(format!("{api}/tenants/acme/tokens"))
+            .bearer_auth(&api_key)
             .json(&serde_json::json!({"label": "okta", "expires": "12h"}))
             .send()
             .await
@@ -484,15 +513,73 @@ fn serve_on_an_empty_database_prints_the_tenant_url_and_a_working_token() {
         let acme_token = issued["token"].as_str().unwrap().to_owned();
         let r = client.get(format!("{tenant_url}/Users")).bearer_auth(&acme_token).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let listed =
-            client.get(format!("{admin}/admin/tenants/acme/tokens")).send().await.unwrap().text().await.unwrap();
+        let listed = client
+            .get(format!("{api}/tenants/acme/tokens"))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(listed.contains(issued["id"].as_str().unwrap()) && !listed.contains(&acme_token), "{listed}");
 
-        let revoked = client.delete(format!("{admin}/admin/tokens/{}", issued["id"].as_str().unwrap())).send().await;
+        // Rotation: a new secret; the old one works during the overlap.
+        let rotated = client
+            .post(format!("{api}/tokens/{}/rotate", issued["id"].as_str().unwrap()))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({"overlap": "1h"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rotated.status(), 201);
+        let rotated: serde_json::Value = rotated.json().await.unwrap();
+        assert_eq!(rotated["replaces"], issued["id"]);
+        let new_token = rotated["token"].as_str().unwrap().to_owned();
+        for t in [&acme_token, &new_token] {
+            let r = client.get(format!("{tenant_url}/Users")).bearer_auth(t).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+
+        let revoked = client
+            .delete(format!("{api}/tokens/{}", issued["id"].as_str().unwrap()))
+            .bearer_auth(&api_key)
+            .send()
+            .await;
         assert_eq!(revoked.unwrap().status(), 204);
-        assert_eq!(client.delete(format!("{admin}/admin/tokens/nosuchtoken0")).send().await.unwrap().status(), 404);
-        assert_eq!(client.delete(format!("{admin}/admin/tenants/acme")).send().await.unwrap().status(), 204);
-        assert_eq!(client.get(format!("{admin}/admin/tenants/acme")).send().await.unwrap().status(), 404);
+        let gone = client.delete(format!("{api}/tokens/nosuchtoken0")).bearer_auth(&api_key).send().await;
+        assert_eq!(gone.unwrap().status(), 404);
+        assert_eq!(
+            client.delete(format!("{api}/tenants/acme")).bearer_auth(&api_key).send().await.unwrap().status(),
+            204
+        );
+        assert_eq!(client.get(format!("{api}/tenants/acme")).bearer_auth(&api_key).send().await.unwrap().status(), 404);
+
+        // DNS rebinding and cross-site posts: a foreign Host, a form body.
+        let r = client
+            .get(format!("{api}/tenants"))
+            .bearer_auth(&api_key)
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 421);
+        let r = client
+            .post(format!("{api}/tenants"))
+            .bearer_auth(&api_key)
+            .header("content-type", "text/plain")
+            .body(r#"{"name": "csrf"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415);
+        // A revoked key no longer works.
+        let key_id = api_key.trim_start_matches("scimdk_").split('_').next().unwrap().to_owned();
+        let listed = db.expect(0, &["api-key", "list"]);
+        assert!(listed.contains(&key_id) && !listed.contains(&api_key), "{listed}");
+        db.expect(0, &["api-key", "revoke", &key_id]);
+        let r = client.get(format!("{api}/tenants")).bearer_auth(&api_key).send().await.unwrap();
+        assert_eq!(r.status(), 401);
     });
 
     // SIGTERM is a graceful stop: exit code 0, no panic (sigterm_on_postgres_... for PostgreSQL).

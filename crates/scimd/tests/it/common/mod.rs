@@ -120,6 +120,7 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
         admin_listen: "127.0.0.1:0".into(),
         http,
         store: Default::default(),
+        admin_hosts: scimd::admin::default_hosts("127.0.0.1:0"),
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
@@ -371,6 +372,24 @@ impl Store for Spy {
     }
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> StoreResult<u64> {
         self.inner.purge_expired_tokens(label_prefix, now).await
+    }
+    async fn set_required(&self, name: String, required: Vec<String>) -> StoreResult<Option<Tenant>> {
+        self.inner.set_required(name, required).await
+    }
+    async fn expire_token(&self, id: String, at: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.expire_token(id, at).await
+    }
+    async fn create_api_key(&self, key: scim_store::ApiKey) -> StoreResult<()> {
+        self.inner.create_api_key(key).await
+    }
+    async fn api_key(&self, id: String) -> StoreResult<Option<scim_store::ApiKey>> {
+        self.inner.api_key(id).await
+    }
+    async fn list_api_keys(&self) -> StoreResult<Vec<scim_store::ApiKey>> {
+        self.inner.list_api_keys().await
+    }
+    async fn revoke_api_key(&self, id: String, now: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.revoke_api_key(id, now).await
     }
     async fn create(&self, req: Create) -> StoreResult<Record> {
         self.inner.create(req).await
