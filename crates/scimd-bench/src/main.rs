@@ -6,6 +6,7 @@
 //! and prints a table and JSON. `scimd-bench ceiling` is that ceiling server.
 
 mod ceiling;
+mod noisy;
 mod scenario;
 mod stats;
 mod sys;
@@ -57,6 +58,10 @@ struct RunArgs {
     /// Bearer token for --url
     #[arg(long, requires = "url")]
     token: Option<String>,
+    /// Bearer token of a second tenant of --url, the noisy one of noisy-neighbour (without it,
+    /// that scenario is skipped in --url mode)
+    #[arg(long, requires = "url")]
+    noisy_token: Option<String>,
     /// Process id of the --url server, to report its memory
     #[arg(long, requires = "url")]
     server_pid: Option<u32>,
@@ -99,9 +104,23 @@ struct RunArgs {
     /// Users per page in list
     #[arg(long, default_value_t = 100)]
     page: u64,
-    /// Scenarios to run, in this order (initial-sync always runs first: it makes the users)
+    /// Scenarios to run, in this order (initial-sync always runs first: it makes the users;
+    /// noisy-neighbour is not in the default list)
     #[arg(long, value_delimiter = ',', default_value = "initial-sync,lookup,get,list,incremental,group-members")]
     scenarios: Vec<Scenario>,
+    /// noisy-neighbour: users of the noisy tenant (~20 KB each; keep it below scimd's
+    /// max_candidates, 10,000 by default, or its searches are refused with tooMany)
+    #[arg(long, default_value_t = 2000)]
+    noisy_users: u64,
+    /// noisy-neighbour: concurrent searches of the noisy tenant
+    #[arg(long, default_value_t = 8)]
+    noisy_concurrency: usize,
+    /// noisy-neighbour: tasks of the benchmark (quiet) tenant
+    #[arg(long, default_value_t = 2)]
+    quiet_concurrency: usize,
+    /// noisy-neighbour: each quiet task sends one request per this many milliseconds
+    #[arg(long, default_value_t = 10)]
+    quiet_interval_ms: u64,
     /// Skip the ceiling
     #[arg(long)]
     no_ceiling: bool,
@@ -165,10 +184,16 @@ async fn run(a: RunArgs) -> Result<(), String> {
     // The server under test.
     let mut _tmp: Option<tempfile::TempDir> = None;
     let mut _server: Option<target::Spawned> = None;
-    let (base, token, pid) = match &a.url {
+    let wants_noisy = a.scenarios.contains(&Scenario::NoisyNeighbour);
+    let (base, token, pid, noisy_token) = match &a.url {
         Some(url) => {
             target::check_loopback(url)?;
-            (url.trim_end_matches('/').to_owned(), a.token.clone().unwrap_or_default(), a.server_pid)
+            (
+                url.trim_end_matches('/').to_owned(),
+                a.token.clone().unwrap_or_default(),
+                a.server_pid,
+                a.noisy_token.clone(),
+            )
         }
         None => {
             let bin = a.scimd_bin.clone().unwrap_or_else(target::default_scimd_bin);
@@ -180,9 +205,11 @@ async fn run(a: RunArgs) -> Result<(), String> {
             let database = format!("sqlite://{}", db_path.display());
             eprintln!("scimd-bench: starting {} on {database}", bin.display());
             let token = target::provision(&bin, &database, "bench", &a.require)?;
+            let noisy_token =
+                if wants_noisy { Some(target::provision(&bin, &database, "noisy", &a.require)?) } else { None };
             let log = dir.path().join("scimd.log");
             let s = target::start_scimd(&bin, &database, &log).await?;
-            let out = (format!("{}/scim/v2", s.origin), token, Some(s.pid));
+            let out = (format!("{}/scim/v2", s.origin), token, Some(s.pid), noisy_token);
             _server = Some(s);
             _tmp = Some(dir);
             out
@@ -211,6 +238,67 @@ async fn run(a: RunArgs) -> Result<(), String> {
     scenarios.insert(0, Scenario::InitialSync);
 
     for sc in scenarios {
+        if sc == Scenario::NoisyNeighbour {
+            let parts = match &noisy_token {
+                Some(nt) => {
+                    if a.noisy_users > 10_000 {
+                        eprintln!(
+                            "  noisy-neighbour: warning: --noisy-users above 10,000 (scimd's default max_candidates)"
+                        );
+                    }
+                    let report = noisy::run(noisy::Settings {
+                        client: client.clone(),
+                        base: base.clone(),
+                        origin: noisy::origin_of(&base),
+                        quiet_auth: ctx.auth.clone(),
+                        noisy_auth: format!("Bearer {nt}"),
+                        users: ctx.users.iter().map(|(_, id)| id.clone()).collect(),
+                        noisy_users: a.noisy_users,
+                        noisy_concurrency: a.noisy_concurrency,
+                        quiet_concurrency: a.quiet_concurrency,
+                        quiet_interval: Duration::from_millis(a.quiet_interval_ms.max(1)),
+                        fill_concurrency: a.concurrency,
+                        fill_limit: Duration::from_secs(a.sync_duration),
+                        duration: Duration::from_secs(a.duration),
+                        ops: a.ops,
+                        pid,
+                        title: format!("{} {}", a.name, sc.name()),
+                    })
+                    .await?;
+                    extra.insert("noisy_neighbour".into(), report.extra);
+                    report.parts
+                }
+                None => {
+                    let note = "skipped: no --noisy-token for a second tenant of --url".to_owned();
+                    eprintln!("  noisy-neighbour: {note}");
+                    extra.insert("noisy_neighbour".into(), json!({"skipped": note}));
+                    let load = sys::load1();
+                    vec![noisy::Part {
+                        label: "",
+                        fig: Figures::default(),
+                        errors: Vec::new(),
+                        load_start: load,
+                        load_end: load,
+                        rss_kib: None,
+                        note,
+                    }]
+                }
+            };
+            for p in parts {
+                rows.push(Row {
+                    scenario: sc.name(),
+                    label: p.label,
+                    server: p.fig,
+                    ceiling: None,
+                    load_start: p.load_start,
+                    load_end: p.load_end,
+                    rss_kib: p.rss_kib,
+                    note: p.note,
+                    errors: p.errors,
+                });
+            }
+            continue;
+        }
         let (total, limit) = match sc {
             Scenario::InitialSync => (a.users, Duration::from_secs(a.sync_duration)),
             Scenario::List => ((ctx.users.len() as u64).div_ceil(ctx.page).min(a.ops), Duration::from_secs(a.duration)),

@@ -34,6 +34,9 @@ pub enum Scenario {
     Incremental,
     /// Removing and adding back single members of a group of M members.
     GroupMembers,
+    /// A second tenant's full-table searches against this tenant's point reads and creates, solo
+    /// then under that noise (not in the default list; see `noisy.rs`).
+    NoisyNeighbour,
 }
 
 impl Scenario {
@@ -45,6 +48,7 @@ impl Scenario {
             Scenario::List => "list",
             Scenario::Incremental => "incremental",
             Scenario::GroupMembers => "group-members",
+            Scenario::NoisyNeighbour => "noisy-neighbour",
         }
     }
 }
@@ -74,10 +78,15 @@ pub fn user_name(i: u64) -> String {
 
 /// An Entra create body (the default mapping of CLIENTS.md) for user number `i`.
 pub fn entra_user(i: u64) -> String {
-    let un = user_name(i);
+    entra_user_value(i, &user_name(i), &format!("user{i:07}")).to_string()
+}
+
+/// The Entra create body of [`entra_user`] with another userName (also the work email) and
+/// externalId.
+pub fn entra_user_value(i: u64, un: &str, external_id: &str) -> serde_json::Value {
     serde_json::json!({
         "schemas": [USER, ENTERPRISE],
-        "externalId": format!("user{i:07}"),
+        "externalId": external_id,
         "userName": un,
         "active": true,
         "displayName": format!("User {i}"),
@@ -91,7 +100,6 @@ pub fn entra_user(i: u64) -> String {
         ENTERPRISE: {"employeeNumber": format!("{i}"), "department": "Ops"},
         "roles": []
     })
-    .to_string()
 }
 
 fn patch_body(ops: serde_json::Value) -> String {
@@ -237,6 +245,7 @@ impl Ctx {
                     (Err(e), _) | (_, Err(e)) => ("attributes", Err(e)),
                 }
             }
+            Scenario::NoisyNeighbour => ("", Err("noisy-neighbour has its own driver".into())),
             Scenario::GroupMembers => {
                 let Some(g) = &self.group else { return ("add", Err("no group".into())) };
                 let m = self.group_members.min(self.users.len()).max(1);
@@ -309,7 +318,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Whether a list response says `"totalResults":n` (without parsing it all).
-fn has_total(body: &[u8], n: u64) -> bool {
+pub fn has_total(body: &[u8], n: u64) -> bool {
     let a = format!("\"totalResults\":{n},");
     let b = format!("\"totalResults\":{n}}}");
     contains(body, a.as_bytes()) || contains(body, b.as_bytes())
