@@ -227,13 +227,6 @@ pub fn apply_with(
             e
         })?;
     }
-    let member_count = ctx.delta.len();
-    if member_count > req.limits.max_members {
-        return Err(ScimError::too_large(format!(
-            "the PATCH changes {member_count} members; the limit is {}",
-            req.limits.max_members
-        )));
-    }
     check_immutable(def, &before, &ctx.doc)?;
     let out = resource::finish(def, ctx.doc);
     resource::check_required(def, &out)?;
@@ -298,7 +291,16 @@ impl<'a> Ctx<'_, 'a> {
             )));
         };
         if self.def.member_attribute().is_some_and(|m| std::ptr::eq(m, r.attr)) {
-            return self.members(op, path, &r, value);
+            self.members(op, path, &r, value)?;
+            // Refused as soon as the request is over the limit, not after the last operation.
+            let changed = self.delta.len();
+            if changed > self.limits.max_members {
+                return Err(ScimError::too_large(format!(
+                    "the PATCH changes more than {} members (the limit); send the rest in further requests",
+                    self.limits.max_members
+                )));
+            }
+            return Ok(());
         }
         if r.attr.mutability == Mutability::ReadOnly || r.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
             if pathless {

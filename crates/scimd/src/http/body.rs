@@ -14,6 +14,19 @@ use super::state::SharedState;
 #[derive(Debug, Clone)]
 pub(crate) struct JsonBody(pub Value);
 
+/// Bodies larger than this are parsed on a blocking thread.
+const BLOCKING_PARSE_BYTES: usize = 64 * 1024;
+
+/// A JSON body without U+0000.
+fn parse(bytes: &[u8]) -> Result<JsonBody, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::syntax(format!("the request body is not valid JSON: {e}")))?;
+    if has_nul(&value) {
+        return Err(ApiError::Scim(ScimError::invalid_value(NUL_REFUSED)));
+    }
+    Ok(JsonBody(value))
+}
+
 /// Why a string with U+0000 is refused: no SCIM attribute holds one, and PostgreSQL cannot
 /// store one in text (it failed the write with a database error).
 pub(crate) const NUL_REFUSED: &str =
@@ -67,12 +80,14 @@ impl FromRequest<SharedState> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::syntax("the request body is empty; send a JSON object"));
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::syntax(format!("the request body is not valid JSON: {e}")))?;
-        if has_nul(&value) {
-            return Err(ApiError::Scim(ScimError::invalid_value(NUL_REFUSED)));
+        // Large bodies are parsed on a blocking thread, so that a client sending megabytes of
+        // JSON does not hold up the runtime's workers (and every other request with them).
+        if bytes.len() > BLOCKING_PARSE_BYTES {
+            return tokio::task::spawn_blocking(move || parse(&bytes))
+                .await
+                .map_err(|e| ApiError::Internal(format!("parsing a request body failed: {e}")))?;
         }
-        Ok(JsonBody(value))
+        parse(&bytes)
     }
 }
 

@@ -1175,3 +1175,37 @@ async fn hostile_paging_and_sorting_parameters_never_5xx() {
         }
     }
 }
+
+/// Slow-loris: 300 idle half-sent requests made `/healthz` time out. Stalled connections are
+/// now closed after the header timeout, and at most `max_connections` are open at once, so
+/// others are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_are_cut_off_and_do_not_starve_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let settings = scimd::http::HttpSettings {
+        header_timeout: std::time::Duration::from_millis(500),
+        max_connections: 20,
+        ..Default::default()
+    };
+    let app = spawn_app_with(settings, &[]).await;
+    let addr = app.origin.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        stalled.push(s);
+    }
+    // The server closes each stalled connection once its header time is up.
+    let mut first = stalled.remove(0);
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), first.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a half-sent request was not cut off");
+    // And a well-behaved client is served while the stalled ones are still open.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.client.get(format!("{}/healthz", app.origin)).send(),
+    )
+    .await;
+    assert!(r.is_ok_and(|r| r.is_ok_and(|r| r.status() == 200)), "/healthz was starved");
+    drop(stalled);
+}
