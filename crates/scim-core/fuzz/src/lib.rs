@@ -69,7 +69,7 @@ pub fn entra_user_body() -> Value {
         ],
         "entitlements": [{"value": "license-e5", "type": "license"}],
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-            "employeeNumber": 701984,
+            "employeeNumber": "701984",
             "costCenter": "4130",
             "organization": "Contoso",
             "division": "R&D",

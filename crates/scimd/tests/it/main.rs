@@ -15,6 +15,7 @@ mod integrity;
 mod lenient;
 mod oauth;
 mod policy;
+mod props;
 mod quirks;
 mod replay_entra;
 mod replay_okta;
