@@ -452,6 +452,9 @@ impl<'a> Ctx<'_, 'a> {
                         for e in list.iter_mut() {
                             set_sub(e, &sub.name, new.clone());
                         }
+                        // `emails.primary` set to true on every element would make several.
+                        let all: Vec<usize> = (0..list.len()).collect();
+                        enforce_primary(&mut list, &all, &at)?;
                     }
                     put_list(holder, &attr.name, list);
                 } else {
@@ -597,8 +600,12 @@ fn take_list(holder: &mut Map<String, Value>, name: &str) -> Vec<Value> {
 }
 
 /// Puts a list back without its empty elements, or drops the attribute if none are left.
+/// Puts a multi-valued attribute back: without elements that lost every value, and without
+/// exact duplicates (the first stays, as ingest keeps it), so that a PATCH's result is what a
+/// PUT of it would store.
 fn put_list(holder: &mut Map<String, Value>, name: &str, mut list: Vec<Value>) {
-    list.retain(|e| !tolerance::is_clear(e));
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.retain(|e| !tolerance::is_clear(e) && seen.insert(resource::canonical_key(e)));
     if !list.is_empty() {
         holder.insert(name.to_owned(), Value::Array(list));
     }

@@ -256,6 +256,9 @@ fn order_value(attr: &Attribute, v: Value) -> Option<Value> {
     }
     let order = |v: Value| match v {
         Value::Object(mut m) => {
+            // Decoded here, in the one stored form, whichever way the element arrived (a POST,
+            // a PATCH of the element or of its `value`): a PUT of the result then keeps it.
+            tolerance::json_encoded_element(attr, &mut m);
             let mut o = Map::new();
             for s in &attr.sub_attributes {
                 if let Some(x) = m.remove(&s.name) {
@@ -270,8 +273,15 @@ fn order_value(attr: &Attribute, v: Value) -> Option<Value> {
     match v {
         Value::Array(xs) => {
             let needs_value = attr.sub("value").is_some();
-            let kept: Vec<Value> =
-                xs.into_iter().filter(|e| !needs_value || e.get("value").is_some()).map(order).collect();
+            // Exact duplicates (after decoding and ordering) are kept once, as they would be
+            // when the result is sent back as a PUT.
+            let mut seen = std::collections::HashSet::with_capacity(xs.len());
+            let kept: Vec<Value> = xs
+                .into_iter()
+                .map(order)
+                .filter(|e| !needs_value || e.get("value").is_some_and(|v| !tolerance::is_clear(v)))
+                .filter(|e| seen.insert(canonical_key(e)))
+                .collect();
             (!kept.is_empty()).then_some(Value::Array(kept))
         }
         other => Some(order(other)),
@@ -397,7 +407,7 @@ pub(crate) fn normalize_attr(
         for x in items {
             if let Some(n) = normalize_single(attr, x, unknown, limits, at)? {
                 // Duplicates are dropped; their canonical JSON text is the key (linear time).
-                if seen.insert(n.to_string()) {
+                if seen.insert(canonical_key(&n)) {
                     out.push(n);
                 }
             }
@@ -416,6 +426,41 @@ pub(crate) fn normalize_attr(
         Some(single) => normalize_single(attr, &single, unknown, limits, at),
         None => normalize_single(attr, v, unknown, limits, at),
     }
+}
+
+/// A text that is the same for equal values whatever the order of their object keys: what
+/// de-duplication of multi-valued attributes compares.
+pub(crate) fn canonical_key(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    if let Some(x) = m.get(k) {
+                        write(x, out);
+                    }
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(xs) => {
+                out.push('[');
+                for x in xs {
+                    write(x, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 /// At most 60 characters of a value, for error details.
@@ -482,7 +527,7 @@ fn normalize_single(
             let decoded;
             let obj = if attr.multi_valued && obj.get("value").is_some_and(Value::is_string) {
                 let mut m = obj.clone();
-                tolerance::json_encoded_element(&mut m);
+                tolerance::json_encoded_element(attr, &mut m);
                 decoded = m;
                 &decoded
             } else {

@@ -95,7 +95,11 @@ pub fn single_from_list(attr: &Attribute, v: &Value) -> Option<Value> {
 /// string (Entra's app-role assignments: `{"value": "{\"id\":..,\"value\":\"Admin\",\"displayName\":\"Admin\"}"}`)
 /// is decoded: `value` and `display` (from `display` or `displayName`) come from the inner
 /// object, and fields the element already has win.
-pub fn json_encoded_element(element: &mut Map<String, Value>) {
+pub fn json_encoded_element(attr: &Attribute, element: &mut Map<String, Value>) {
+    // Only `roles` (Entra's app-role assignments): an email that reads like JSON is an email.
+    if !attr.name.eq_ignore_ascii_case("roles") {
+        return;
+    }
     let Some(Value::String(s)) = element.get("value") else { return };
     let trimmed = s.trim_start();
     if !trimmed.starts_with('{') {

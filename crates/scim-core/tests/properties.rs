@@ -589,3 +589,48 @@ fn rewritten_value_filter_at_the_depth_limit_round_trips_or_is_refused() {
         }
     }
 }
+
+// ----- regressions found by the re-ingest oracle of the PATCH fuzz targets -----
+
+fn two_email_user() -> Value {
+    let reg = Registry::standard();
+    let def = reg.resource("User").unwrap();
+    let body = json!({"userName": "a", "emails": [{"value": "a@x.y", "type": "work", "primary": true}, {"value": "b@x.y", "type": "home"}]});
+    resource::ingest(&def, &body, UnknownAttributes::Drop).unwrap().resource
+}
+
+fn try_patch(user: &Value, body: &Value) -> Result<scim_core::patch::PatchOutcome, scim_core::ScimError> {
+    let reg = Registry::standard();
+    let def = reg.resource("User").unwrap();
+    let req = PatchRequest::parse(body, &Default::default()).unwrap();
+    patch::apply(&def, user, &req)
+}
+
+#[test]
+fn replacing_emails_primary_on_every_element_is_refused_not_stored_as_two_primaries() {
+    let e = try_patch(&two_email_user(), &ops(json!([{"op": "replace", "path": "emails.primary", "value": true}])))
+        .unwrap_err();
+    assert!(e.detail.contains("only one value may have"), "{e}");
+}
+
+#[test]
+fn adding_an_element_equal_to_an_existing_one_keeps_one() {
+    let user = two_email_user();
+    let add =
+        ops(json!([{"op": "add", "path": "emails[type eq \"other\"]", "value": {"value": "b@x.y", "type": "home"}}]));
+    let out = try_patch(&user, &add).unwrap();
+    assert_eq!(out.resource["emails"].as_array().unwrap().len(), 2, "{}", out.resource);
+    let twice = try_patch(&out.resource, &add).unwrap();
+    assert_eq!(twice.resource, out.resource);
+}
+
+#[test]
+fn an_email_that_reads_like_json_is_stored_as_sent() {
+    let set = ops(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "{\"value\":\"x\"}"}]));
+    let out = try_patch(&two_email_user(), &set).unwrap();
+    assert_eq!(out.resource["emails"][0]["value"], "{\"value\":\"x\"}");
+    let reg = Registry::standard();
+    let def = reg.resource("User").unwrap();
+    let again = resource::ingest(&def, &out.resource, UnknownAttributes::Drop).unwrap().resource;
+    assert_eq!(again, out.resource, "only roles are JSON-decoded (Entra's app roles)");
+}

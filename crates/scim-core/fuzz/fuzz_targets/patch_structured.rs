@@ -8,7 +8,7 @@ use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use scim_core::patch::{self, PatchRequest};
 use scim_core::resource::UnknownAttributes;
-use scim_core_fuzz::{GROUP, USER, group_def, user_def};
+use scim_core_fuzz::{GROUP, USER, assert_reingests, group_def, user_def};
 use serde_json::{Map, Number, Value};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -284,10 +284,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(req) = PatchRequest::parse(&body, &Default::default()) else { return };
     let (user, group) = (user_def(), group_def());
     if let Ok(out) = patch::apply(&user, &USER, &req) {
-        let _ = patch::apply(&user, &out.resource, &req);
+        assert_reingests(&user, &out.resource, &body);
+        if let Ok(again) = patch::apply(&user, &out.resource, &req) {
+            assert_reingests(&user, &again.resource, &body);
+        }
     }
     if let Ok(out) = patch::apply(&group, &GROUP, &req) {
-        let _ = patch::apply(&group, &out.resource, &req);
+        assert_reingests(&group, &out.resource, &body);
+        if let Ok(again) = patch::apply(&group, &out.resource, &req) {
+            assert_reingests(&group, &again.resource, &body);
+        }
     }
     let _ = patch::apply_with(&user, &USER, &req, UnknownAttributes::Reject);
 });

@@ -1,5 +1,5 @@
 //! Fixtures shared by the fuzz targets: the standard registry and realistic stored resources,
-//! built once per process.
+//! built once per process; and the oracle of the PATCH targets.
 
 use std::sync::LazyLock;
 
@@ -121,3 +121,25 @@ pub static GROUP: LazyLock<Value> = LazyLock::new(|| {
         ingest(&group_def(), &entra_group_body(), UnknownAttributes::Drop).expect("the sample group ingests");
     with_server_fields(ingested.resource, "e9e30dba-f08f-4109-8486-d5c6a331660a", "Group")
 });
+
+/// The oracle of the PATCH targets: what a PATCH produced is a resource the server could have
+/// been sent. `patched` (the stored form `patch::apply` returned, with the fixtures' `id` and
+/// `meta`) must ingest, as a PUT body, to exactly itself without `id` and `meta` (readOnly, kept
+/// apart by the server): no value the PATCH engine writes is one that `ingest` would refuse,
+/// coerce, reorder or drop.
+pub fn assert_reingests(def: &ResourceDef<'_>, patched: &Value, body: &Value) {
+    let mut stored = patched.clone();
+    if let Value::Object(m) = &mut stored {
+        m.shift_remove("id");
+        m.shift_remove("meta");
+    }
+    match ingest(def, patched, UnknownAttributes::Drop) {
+        Ok(again) => assert!(
+            again.resource == stored,
+            "re-ingesting the patched {} changed it\nPATCH: {body}\npatched: {stored}\ningested: {}",
+            def.rt.name,
+            again.resource
+        ),
+        Err(e) => panic!("the patched {} does not ingest: {e:?}\nPATCH: {body}\npatched: {stored}", def.rt.name),
+    }
+}

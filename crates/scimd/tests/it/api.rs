@@ -1202,9 +1202,18 @@ async fn more_requests_in_flight_than_allowed_is_429_with_retry_after() {
     held.flush().await.unwrap();
 
     // Until the server has taken the held request in, a second one may still pass; once it
-    // has, the second one is refused. No sleeping: each attempt is a full round trip.
+    // has, the second one is refused. If one of those probes held the slot just when the held
+    // request came in, the held request is the one refused: send it again. No sleeping: each
+    // attempt is a full round trip.
     let mut refused = None;
     for _ in 0..10_000 {
+        let mut probe = [0u8; 1];
+        if held.try_read(&mut probe).is_ok_and(|n| n > 0) {
+            held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            held.write_all(head.as_bytes()).await.unwrap();
+            held.write_all(&body.as_bytes()[..1]).await.unwrap();
+            held.flush().await.unwrap();
+        }
         let r = app.get("/Users?count=0").await;
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             refused = Some(r);
