@@ -32,7 +32,10 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
-use crate::sql::{Arg, Conn, Dialect, Engine, Mode, Operation, POSTGRES, Row, SqlError, SqlResult, Val};
+use crate::sql::{
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, Mode, ORPHANS_REMOVED, Operation, POSTGRES, Row, SqlError, SqlResult,
+    Val,
+};
 use crate::{Limits, Result, StoreError};
 
 /// The most connections one store keeps open.
@@ -45,7 +48,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
-const MIGRATIONS: &[&str] = &[SCHEMA, ORPHANS_REMOVED, CASE_FOLDED_KEYS, API_KEYS];
+const MIGRATIONS: &[&[&str]] = &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS]];
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -61,27 +64,6 @@ CREATE TABLE api_keys (
 );
 "#;
 
-/// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
-/// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`
-/// are one userName.
-const CASE_FOLDED_KEYS: &str = "
-UPDATE resources SET name_lc = replace(name_lc, 'ς', 'σ'), display_lc = replace(display_lc, 'ς', 'σ'),
-    employee_number_lc = replace(employee_number_lc, 'ς', 'σ')
-    WHERE name_lc LIKE '%ς%' OR display_lc LIKE '%ς%' OR employee_number_lc LIKE '%ς%';
-UPDATE emails SET value_lc = replace(value_lc, 'ς', 'σ'), type_lc = replace(type_lc, 'ς', 'σ')
-    WHERE value_lc LIKE '%ς%' OR type_lc LIKE '%ς%';
-";
-
-/// Version 2: rows left by tenants deleted while their writes were in flight are removed
-/// (writes now check their tenant in their own transaction; tenant ids were never reused here).
-const ORPHANS_REMOVED: &str = "
-DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants))
-    OR member_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants));
-DELETE FROM emails WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
-";
 /// The advisory lock (two-key form) that serializes migrations: "scim", 1.
 const MIGRATION_LOCK: (i32, i32) = (0x7363_696d, 1);
 
@@ -338,9 +320,11 @@ impl PgStore {
             )));
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
-            tx.batch_execute(step)
-                .await
-                .map_err(|e| StoreError::Backend(format!("migrating the schema to version {}: {e}", i + 1)))?;
+            for sql in *step {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("migrating the schema to version {}: {e}", i + 1)))?;
+            }
         }
         if version < SCHEMA_VERSION {
             tx.execute("DELETE FROM schema_version", &[]).await.map_err(|e| backend(&e))?;

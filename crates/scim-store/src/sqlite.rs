@@ -28,16 +28,21 @@ use scim_core::Registry;
 use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
-use crate::sql::{Arg, Conn, Dialect, Engine, Mode, Operation, Row, SQLITE, SqlError, SqlResult, Val};
+use crate::sql::{
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, Mode, ORPHANS_REMOVED, Operation, Row, SQLITE, SqlError, SqlResult,
+    Val,
+};
 use crate::{Limits, Result, StoreError};
 
 const READERS: usize = 4;
 /// The most writes one group commit takes.
 const MAX_BATCH: usize = 512;
 
-/// The schema migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to
-/// `i + 1` (`PRAGMA user_version`). Forward only; each runs in its own transaction.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, TENANT_IDS_NEVER_REUSED, CASE_FOLDED_KEYS, API_KEYS];
+/// The schema migrations, in order: the statements of `MIGRATIONS[i]` take a database from
+/// version `i` to `i + 1` (`PRAGMA user_version`). Forward only; each step runs in its own
+/// transaction. Steps both engines share are in `sql`.
+const MIGRATIONS: &[&[&str]] =
+    &[&[SCHEMA_V1], &[TENANT_IDS_NEVER_REUSED, ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS]];
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -51,17 +56,6 @@ CREATE TABLE api_keys (
     created INTEGER NOT NULL,
     revoked INTEGER
 );
-";
-
-/// Version 3: case-insensitive keys are case-folded, not lower-cased: a final sigma is folded
-/// to sigma (the only difference between the two for the values stored), so `ΟΔΟΣ` and `οδοσ`
-/// are one userName.
-const CASE_FOLDED_KEYS: &str = "
-UPDATE resources SET name_lc = replace(name_lc, 'ς', 'σ'), display_lc = replace(display_lc, 'ς', 'σ'),
-    employee_number_lc = replace(employee_number_lc, 'ς', 'σ')
-    WHERE name_lc LIKE '%ς%' OR display_lc LIKE '%ς%' OR employee_number_lc LIKE '%ς%';
-UPDATE emails SET value_lc = replace(value_lc, 'ς', 'σ'), type_lc = replace(type_lc, 'ς', 'σ')
-    WHERE value_lc LIKE '%ς%' OR type_lc LIKE '%ς%';
 ";
 
 /// Version 2: tenant ids are never reused (`AUTOINCREMENT`, starting above every id any row
@@ -82,12 +76,6 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'tenants_v2', coalesce(max(m), 0)
 );
 DROP TABLE tenants;
 ALTER TABLE tenants_v2 RENAME TO tenants;
-DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants))
-    OR member_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants));
-DELETE FROM emails WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
-DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
 ";
 
 /// Version 1: the first schema.
@@ -194,8 +182,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         }
         let Some(step) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else { return Ok(()) };
         let next = version + 1;
-        tx.execute_batch(step)
-            .map_err(|e| StoreError::Backend(format!("migrating the schema to version {next}: {e}")))?;
+        for sql in *step {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Backend(format!("migrating the schema to version {next}: {e}")))?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {next}")).map_err(db)?;
         tx.commit().map_err(db)?;
     }

@@ -13,6 +13,28 @@ use crate::{Kind, Result, StoreError};
 pub(crate) mod filter;
 pub(crate) mod ops;
 
+/// Migration step of both engines: rows left by tenants deleted while their writes were in
+/// flight are removed (writes now check their tenant in their own transaction).
+pub(crate) const ORPHANS_REMOVED: &str = "
+DELETE FROM members WHERE group_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants))
+    OR member_pk IN (SELECT pk FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants));
+DELETE FROM emails WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
+DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
+";
+
+/// Migration step of both engines: case-insensitive keys are case-folded, not lower-cased: a
+/// final sigma is folded to sigma (the only difference between the two for the values stored),
+/// so `ΟΔΟΣ` and `οδοσ` are one userName.
+pub(crate) const CASE_FOLDED_KEYS: &str = "
+UPDATE resources SET name_lc = replace(name_lc, 'ς', 'σ'), display_lc = replace(display_lc, 'ς', 'σ'),
+    employee_number_lc = replace(employee_number_lc, 'ς', 'σ')
+    WHERE name_lc LIKE '%ς%' OR display_lc LIKE '%ς%' OR employee_number_lc LIKE '%ς%';
+UPDATE emails SET value_lc = replace(value_lc, 'ς', 'σ'), type_lc = replace(type_lc, 'ς', 'σ')
+    WHERE value_lc LIKE '%ς%' OR type_lc LIKE '%ς%';
+";
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
