@@ -534,6 +534,49 @@ mod tests {
         (bad, out)
     }
 
+    /// A database of schema version 1 (tenant ids reusable, orphans of deleted tenants left
+    /// behind, lower-cased keys) is migrated on open and served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_database_is_migrated_and_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!("BEGIN; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;")).unwrap();
+            c.execute_batch(
+                "INSERT INTO tenants (id, name, required, created) VALUES (1, 'kept', '[]', 0);
+                 INSERT INTO resources (tenant_id, kind, id, name_lc, created, modified, version, doc)
+                   VALUES (1, 0, 'u1', 'οδος', 0, 0, 1, '{\"userName\":\"ΟΔΟΣ\"}'),
+                          (3, 0, 'o1', 'orphan', 0, 0, 1, '{\"userName\":\"orphan\"}');
+                 INSERT INTO events (tenant_id, kind, resource_id, change, version, at) VALUES (3, 0, 'o1', 'created', 1, 0);",
+            )
+            .unwrap();
+        }
+        let store =
+            SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
+        let version: i64 = lock(&store.inner.readers[0]).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let fresh = store.create_tenant("fresh".into(), Vec::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+        assert!(fresh.id > 3, "a new tenant got id {}, which a row of a deleted tenant named", fresh.id);
+        let orphans: i64 = lock(&store.inner.readers[0])
+            .query_row("SELECT count(*) FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants)", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(orphans, 0);
+        let filter = scim_core::Filter::parse(r#"userName eq "οδοσ""#).unwrap();
+        let q = crate::Query {
+            tenant: 1,
+            kind: scim_core::Kind::User,
+            filter: Some(filter),
+            sort: None,
+            start_index: 1,
+            count: 10,
+            load: crate::Load::default(),
+        };
+        assert_eq!(store.query(q).await.unwrap().total, 1, "the stored key was case-folded");
+    }
+
     async fn names(store: &SqliteStore) -> Vec<String> {
         store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect()
     }
