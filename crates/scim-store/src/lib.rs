@@ -190,6 +190,9 @@ pub struct Page {
     pub total: u64,
     /// The resources of this page.
     pub records: Vec<Record>,
+    /// The position of the tenant's change feed the page reflects (read in the same snapshot):
+    /// the `seq` of the last event committed, 0 before the first.
+    pub position: i64,
 }
 
 /// What happened to a resource, as the change feed tells it.

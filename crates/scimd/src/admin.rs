@@ -14,6 +14,8 @@
 //! | `GET /api/v1/tenants/{tenant}/tokens` | `[token]` (never secrets) |
 //! | `POST /api/v1/tenants/{tenant}/tokens` `{"label", "expires": "90d"}` | 201 `{"id", "token", ...}`, the secret shown once |
 //! | `DELETE /api/v1/tokens/{id}` | 204 (revoked; `id` may also be the whole token) |
+//! | `GET /api/v1/tenants/{tenant}/Users`, `.../Groups` | the SCIM list response (same query parameters as SCIM) with `"position"`: the change-feed position it reflects |
+//! | `GET /api/v1/tenants/{tenant}/Users/{id}`, `.../Groups/{id}` | the resource in SCIM JSON |
 //! | `POST /api/v1/tokens/{id}/rotate` `{"overlap": "24h"}` | 201 `{"id", "token", ..., "replaces", "replacedExpires"}`: a new token with the same tenant and label; the old one keeps working for the overlap |
 //!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
@@ -530,13 +532,24 @@ struct AdminState {
     clock: Arc<dyn Clock>,
     auth: Arc<crate::http::AuthCache>,
     hosts: Arc<Vec<String>>,
+    /// The SCIM handlers' machinery, for read access to a tenant's resources.
+    scim: crate::http::SharedState,
+    /// The public origin of the SCIM listener, for `meta.location` in what it reads.
+    scim_origin: Arc<String>,
     prometheus: PrometheusHandle,
 }
 
 /// The admin listener's routes (see the module documentation). `hosts` are the names the
 /// `Host` header of an API request may carry (without port).
-pub fn router(app: &crate::http::AppState, hosts: Vec<String>, prometheus: PrometheusHandle) -> Router {
+pub fn router(
+    app: &crate::http::AppState,
+    hosts: Vec<String>,
+    scim_origin: String,
+    prometheus: PrometheusHandle,
+) -> Router {
     let state = AdminState {
+        scim: crate::http::vendor_state(app.clone()),
+        scim_origin: Arc::new(scim_origin),
         store: Arc::clone(&app.store),
         registry: Arc::clone(&app.registry),
         clock: Arc::clone(&app.clock),
@@ -550,6 +563,10 @@ pub fn router(app: &crate::http::AppState, hosts: Vec<String>, prometheus: Prome
         .route("/api/v1/tenants/{tenant}/tokens", get(get_tokens).post(post_token))
         .route("/api/v1/tokens/{id}", delete(delete_token))
         .route("/api/v1/tokens/{id}/rotate", post(rotate_token))
+        .route("/api/v1/tenants/{tenant}/Users", get(list_resources::<false>))
+        .route("/api/v1/tenants/{tenant}/Groups", get(list_resources::<true>))
+        .route("/api/v1/tenants/{tenant}/Users/{id}", get(get_resource::<false>))
+        .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
@@ -640,6 +657,8 @@ impl<T: Serialize> IntoResponse for Json<T> {
 
 /// A failed vendor API request: `{"error": "<code>", "detail": "..."}` with its status.
 enum ApiError {
+    /// A SCIM read failed: its status, and its `scimType` (or the status's name) as the code.
+    Scim(scim_core::ScimError),
     BadRequest(String),
     Unauthorized(String),
     NotFound(String),
@@ -664,6 +683,21 @@ impl From<OpError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, detail) = match self {
+            ApiError::Scim(e) => {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let code = e.scim_type.map_or_else(
+                    || status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
+                    |t| t.as_str().to_owned(),
+                );
+                let mut resp = (status, Json(json!({"error": code, "detail": e.detail}))).into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    resp.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        axum::http::HeaderValue::from_static("Bearer realm=\"scimd-api\""),
+                    );
+                }
+                return resp;
+            }
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
@@ -802,6 +836,36 @@ async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Re
     s.auth.forget_token(&r.token.id);
     tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "vendor API: token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+impl From<crate::http::ApiError> for ApiError {
+    fn from(e: crate::http::ApiError) -> Self {
+        ApiError::Scim(e.to_scim())
+    }
+}
+
+/// `GET /api/v1/tenants/{tenant}/Users` (or `Groups`): the SCIM list with `position`.
+async fn list_resources<const G: bool>(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    params: crate::http::Params,
+) -> Result<Response, ApiError> {
+    let tenant = Arc::new(tenant_named(s.store.as_ref(), &name).await?);
+    let kind = if G { scim_core::Kind::Group } else { scim_core::Kind::User };
+    let base = format!("{}/scim/v2", s.scim_origin);
+    Ok(Json(crate::http::vendor_list(&s.scim, tenant, base, kind, &params).await?).into_response())
+}
+
+/// `GET /api/v1/tenants/{tenant}/Users/{id}` (or `Groups`): the resource in SCIM JSON.
+async fn get_resource<const G: bool>(
+    State(s): State<AdminState>,
+    Path((name, id)): Path<(String, String)>,
+    params: crate::http::Params,
+) -> Result<Response, ApiError> {
+    let tenant = Arc::new(tenant_named(s.store.as_ref(), &name).await?);
+    let kind = if G { scim_core::Kind::Group } else { scim_core::Kind::User };
+    let base = format!("{}/scim/v2", s.scim_origin);
+    Ok(Json(crate::http::vendor_get(&s.scim, tenant, base, kind, &id, &params).await?).into_response())
 }
 
 async fn rotate_token(State(s): State<AdminState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {

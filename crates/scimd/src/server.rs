@@ -118,7 +118,12 @@ impl Server {
         let http = Arc::clone(&self.state.settings);
         let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
         let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
-        let admin_app = crate::admin::router(&self.state, self.admin_hosts, self.prometheus).layer(body_timeout);
+        let scim_origin = match &http.public_url {
+            Some(u) => u.trim_end_matches('/').trim_end_matches("/scim/v2").to_owned(),
+            None => self.scim.local_addr().map(|a| format!("http://{a}")).unwrap_or_default(),
+        };
+        let admin_app =
+            crate::admin::router(&self.state, self.admin_hosts, scim_origin, self.prometheus).layer(body_timeout);
         let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);

@@ -66,9 +66,11 @@ pub use state::{AppState, AuthCache, HttpSettings};
 
 use auth::{Ctx, TenantName};
 use body::JsonBody;
-use params::{IfMatchHeader, IfNoneMatch, ListParams, Params};
+pub(crate) use params::Params;
+use params::{IfMatchHeader, IfNoneMatch, ListParams};
 use render::scim_json;
-use state::{Shared, SharedState};
+use state::Shared;
+pub(crate) use state::SharedState;
 
 /// The SCIM API: `/healthz`, `/readyz` and everything under `/scim/v2`.
 pub fn router(state: AppState) -> Router {
@@ -206,6 +208,46 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<axum
     ApiError::Internal("handler panicked".into()).into_response()
 }
 
+// ----- the vendor API's read access (admin listener) -----
+
+/// What the vendor API reads a tenant's resources with: the SCIM handlers' state, its own.
+pub(crate) fn vendor_state(app: AppState) -> SharedState {
+    Arc::new(Shared::new(app))
+}
+
+/// A tenant's users or groups as `GET /scim/v2/Users` (or `/Groups`) answers them, same query
+/// parameters, plus `position`: the change-feed position the list reflects.
+pub(crate) async fn vendor_list(
+    sh: &SharedState,
+    tenant: Arc<scim_store::Tenant>,
+    base: String,
+    kind: Kind,
+    params: &Params,
+) -> Result<serde_json::Value, ApiError> {
+    let lp = ListParams::from_query(params, sh.settings())?;
+    let (mut body, position) = ops::list(sh, &auth::Ctx { tenant, base }, &[kind], &lp).await?;
+    if let Some(m) = body.as_object_mut() {
+        m.insert("position".into(), json!(position));
+    }
+    Ok(body)
+}
+
+/// One resource as `GET /scim/v2/Users/{id}` answers it (same projection parameters).
+pub(crate) async fn vendor_get(
+    sh: &SharedState,
+    tenant: Arc<scim_store::Tenant>,
+    base: String,
+    kind: Kind,
+    id: &str,
+    params: &Params,
+) -> Result<serde_json::Value, ApiError> {
+    let def = sh.def(kind)?;
+    let proj = params.projection(&def)?;
+    let ctx = auth::Ctx { tenant, base };
+    let rec = ops::get(sh, &ctx, kind, id, ops::load_for(&def, &proj)).await?;
+    Ok(proj.apply(&def, &render::resource(&ctx.base, &rec)))
+}
+
 // ----- unauthenticated -----
 
 async fn healthz() -> Response {
@@ -292,7 +334,7 @@ async fn list<const G: bool>(
     view: View<G>,
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_query(&view.params, sh.settings())?;
-    let body = ops::list(&sh, &ctx, &[View::<G>::KIND], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[View::<G>::KIND], &lp).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
@@ -303,7 +345,7 @@ async fn search<const G: bool>(
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_search(&body.0, sh.settings())?;
     let kind = if G { Kind::Group } else { Kind::User };
-    let body = ops::list(&sh, &ctx, &[kind], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[kind], &lp).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
@@ -313,7 +355,7 @@ async fn search_root(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_search(&body.0, sh.settings())?;
-    let body = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 

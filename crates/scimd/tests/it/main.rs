@@ -19,3 +19,4 @@ mod props;
 mod quirks;
 mod replay_entra;
 mod replay_okta;
+mod vendor;
