@@ -80,7 +80,7 @@ impl From<StoreError> for OpError {
     }
 }
 
-/// A tenant as shown by `tenant list` / `show` and the admin API.
+/// A tenant as shown by `tenant list` / `show` and the vendor API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantView {

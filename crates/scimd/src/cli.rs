@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve SCIM, and /metrics and the admin API on the admin listener. On an empty database,
+    /// Serve SCIM, and /metrics and the vendor API on the admin listener. On an empty database,
     /// create tenant "default", print its token once and explain how to connect Entra ID.
     Serve(ServeArgs),
     /// Create, list, show and delete tenants.
@@ -81,8 +81,8 @@ struct ServeArgs {
     /// Address of the SCIM listener [default: 127.0.0.1:8080]
     #[arg(long, env = "SCIMD_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
-    /// Address of the admin listener (/metrics, /healthz, /admin/...). It has no
-    /// authentication: never expose it [default: 127.0.0.1:8081]
+    /// Address of the admin listener (/metrics, /healthz, /readyz, and the vendor API under
+    /// /api/v1, which needs an API key from `scimd api-key create`) [default: 127.0.0.1:8081]
     #[arg(long, env = "SCIMD_ADMIN_LISTEN", value_name = "ADDR")]
     admin_listen: Option<String>,
     /// Public base URL (e.g. https://scim.example.com, without /scim/v2) of the Tenant URL and
@@ -501,7 +501,9 @@ async fn serve(settings: Settings) -> Result<(), Failure> {
         out(&welcome(&issued, &base, &settings.http))?;
     }
     tracing::info!("SCIM listening on http://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
-    tracing::info!("admin listening on http://{admin_addr} (/metrics, /healthz, /admin/tenants; no authentication)");
+    tracing::info!(
+        "admin listening on http://{admin_addr} (/metrics, /healthz, /readyz; vendor API under /api/v1 with an API key)"
+    );
     server
         .run(async {
             let signal = shutdown_signal().await;

@@ -7,7 +7,7 @@
 //! ```toml
 //! # scimd.toml: every key is optional.
 //! listen = "0.0.0.0:8080"                 # SCIM listener             (default 127.0.0.1:8080)
-//! admin_listen = "127.0.0.1:8081"         # /metrics and admin API    (default 127.0.0.1:8081)
+//! admin_listen = "127.0.0.1:8081"         # /metrics and vendor API   (default 127.0.0.1:8081)
 //! database = "sqlite:///var/lib/scimd/scimd.db"   # or postgres://... (default sqlite://scimd.db)
 //! public_url = "https://scim.example.com" # base of the Tenant URL and meta.location
 //! trusted_proxies = ["127.0.0.0/8", "::1"] # whose X-Forwarded-Proto/-Host are believed
@@ -53,8 +53,8 @@ pub struct FileConfig {
     /// `listen`: the address of the SCIM listener, `HOST:PORT`.
     /// Default `127.0.0.1:8080`; overridden by `--listen` / `SCIMD_LISTEN`.
     pub listen: Option<String>,
-    /// `admin_listen`: the address of the admin listener (`/metrics`, `/healthz`, `/admin/...`).
-    /// It has no authentication: keep it on loopback or a private network.
+    /// `admin_listen`: the address of the admin listener (`/metrics`, `/healthz`, `/readyz`, and
+    /// the vendor API under `/api/v1`, which needs an API key).
     /// Default `127.0.0.1:8081`; overridden by `--admin-listen` / `SCIMD_ADMIN_LISTEN`.
     pub admin_listen: Option<String>,
     /// `database`: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
