@@ -693,10 +693,11 @@ fn request(ids: &[String]) -> BoxedStrategy<Req> {
     (shape, query(), headers(), auth(), prop::bool::weighted(0.2))
         .prop_map(|((method, path, body), query, headers, auth, raw)| {
             let mut target = format!("{path}{query}");
-            // The lenient listener repairs raw quotes and spaces only in a request line whose
-            // method is capital letters (lenient.rs); after any other method such a line is not
-            // HTTP, and hyper refuses it with a bare 400 before any SCIM code runs.
-            if raw && !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            // The lenient listener repairs raw quotes and spaces in a request line whose method
+            // is a token (lenient.rs); after anything else such a line is not HTTP, and hyper
+            // refuses it with a bare 400 before any SCIM code runs.
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if raw && !(!method.is_empty() && method.bytes().all(token)) {
                 target = repair(&target);
             }
             Req { raw, method, target, auth, headers, body }
