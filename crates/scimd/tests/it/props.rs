@@ -697,7 +697,8 @@ fn request(ids: &[String]) -> BoxedStrategy<Req> {
             // is a token (lenient.rs); after anything else such a line is not HTTP, and hyper
             // refuses it with a bare 400 before any SCIM code runs.
             let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            if raw && !(!method.is_empty() && method.bytes().all(token)) {
+            let is_token = !method.is_empty() && method.bytes().all(token);
+            if raw && !is_token {
                 target = repair(&target);
             }
             Req { raw, method, target, auth, headers, body }
