@@ -149,11 +149,46 @@ async fn if_version(
     Ok(Some(cur.version))
 }
 
+/// More JSON values than this in a body make its ingest run on a blocking thread.
+const HEAVY_BODY_VALUES: usize = 2_000;
+
+/// Whether `v` holds more than [`HEAVY_BODY_VALUES`] values (counted up to that bound only).
+fn is_heavy(v: &Value) -> bool {
+    fn count(v: &Value, left: &mut usize) -> bool {
+        if *left == 0 {
+            return true;
+        }
+        *left -= 1;
+        match v {
+            Value::Array(xs) => xs.iter().any(|x| count(x, left)),
+            Value::Object(m) => m.values().any(|x| count(x, left)),
+            _ => false,
+        }
+    }
+    let mut left = HEAVY_BODY_VALUES;
+    count(v, &mut left)
+}
+
+/// Checks a POST or PUT body against the resource type: inline for an ordinary body, on a
+/// blocking thread for a heavy one, so that no client keeps a runtime worker busy.
+async fn ingest(sh: &Shared, kind: Kind, body: Value) -> Result<resource::Ingested, ApiError> {
+    if !is_heavy(&body) {
+        return Ok(resource::ingest(&sh.def(kind)?, &body, UnknownAttributes::Drop)?);
+    }
+    let registry = Arc::clone(&sh.app.registry);
+    tokio::task::spawn_blocking(move || {
+        let def = registry.resource(kind.name()).ok_or(ApiError::Unregistered(kind))?;
+        Ok(resource::ingest(&def, &body, UnknownAttributes::Drop)?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("checking a request body failed: {e}")))?
+}
+
 /// POST: creates a resource with a new id. The record carries a group's members and a user's
 /// (empty) groups.
 pub(crate) async fn create(sh: &Shared, ctx: &Ctx, kind: Kind, body: Value) -> Result<Record, ApiError> {
+    let ingested = ingest(sh, kind, body).await?;
     let def = sh.def(kind)?;
-    let ingested = resource::ingest(&def, &body, UnknownAttributes::Drop)?;
     check_policy(&def, &ctx.tenant, &ingested.resource)?;
     let id = uuid::Uuid::new_v4().to_string();
     let req = Create {
@@ -177,8 +212,8 @@ pub(crate) async fn replace(
     if_match: Option<&IfMatch>,
     load: Load,
 ) -> Result<Record, ApiError> {
+    let ingested = ingest(sh, kind, body).await?;
     let def = sh.def(kind)?;
-    let ingested = resource::ingest(&def, &body, UnknownAttributes::Drop)?;
     check_policy(&def, &ctx.tenant, &ingested.resource)?;
     check_id(kind, id)?;
     let if_version = if_version(sh, ctx, kind, id, if_match).await?;

@@ -1209,3 +1209,14 @@ async fn half_sent_requests_are_cut_off_and_do_not_starve_others() {
     assert!(r.is_ok_and(|r| r.is_ok_and(|r| r.status() == 200)), "/healthz was starved");
     drop(stalled);
 }
+
+/// A body with thousands of values is checked on a blocking thread; it is stored the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_body_is_ingested_off_the_runtime_and_stored_the_same() {
+    let app = spawn_app().await;
+    let roles: Vec<serde_json::Value> =
+        (0..900).map(|i| serde_json::json!({"value": format!("r{i}"), "type": "t"})).collect();
+    let user = app.create_user(&serde_json::json!({"userName": "heavy@contoso.com", "roles": roles})).await;
+    assert_eq!(user["roles"].as_array().unwrap().len(), 900);
+    assert_eq!(user["roles"][899]["value"], "r899");
+}
