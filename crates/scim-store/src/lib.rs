@@ -181,6 +181,8 @@ pub struct Query {
     pub count: u64,
     /// What to load with each record.
     pub load: Load,
+    /// Whether to read the change-feed position the page reflects (the vendor API's lists).
+    pub position: bool,
 }
 
 /// One page of results.
@@ -190,9 +192,9 @@ pub struct Page {
     pub total: u64,
     /// The resources of this page.
     pub records: Vec<Record>,
-    /// The position of the tenant's change feed the page reflects (read in the same snapshot):
-    /// the `seq` of the last event committed, 0 before the first.
-    pub position: i64,
+    /// With [`Query::position`]: the position of the tenant's change feed the page reflects
+    /// (read in the same snapshot), the `seq` of the last event committed, 0 before the first.
+    pub position: Option<i64>,
 }
 
 /// What happened to a resource, as the change feed tells it.

@@ -573,6 +573,7 @@ mod tests {
             start_index: 1,
             count: 10,
             load: crate::Load::default(),
+            position: false,
         };
         assert_eq!(store.query(q).await.unwrap().total, 1, "the stored key was case-folded");
     }

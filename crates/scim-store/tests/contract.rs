@@ -168,7 +168,16 @@ async fn mk_user(s: &dyn Store, t: i64, id: &str, body: Value) {
 
 async fn ids(s: &dyn Store, t: i64, kind: Kind, filter: &str) -> Vec<String> {
     let f = Filter::parse(filter).unwrap();
-    let q = Query { tenant: t, kind, filter: Some(f), sort: None, start_index: 1, count: 1000, load: Load::default() };
+    let q = Query {
+        tenant: t,
+        kind,
+        filter: Some(f),
+        sort: None,
+        start_index: 1,
+        count: 1000,
+        load: Load::default(),
+        position: false,
+    };
     let mut out: Vec<String> = s.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect();
     out.sort();
     out
@@ -374,6 +383,7 @@ async fn filters_on_unindexed_attributes_are_bounded(e: Engine) {
         start_index: 1,
         count: 10,
         load: Load::default(),
+        position: false,
     };
     match s.query(q).await {
         Err(StoreError::Scim(e)) => assert_eq!(e.scim_type, Some(ScimType::TooMany)),
@@ -390,8 +400,16 @@ async fn pagination_and_sorting(e: Engine) {
         mk_user(s, t, &format!("u{i}"), json!({"userName": name, "title": format!("t{}", 5 - i)})).await;
     }
     let page = async |start: u64, count: u64, sort: Option<(AttrPath, SortOrder)>| {
-        let q =
-            Query { tenant: t, kind: Kind::User, filter: None, sort, start_index: start, count, load: Load::default() };
+        let q = Query {
+            tenant: t,
+            kind: Kind::User,
+            filter: None,
+            sort,
+            start_index: start,
+            count,
+            load: Load::default(),
+            position: false,
+        };
         let p = s.query(q).await.unwrap();
         (p.total, p.records.into_iter().map(|r| r.doc["userName"].as_str().unwrap().to_owned()).collect::<Vec<_>>())
     };
@@ -585,6 +603,7 @@ async fn a_query_reads_one_snapshot_while_writers_run(e: Engine) {
         start_index: 1,
         count: 1000,
         load: Load::default(),
+        position: false,
     };
     let mut reads = 0;
     loop {
@@ -645,6 +664,7 @@ async fn residual_queries_page_and_sort_across_candidate_batches(e: Engine) {
         start_index,
         count,
         load: Load::default(),
+        position: false,
     };
     // 200 matches, in creation order; the page straddles two batches.
     let page = s.query(query(r#"title sw "t1""#, None, 81, 100)).await.unwrap();

@@ -184,7 +184,16 @@ fn get(tenant: i64, id: &str) -> Get {
 
 /// Every user of the tenant, in one page.
 fn list(tenant: i64) -> Query {
-    Query { tenant, kind: Kind::User, filter: None, sort: None, start_index: 1, count: 100, load: Load::default() }
+    Query {
+        tenant,
+        kind: Kind::User,
+        filter: None,
+        sort: None,
+        start_index: 1,
+        count: 100,
+        load: Load::default(),
+        position: false,
+    }
 }
 
 async fn tenant(s: &PgStore) -> i64 {
@@ -437,6 +446,7 @@ async fn text_compares_and_sorts_by_bytes_whatever_the_database_collation() {
             start_index: 1,
             count: 100,
             load: Load::default(),
+            position: false,
         };
         s.query(q)
             .await

@@ -689,27 +689,22 @@ impl IntoResponse for ApiError {
                     || status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
                     |t| t.as_str().to_owned(),
                 );
-                let mut resp = (status, Json(json!({"error": code, "detail": e.detail}))).into_response();
-                if status == StatusCode::UNAUTHORIZED {
-                    resp.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        axum::http::HeaderValue::from_static("Bearer realm=\"scimd-api\""),
-                    );
-                }
-                return resp;
+                (status, code, e.detail)
             }
-            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
-            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
-            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
-            ApiError::MethodNotAllowed(d) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", d),
-            ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
-            ApiError::BadHost(d) => (StatusCode::MISDIRECTED_REQUEST, "bad_host", d),
-            ApiError::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", d),
+            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request".into(), d),
+            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized".into(), d),
+            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found".into(), d),
+            ApiError::MethodNotAllowed(d) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into(), d),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict".into(), d),
+            ApiError::BadHost(d) => (StatusCode::MISDIRECTED_REQUEST, "bad_host".into(), d),
+            ApiError::UnsupportedMediaType(d) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into(), d)
+            }
             ApiError::Internal(d) => {
                 tracing::error!(error = %d, "vendor API: internal failure");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    "internal".into(),
                     "internal error; the details are in the server log".to_owned(),
                 )
             }
@@ -851,7 +846,7 @@ async fn list_resources<const G: bool>(
     params: crate::http::Params,
 ) -> Result<Response, ApiError> {
     let tenant = Arc::new(tenant_named(s.store.as_ref(), &name).await?);
-    let kind = if G { scim_core::Kind::Group } else { scim_core::Kind::User };
+    let kind = crate::http::route_kind::<G>();
     let base = format!("{}/scim/v2", s.scim_origin);
     Ok(Json(crate::http::vendor_list(&s.scim, tenant, base, kind, &params).await?).into_response())
 }
@@ -863,7 +858,7 @@ async fn get_resource<const G: bool>(
     params: crate::http::Params,
 ) -> Result<Response, ApiError> {
     let tenant = Arc::new(tenant_named(s.store.as_ref(), &name).await?);
-    let kind = if G { scim_core::Kind::Group } else { scim_core::Kind::User };
+    let kind = crate::http::route_kind::<G>();
     let base = format!("{}/scim/v2", s.scim_origin);
     Ok(Json(crate::http::vendor_get(&s.scim, tenant, base, kind, &id, &params).await?).into_response())
 }

@@ -509,7 +509,7 @@ async fn serve(settings: Settings) -> Result<(), Failure> {
             let signal = shutdown_signal().await;
             tracing::info!(signal, "shutting down: finishing requests in flight");
         })
-        .await?;
+        .await;
     tracing::info!("stopped");
     Ok(())
 }

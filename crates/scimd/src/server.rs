@@ -99,7 +99,7 @@ impl Server {
 
     /// Serves both listeners until `stop` completes, then lets requests in flight finish (for
     /// at most [`SHUTDOWN_GRACE`]).
-    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             stop.await;
@@ -128,8 +128,32 @@ impl Server {
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);
         upkeep.abort();
-        Ok(())
     }
+}
+
+/// Serves one connection in a task of its own, watched for graceful shutdown; its slot is
+/// given back when it ends.
+fn spawn_connection<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    io: I,
+    service: S,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<axum::http::Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let watched = graceful.watch(conn.into_owned());
+    tokio::spawn(async move {
+        let _ = watched.await;
+        drop(slot);
+    });
 }
 
 /// Waits until the stop flag turns true.
@@ -184,25 +208,10 @@ async fn serve(
                 req
             },
         ));
-        let conn = match io {
-            Io::Lenient => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(LenientIo::new(tcp)), service);
-                let watched = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = watched.await;
-                    drop(permit);
-                })
-            }
-            Io::Plain => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                let watched = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = watched.await;
-                    drop(permit);
-                })
-            }
-        };
-        drop(conn);
+        match io {
+            Io::Lenient => spawn_connection(&builder, &graceful, LenientIo::new(tcp), service, permit),
+            Io::Plain => spawn_connection(&builder, &graceful, tcp, service, permit),
+        }
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {

@@ -840,10 +840,12 @@ impl Operation for Query {
             residual_page(c, &def, &scope, &args, plan.residual.as_ref(), sort, offset, self.count).await?
         };
         load_extras(c, &mut page, self.load).await?;
-        let position = c
-            .opt("SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = $1", &[Arg::Int(self.tenant)])
-            .await?
-            .map_or(Ok(0), |r| r.int(0))?;
+        let position = if self.position {
+            let sql = "SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = $1";
+            c.opt(sql, &[Arg::Int(self.tenant)]).await?.map(|r| r.int(0)).transpose()?
+        } else {
+            None
+        };
         Ok(Page { total, records: page.into_iter().map(|(_, r)| r).collect(), position })
     }
 }

@@ -225,9 +225,9 @@ pub(crate) async fn vendor_list(
     params: &Params,
 ) -> Result<serde_json::Value, ApiError> {
     let lp = ListParams::from_query(params, sh.settings())?;
-    let (mut body, position) = ops::list(sh, &auth::Ctx { tenant, base }, &[kind], &lp).await?;
+    let (mut body, position) = ops::list(sh, &auth::Ctx { tenant, base }, &[kind], &lp, true).await?;
     if let Some(m) = body.as_object_mut() {
-        m.insert("position".into(), json!(position));
+        m.insert("position".into(), json!(position.unwrap_or(0)));
     }
     Ok(body)
 }
@@ -286,8 +286,13 @@ struct View<const G: bool> {
     params: Params,
 }
 
+/// The resource type of a route generic over `G` (`USERS` or `GROUPS`).
+pub(crate) const fn route_kind<const G: bool>() -> Kind {
+    if G { Kind::Group } else { Kind::User }
+}
+
 impl<const G: bool> View<G> {
-    const KIND: Kind = if G { Kind::Group } else { Kind::User };
+    const KIND: Kind = route_kind::<G>();
 
     fn def(&self) -> Result<ResourceDef<'_>, ApiError> {
         self.registry.resource(Self::KIND.name()).ok_or(ApiError::Unregistered(Self::KIND))
@@ -334,7 +339,7 @@ async fn list<const G: bool>(
     view: View<G>,
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_query(&view.params, sh.settings())?;
-    let (body, _) = ops::list(&sh, &ctx, &[View::<G>::KIND], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[View::<G>::KIND], &lp, false).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
@@ -344,8 +349,7 @@ async fn search<const G: bool>(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_search(&body.0, sh.settings())?;
-    let kind = if G { Kind::Group } else { Kind::User };
-    let (body, _) = ops::list(&sh, &ctx, &[kind], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[route_kind::<G>()], &lp, false).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
@@ -355,7 +359,7 @@ async fn search_root(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let lp = ListParams::from_search(&body.0, sh.settings())?;
-    let (body, _) = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp).await?;
+    let (body, _) = ops::list(&sh, &ctx, &[Kind::User, Kind::Group], &lp, false).await?;
     Ok(scim_json(StatusCode::OK, &body))
 }
 
@@ -432,7 +436,6 @@ async fn delete<const G: bool>(
     Path(id): Path<String>,
     IfMatchHeader(if_match): IfMatchHeader,
 ) -> Result<Response, ApiError> {
-    let kind = if G { Kind::Group } else { Kind::User };
-    ops::delete(&sh, &ctx, kind, &id, if_match.as_ref()).await?;
+    ops::delete(&sh, &ctx, route_kind::<G>(), &id, if_match.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -58,9 +58,15 @@ fn precondition_failed(kind: Kind, id: &str, version: i64) -> ApiError {
     ))
 }
 
-/// Lists (or searches) resources of `kinds`, in that order, as one list response; with the
-/// change-feed position the (last) page reflects.
-pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams) -> Result<(Value, i64), ApiError> {
+/// Lists (or searches) resources of `kinds`, in that order, as one list response; with
+/// `position`, also the change-feed position the pages reflect.
+pub(crate) async fn list(
+    sh: &Shared,
+    ctx: &Ctx,
+    kinds: &[Kind],
+    lp: &ListParams,
+    position: bool,
+) -> Result<(Value, Option<i64>), ApiError> {
     let filter = match &lp.filter {
         Some(text) => Some(Filter::parse_with(text, &sh.settings().filter)?),
         None => None,
@@ -79,7 +85,7 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
     let mut skip = lp.start_index.saturating_sub(1);
     let mut remaining = lp.count;
     let mut total = 0u64;
-    let mut position = 0i64;
+    let mut feed = None;
     let mut resources = Vec::new();
     for &kind in kinds {
         let def = sh.def(kind)?;
@@ -95,20 +101,21 @@ pub(crate) async fn list(sh: &Shared, ctx: &Ctx, kinds: &[Kind], lp: &ListParams
             start_index: skip + 1,
             count: remaining,
             load: load_for(&def, &proj),
+            position,
         };
         let page = {
             let _slot = sh.queries.acquire(ctx.tenant.id).await;
             sh.store().query(query).await?
         };
         total = total.saturating_add(page.total);
-        position = position.max(page.position);
+        feed = feed.max(page.position);
         skip = skip.saturating_sub(page.total);
         remaining = remaining.saturating_sub(page.records.len() as u64);
         for rec in &page.records {
             resources.push(proj.apply(&def, &render::resource(&ctx.base, rec)));
         }
     }
-    Ok((render::list_response(total, lp.start_index, resources), position))
+    Ok((render::list_response(total, lp.start_index, resources), feed))
 }
 
 /// 404 for an id no resource can have (scimd's ids are UUIDs; U+0000 cannot even be stored),

@@ -972,6 +972,7 @@ async fn tenant_deleted_while_its_client_writes_answers_401_or_404_and_leaves_no
                 start_index: 1,
                 count: 10,
                 load: Default::default(),
+                position: false,
             })
             .await
             .unwrap();
