@@ -17,10 +17,12 @@
 //! | [`project`] | `attributes` / `excludedAttributes` and the `returned` characteristic | RFC 7644 §3.4.2.5, §3.9 |
 //! | [`policy`] | a tenant's mandatory attributes (scimd's own rule, on top of the schema) | DESIGN.md, tenant policy |
 //! | [`tolerance`] | every client quirk accepted (Entra ID, Okta), in one place, each with its test | CLIENTS.md |
+//! | [`change`] | the event type and the exact change (path, before, after) of a write, for the change feed | DESIGN.md, events |
 //! | [`error`] | SCIM errors: status, `scimType`, a detail that says what to fix | RFC 7644 §3.12 |
 
 #![warn(missing_docs)]
 
+pub mod change;
 pub mod error;
 pub mod eval;
 pub mod filter;

@@ -36,12 +36,14 @@ use time::OffsetDateTime;
 
 mod common;
 mod document;
+pub mod feed;
 pub mod plan;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
 pub use document::{etag, fmt_time, materialize};
+pub use feed::{Actor, Event, Feed, FeedSignal};
 pub use scim_core::Kind;
 
 /// A tenant: one customer of the vendor.
@@ -74,6 +76,8 @@ pub struct Token {
     pub expires: Option<OffsetDateTime>,
     /// When it was revoked, if it was.
     pub revoked: Option<OffsetDateTime>,
+    /// When it last authenticated a request, to the minute (see [`Store::touch_token`]).
+    pub last_used: Option<OffsetDateTime>,
 }
 
 /// A key of the vendor API (the admin listener), as stored: only a digest of the secret.
@@ -193,55 +197,11 @@ pub struct Page {
     /// The resources of this page.
     pub records: Vec<Record>,
     /// With [`Query::position`]: the position of the tenant's change feed the page reflects
-    /// (read in the same snapshot), the `seq` of the last event committed, 0 before the first.
+    /// (read in the same snapshot): every event up to it is reflected in the page; 0 before
+    /// the first event. Events after it may repeat a change the page already shows (on
+    /// PostgreSQL, a write committed but not yet sequenced); each carries the whole resource,
+    /// so applying them by resource id converges on the store's state.
     pub position: Option<i64>,
-}
-
-/// What happened to a resource, as the change feed tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Change {
-    /// Created.
-    Created,
-    /// Replaced or patched.
-    Updated,
-    /// Deleted.
-    Deleted,
-}
-
-impl Change {
-    /// The feed's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Created => "created",
-            Change::Updated => "updated",
-            Change::Deleted => "deleted",
-        }
-    }
-    pub(crate) fn parse(s: &str) -> Result<Change> {
-        match s {
-            "created" => Ok(Change::Created),
-            "updated" => Ok(Change::Updated),
-            "deleted" => Ok(Change::Deleted),
-            other => Err(StoreError::Corrupt(format!("unknown change \"{other}\" in the feed"))),
-        }
-    }
-}
-
-/// One entry of a tenant's change feed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Position in the feed (increasing).
-    pub seq: i64,
-    /// The resource type.
-    pub kind: Kind,
-    /// The resource's id.
-    pub id: String,
-    /// What happened.
-    pub change: Change,
-    /// The resource's version after the change (none after a delete).
-    pub version: Option<i64>,
-    /// When.
-    pub at: OffsetDateTime,
 }
 
 /// Limits a store enforces.
@@ -317,6 +277,8 @@ pub struct Create {
     pub doc: Value,
     /// A group's initial members (each must be a user or group of the tenant).
     pub members: Vec<Member>,
+    /// Who writes, for the event.
+    pub actor: Actor,
 }
 
 /// A point read by id.
@@ -351,6 +313,8 @@ pub struct Update {
     pub members: Members,
     /// What the returned record carries.
     pub load: Load,
+    /// Who writes, for the events.
+    pub actor: Actor,
 }
 
 /// What a PATCH makes of a resource: its new document and the change of its members.
@@ -384,6 +348,8 @@ pub struct Patch {
     pub apply: PatchFn,
     /// What the returned record carries.
     pub load: Load,
+    /// Who writes, for the events.
+    pub actor: Actor,
 }
 
 impl fmt::Debug for Patch {
@@ -405,6 +371,8 @@ pub struct Delete {
     pub if_version: Option<i64>,
     /// The commit time.
     pub now: OffsetDateTime,
+    /// Who deletes, for the events.
+    pub actor: Actor,
 }
 
 /// The storage interface of scimd. Every resource call is scoped by tenant; every call is an
@@ -414,8 +382,14 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
-    /// Creates a tenant; `Conflict` if the name is taken.
-    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> Result<Tenant>;
+    /// Creates a tenant (its feed starts with `tenant.created`); `Conflict` if the name is taken.
+    async fn create_tenant(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<Tenant>;
     /// Every tenant, by name.
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     /// The tenant with this name.
@@ -424,19 +398,31 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>>;
     /// Deletes a tenant with everything it owns; false if there was none.
     async fn delete_tenant(&self, name: String) -> Result<bool>;
-    /// Replaces a tenant's mandatory attributes; the tenant as it is now, `None` if there is none.
-    async fn set_required(&self, name: String, required: Vec<String>) -> Result<Option<Tenant>>;
+    /// Replaces a tenant's mandatory attributes (`tenant.updated`, if they change); the tenant as
+    /// it is now, `None` if there is none.
+    async fn set_required(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<Option<Tenant>>;
 
-    /// Stores a new token.
-    async fn create_token(&self, token: Token) -> Result<()>;
+    /// Stores a new token, with a `tenant.token_created` event unless `actor` is `None` (the
+    /// short-lived OAuth access tokens derived from a token are no change of the tenant's).
+    async fn create_token(&self, token: Token, actor: Option<Actor>) -> Result<()>;
     /// The token with this public id.
     async fn token(&self, id: String) -> Result<Option<Token>>;
     /// A tenant's tokens, oldest first.
     async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>>;
-    /// Marks a token revoked; false if there was no such token.
-    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool>;
-    /// Makes a token expire at `at` (or earlier, if it already did); false if there is none.
-    async fn expire_token(&self, id: String, at: OffsetDateTime) -> Result<bool>;
+    /// Marks a token revoked (`tenant.token_revoked`, unless it already was); false if there was
+    /// no such token.
+    async fn revoke_token(&self, id: String, now: OffsetDateTime, actor: Actor) -> Result<bool>;
+    /// Makes a token expire at `at` (or earlier, if it already did), as a rotation does
+    /// (`tenant.token_rotated`); false if there is none.
+    async fn expire_token(&self, id: String, at: OffsetDateTime, now: OffsetDateTime, actor: Actor) -> Result<bool>;
+    /// Records that a token authenticated a request at `at` (never moving it back).
+    async fn touch_token(&self, id: String, at: OffsetDateTime) -> Result<()>;
     /// Deletes the tokens whose label starts with `label_prefix` and which expired before
     /// `now`; returns how many.
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64>;
@@ -468,8 +454,18 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, req: Delete) -> Result<()>;
     /// Lists the resources that match a query, read in one snapshot.
     async fn query(&self, req: Query) -> Result<Page>;
-    /// A tenant's change feed after `after` (exclusive), at most `limit` entries.
-    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>>;
+    /// A tenant's change feed after position `after` (exclusive), at most `limit` events, in
+    /// `seq` order, with the feed's position and how far it was pruned, read in one snapshot.
+    /// `NotFound` if there is no such tenant.
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Feed>;
+    /// Wakes on every advance of a tenant's feed (in this process, or on PostgreSQL in any
+    /// replica): the value is the newest position known. Subscribe before reading the feed,
+    /// then wait for a change, so that no advance is missed.
+    fn subscribe(&self, tenant: i64) -> tokio::sync::watch::Receiver<i64>;
+    /// Deletes, in every tenant's feed, the events committed before `before` and those beyond
+    /// the newest `keep`, oldest first; returns how many. A position that was pruned is
+    /// reported by [`Feed::pruned`].
+    async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64>;
 }
 
 /// Opens (creating and migrating as needed) the store a URL names:

@@ -16,13 +16,25 @@
 //!   would only add a parse to every write and reorder the keys of what is read back.
 //! - Time: BIGINT microseconds since the epoch, as in SQLite.
 //! - Concurrency (READ COMMITTED): the row locks of the shared operations (`sql::ops`): a
-//!   write locks its tenant `FOR KEY SHARE`, the resource it changes, the members it adds, and
-//!   writes its event last under the tenant row `FOR NO KEY UPDATE`, so a tenant's events commit
-//!   in `seq` order. A list reads in one `REPEATABLE READ READ ONLY` snapshot.
+//!   write locks its tenant `FOR KEY SHARE` (against its deletion; writers do not wait for each
+//!   other there), the resource it changes and the members it adds. A list reads in one
+//!   `REPEATABLE READ READ ONLY` snapshot.
+//! - The feed: a write appends its events unnumbered (`seq` NULL, invisible to readers). The
+//!   [`sequencer`] of every replica, woken by its own replica's commits (and every
+//!   [`SWEEP`] for what a crashed replica left), numbers the committed events of a tenant in
+//!   one short transaction under that tenant's row lock: `feed_seq + 1, + 2, ...` in the order
+//!   they were written. Numbers are therefore gapless and given only to committed events, and
+//!   an event is readable only when every event before it is. The sequencer's transaction
+//!   sends `NOTIFY scimd_feed` ("tenant:seq"); each replica LISTENs on a connection of its own
+//!   and wakes its waiting readers ([`crate::FeedSignal`]). Writers never NOTIFY: PostgreSQL
+//!   serializes the commits of transactions that do.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
@@ -33,10 +45,10 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, Mode, ORPHANS_REMOVED, Operation, POSTGRES, Row, SqlError, SqlResult,
-    Val,
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Lock, Mode, ORPHANS_REMOVED, Operation,
+    POSTGRES, Row, SqlError, SqlResult, Val,
 };
-use crate::{Limits, Result, StoreError};
+use crate::{FeedSignal, Limits, Result, StoreError};
 
 /// The most connections one store keeps open.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -48,7 +60,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
-const MIGRATIONS: &[&[&str]] = &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS]];
+const MIGRATIONS: &[&[&str]] =
+    &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS], &[FEED_TENANT_COLUMNS, FEED]];
+
+/// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
+/// sequencer: `events_unsequenced` is what it looks for.
+const FEED: &str = r#"
+CREATE TABLE events (
+    pk BIGSERIAL PRIMARY KEY,
+    tenant_id BIGINT NOT NULL,
+    seq BIGINT,
+    id TEXT COLLATE "C" NOT NULL,
+    type TEXT COLLATE "C" NOT NULL,
+    at BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_seq ON events (tenant_id, seq);
+CREATE INDEX events_unsequenced ON events (tenant_id, pk) WHERE seq IS NULL;
+"#;
+
+/// The channel the sequencers NOTIFY on.
+const CHANNEL: &str = "scimd_feed";
+/// How often a sequencer looks for events nobody woke it for (left by a replica that crashed
+/// between its commit and its sequencer's round, or written by the command line).
+pub const SWEEP: Duration = Duration::from_secs(1);
+/// The most events one sequencer transaction numbers.
+const SEQUENCE_BATCH: i64 = 10_000;
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -201,15 +238,17 @@ enum Client<'a> {
     Tx(&'a Transaction<'a>),
 }
 
-/// A connection of this engine, which notes whether an error broke it.
+/// A connection of this engine, which notes whether an error broke it and whether the
+/// operation appended events.
 struct PgConn<'a> {
     client: Client<'a>,
     lost: bool,
+    appended: bool,
 }
 
 impl<'a> PgConn<'a> {
     fn new(client: Client<'a>) -> Self {
-        PgConn { client, lost: false }
+        PgConn { client, lost: false, appended: false }
     }
 
     fn check<T>(&mut self, r: std::result::Result<T, tokio_postgres::Error>) -> SqlResult<T> {
@@ -246,6 +285,10 @@ impl Conn for PgConn<'_> {
         &POSTGRES
     }
 
+    fn appended(&mut self, _tenant: i64, _seq: i64) {
+        self.appended = true;
+    }
+
     async fn query(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
         let rows = self.rows(sql, args).await?;
         rows.iter().map(|r| Ok(Row((0..r.len()).map(|i| column(r, i)).collect::<SqlResult<_>>()?))).collect()
@@ -262,10 +305,27 @@ impl Conn for PgConn<'_> {
     }
 }
 
-/// The PostgreSQL store.
+/// The PostgreSQL store. Dropping it stops its sequencer and listener.
 pub struct PgStore {
+    inner: Arc<PgInner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the store's calls and its background tasks share.
+struct PgInner {
     pool: Pool,
     ctx: Context,
+    signal: FeedSignal,
+    /// Wakes the sequencer: this replica committed events.
+    wake: Notify,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl PgStore {
@@ -281,6 +341,8 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("scimd");
         }
+        let mut listen_config = config.clone();
+        listen_config.application_name("scimd-feed");
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(MAX_CONNECTIONS)
@@ -289,11 +351,19 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
-        let store = PgStore { pool, ctx: Context { limits, registry } };
-        store.migrate().await?;
-        Ok(store)
+        let inner =
+            PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
+        inner.migrate().await?;
+        let inner = Arc::new(inner);
+        let tasks = vec![
+            tokio::spawn(sequencer(Arc::clone(&inner))),
+            tokio::spawn(listener(listen_config, Arc::clone(&inner))),
+        ];
+        Ok(PgStore { inner, tasks })
     }
+}
 
+impl PgInner {
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))
     }
@@ -336,7 +406,8 @@ impl PgStore {
     }
 
     /// Runs `op` once on a pooled connection, in the transaction its mode needs. Says too
-    /// whether the connection broke; a broken one is not given back to the pool.
+    /// whether the connection broke; a broken one is not given back to the pool. Wakes the
+    /// sequencer when a write that appended events committed.
     async fn attempt<O: Operation>(&self, op: &O) -> (Result<O::Output>, bool) {
         let mut client = match self.client().await {
             Ok(c) => c,
@@ -360,10 +431,15 @@ impl PgStore {
                     Ok(tx) => {
                         let mut conn = PgConn::new(Client::Tx(&tx));
                         let out = op.run(&mut conn, &self.ctx).await;
-                        let lost = conn.lost;
+                        let (lost, appended) = (conn.lost, conn.appended);
                         match out {
                             Ok(v) => match tx.commit().await {
-                                Ok(()) => (Ok(v), lost),
+                                Ok(()) => {
+                                    if appended {
+                                        self.wake.notify_one();
+                                    }
+                                    (Ok(v), lost)
+                                }
                                 Err(e) => (Err(backend(&e)), lost || breaks_connection(&e)),
                             },
                             Err(e) => {
@@ -385,6 +461,29 @@ impl PgStore {
 
 impl Engine for PgStore {
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
+        self.inner.execute(op).await
+    }
+
+    fn signal(&self) -> &FeedSignal {
+        &self.inner.signal
+    }
+
+    async fn settle(&self, tenant: i64) -> Result<()> {
+        if self.inner.execute(Pending { tenant }).await? {
+            if let Some(position) = self.inner.execute(Sequence { tenant }).await? {
+                self.inner.signal.advance(tenant, position);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine for PgInner {
+    fn signal(&self) -> &FeedSignal {
+        &self.signal
+    }
+
+    async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
         match self.attempt(&op).await {
             // The connection broke (the server restarted, an administrator ended the session):
             // the idle ones are likely gone too, so none is trusted. A read is retried once on
@@ -395,5 +494,149 @@ impl Engine for PgStore {
             }
             (out, _) => out,
         }
+    }
+}
+
+// ---------------------------------------------------------------- the feed's sequencer
+
+/// The tenants with committed events that have no number yet.
+struct Unsequenced;
+
+impl Operation for Unsequenced {
+    type Output = Vec<i64>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<i64>> {
+        let rows = c.query("SELECT DISTINCT tenant_id FROM events WHERE seq IS NULL", &[]).await?;
+        rows.iter().map(|r| r.int(0)).collect()
+    }
+}
+
+/// Whether a tenant has committed events without a number (an index look-up).
+struct Pending {
+    tenant: i64,
+}
+
+impl Operation for Pending {
+    type Output = bool;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let sql = "SELECT 1 FROM events WHERE tenant_id = $1 AND seq IS NULL LIMIT 1";
+        Ok(c.opt(sql, &[Arg::Int(self.tenant)]).await?.is_some())
+    }
+}
+
+/// Numbers a tenant's committed, unnumbered events, in the order they were written, under
+/// the tenant's row lock (one sequencer at a time per tenant, whatever the replica); returns
+/// the feed's new position, if it numbered any. The lock is taken by the first statement and
+/// the numbering statement runs after it, so it sees what the previous holder numbered.
+struct Sequence {
+    tenant: i64,
+}
+
+impl Operation for Sequence {
+    type Output = Option<i64>;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<i64>> {
+        let t = Arg::Int(self.tenant);
+        let sql = format!("SELECT feed_seq FROM tenants WHERE id = $1{}", c.dialect().lock(Lock::NoKeyUpdate));
+        let Some(row) = c.opt(&sql, std::slice::from_ref(&t)).await? else {
+            // The tenant is gone (its deletion removes its events; these would be orphans).
+            c.exec("DELETE FROM events WHERE tenant_id = $1 AND seq IS NULL", &[t]).await?;
+            return Ok(None);
+        };
+        let head = row.int(0)?;
+        let n = c
+            .exec(
+                "UPDATE events SET seq = CAST($2 AS BIGINT) + p.n FROM (
+                     SELECT pk, row_number() OVER (ORDER BY pk) AS n FROM events
+                     WHERE tenant_id = $1 AND seq IS NULL ORDER BY pk LIMIT $3
+                 ) p WHERE events.pk = p.pk AND events.seq IS NULL",
+                &[t.clone(), Arg::Int(head), Arg::Int(SEQUENCE_BATCH)],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let position = head + i64::try_from(n).unwrap_or(i64::MAX);
+        c.exec("UPDATE tenants SET feed_seq = $2 WHERE id = $1", &[t, Arg::Int(position)]).await?;
+        let payload = format!("{}:{position}", self.tenant);
+        c.exec("SELECT pg_notify($1, $2)", &[Arg::Text(CHANNEL.into()), Arg::Text(payload)]).await?;
+        Ok(Some(position))
+    }
+}
+
+impl PgInner {
+    /// Numbers every committed event that has no number yet.
+    async fn sequence_all(&self) -> Result<()> {
+        loop {
+            let tenants = self.execute(Unsequenced).await?;
+            let mut numbered = false;
+            for tenant in tenants {
+                if let Some(position) = self.execute(Sequence { tenant }).await? {
+                    self.signal.advance(tenant, position);
+                    numbered = true;
+                }
+            }
+            if !numbered {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The sequencer of this replica: runs when woken by a commit, and every [`SWEEP`].
+async fn sequencer(inner: Arc<PgInner>) {
+    loop {
+        let _ = tokio::time::timeout(SWEEP, inner.wake.notified()).await;
+        if let Err(e) = inner.sequence_all().await {
+            tracing::warn!(error = %e, "numbering the change feed failed; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// LISTENs for the sequencers' notifications (this replica's and the others') on a
+/// connection of its own, and wakes the feeds' waiters; reconnects when the connection is lost
+/// (waking every waiter, as advances may have been missed meanwhile).
+async fn listener(config: tokio_postgres::Config, inner: Arc<PgInner>) {
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let driver = async {
+                    while let Some(msg) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                        match msg {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                let parsed = n
+                                    .payload()
+                                    .split_once(':')
+                                    .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)));
+                                if let Some((tenant, seq)) = parsed {
+                                    inner.signal.advance(tenant, seq);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the change feed's listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                };
+                let listen = async {
+                    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+                    inner.signal.wake_all();
+                    std::future::pending::<std::result::Result<(), tokio_postgres::Error>>().await
+                };
+                tokio::select! {
+                    () = driver => {}
+                    r = listen => if let Err(e) = r {
+                        tracing::warn!(error = %e, "the change feed's listener could not LISTEN");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the change feed's listener cannot connect"),
+        }
+        inner.signal.wake_all();
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -29,10 +29,10 @@ use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, Mode, ORPHANS_REMOVED, Operation, Row, SQLITE, SqlError, SqlResult,
-    Val,
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Mode, ORPHANS_REMOVED, Operation, Row, SQLITE,
+    SqlError, SqlResult, Val,
 };
-use crate::{Limits, Result, StoreError};
+use crate::{FeedSignal, Limits, Result, StoreError};
 
 const READERS: usize = 4;
 /// The most writes one group commit takes.
@@ -41,11 +41,31 @@ const MAX_BATCH: usize = 512;
 /// The schema migrations, in order: the statements of `MIGRATIONS[i]` take a database from
 /// version `i` to `i + 1` (`PRAGMA user_version`). Forward only; each step runs in its own
 /// transaction. Steps both engines share are in `sql`.
-const MIGRATIONS: &[&[&str]] =
-    &[&[SCHEMA_V1], &[TENANT_IDS_NEVER_REUSED, ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS]];
+const MIGRATIONS: &[&[&str]] = &[
+    &[SCHEMA_V1],
+    &[TENANT_IDS_NEVER_REUSED, ORPHANS_REMOVED],
+    &[CASE_FOLDED_KEYS],
+    &[API_KEYS],
+    &[FEED_TENANT_COLUMNS, FEED],
+];
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`). `seq` is given by
+/// the write itself (one writer).
+const FEED: &str = "
+CREATE TABLE events (
+    pk INTEGER PRIMARY KEY,
+    tenant_id INTEGER NOT NULL,
+    seq INTEGER,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_seq ON events(tenant_id, seq);
+";
 
 /// Version 4: keys of the vendor API (the admin listener), stored as digests.
 const API_KEYS: &str = "
@@ -224,8 +244,12 @@ fn column(v: ValueRef<'_>) -> Result<Val> {
     })
 }
 
-/// A connection of this engine (the writer inside its transaction, or a reader).
-struct SqliteConn<'a>(&'a mut Connection);
+/// The events a write appended: (tenant, seq).
+type Appended = Vec<(i64, i64)>;
+
+/// A connection of this engine (the writer inside its transaction, or a reader), with the
+/// events the operation running on it appended.
+struct SqliteConn<'a>(&'a mut Connection, Appended);
 
 impl SqliteConn<'_> {
     fn run(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -250,6 +274,10 @@ impl Conn for SqliteConn<'_> {
         &SQLITE
     }
 
+    fn appended(&mut self, tenant: i64, seq: i64) {
+        self.1.push((tenant, seq));
+    }
+
     fn query(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Vec<Row>>> + Send {
         std::future::ready(self.run(sql, args))
     }
@@ -266,18 +294,23 @@ impl Conn for SqliteConn<'_> {
 }
 
 /// Runs an operation on a connection of this engine: its futures complete without waiting.
-fn run_now<O: Operation>(op: &O, conn: &mut Connection, ctx: &Context) -> Result<O::Output> {
-    let mut c = SqliteConn(conn);
-    let mut fut = std::pin::pin!(op.run(&mut c, ctx));
-    match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
-        Poll::Ready(r) => r,
-        Poll::Pending => Err(StoreError::Backend("a SQLite operation waited, which it never does".into())),
-    }
+/// Returns the events it appended too.
+fn run_now<O: Operation>(op: &O, conn: &mut Connection, ctx: &Context) -> (Result<O::Output>, Appended) {
+    let mut c = SqliteConn(conn, Vec::new());
+    let out = {
+        let mut fut = std::pin::pin!(op.run(&mut c, ctx));
+        match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(StoreError::Backend("a SQLite operation waited, which it never does".into())),
+        }
+    };
+    (out, c.1)
 }
 
 /// What the writer thread runs for one write: the write itself, which says whether it
-/// succeeded and hands back how to answer its caller once the batch's commit is known.
-type Job = Box<dyn FnOnce(&mut Connection, &Context) -> (bool, Answer) + Send>;
+/// succeeded (with the events it appended) and hands back how to answer its caller once the
+/// batch's commit is known.
+type Job = Box<dyn FnOnce(&mut Connection, &Context) -> (Option<Appended>, Answer) + Send>;
 /// Answers a caller with the outcome of the commit (`Ok` if it committed).
 type Answer = Box<dyn FnOnce(Result<()>) + Send>;
 
@@ -302,11 +335,11 @@ impl Inner {
 
     fn read<O: Operation>(&self, op: &O, conn: &mut Connection) -> Result<O::Output> {
         if O::MODE != Mode::Snapshot {
-            return run_now(op, conn, &self.ctx);
+            return run_now(op, conn, &self.ctx).0;
         }
         // One read transaction: the count and the page see the same snapshot.
         conn.execute_batch("BEGIN").map_err(db)?;
-        let out = run_now(op, conn, &self.ctx);
+        let out = run_now(op, conn, &self.ctx).0;
         conn.execute_batch("COMMIT").map_err(db)?;
         out
     }
@@ -316,6 +349,7 @@ impl Inner {
 pub struct SqliteStore {
     inner: Arc<Inner>,
     writer: Mutex<mpsc::Sender<Job>>,
+    signal: Arc<FeedSignal>,
 }
 
 impl SqliteStore {
@@ -340,21 +374,24 @@ impl SqliteStore {
         let ctx = Context { limits, registry };
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_ctx = ctx.clone();
+        let signal = Arc::new(FeedSignal::default());
+        let writer_signal = Arc::clone(&signal);
         std::thread::Builder::new()
             .name("scimd-sqlite-writer".into())
-            .spawn(move || write_loop(writer, &rx, &writer_ctx))
+            .spawn(move || write_loop(writer, &rx, &writer_ctx, &writer_signal))
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner { readers, next_reader: AtomicUsize::new(0), ctx }),
             writer: Mutex::new(tx),
+            signal,
         })
     }
 
     async fn write<O: Operation>(&self, op: O) -> Result<O::Output> {
         let (reply, answer) = oneshot::channel::<Result<O::Output>>();
         let job: Job = Box::new(move |conn, ctx| {
-            let out = run_now(&op, conn, ctx);
-            let ok = out.is_ok();
+            let (out, appended) = run_now(&op, conn, ctx);
+            let ok = out.is_ok().then_some(appended);
             (ok, Box::new(move |commit: Result<()>| drop(reply.send(commit.and(out)))))
         });
         lock(&self.writer).send(job).map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
@@ -378,12 +415,16 @@ impl Engine for SqliteStore {
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
         if O::MODE == Mode::Write { self.write(op).await } else { self.read(op).await }
     }
+
+    fn signal(&self) -> &FeedSignal {
+        &self.signal
+    }
 }
 
 /// The writer thread: takes every write queued (up to [`MAX_BATCH`]), runs them in one
 /// transaction, each in its own savepoint, commits, then answers them. Ends when the store is
 /// dropped.
-fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, ctx: &Context) {
+fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, ctx: &Context, signal: &FeedSignal) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -392,11 +433,12 @@ fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, ctx: &Context) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch, ctx);
+        run_batch(&mut conn, batch, ctx, signal);
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
+/// Runs a batch; once it committed, tells the feeds' waiters of the events it appended.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context, signal: &FeedSignal) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Nothing ran; the callers see their reply channels close.
         tracing::error!(error = %e, "the SQLite writer could not begin a transaction");
@@ -404,6 +446,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
         return;
     }
     let mut answers = Vec::with_capacity(batch.len());
+    let mut appended = Vec::new();
     for job in batch {
         let step = || -> Result<Option<Answer>> {
             conn.execute_batch("SAVEPOINT w").map_err(db)?;
@@ -414,11 +457,12 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
                 return Err(StoreError::Backend("the transaction was rolled back by the database".into()));
             }
             match outcome {
-                Ok((true, answer)) => {
+                Ok((Some(events), answer)) => {
                     conn.execute_batch("RELEASE w").map_err(db)?;
+                    appended.extend(events);
                     Ok(Some(answer))
                 }
-                Ok((false, answer)) => {
+                Ok((None, answer)) => {
                     conn.execute_batch("ROLLBACK TO w; RELEASE w").map_err(db)?;
                     Ok(Some(answer))
                 }
@@ -448,6 +492,11 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, ctx: &Context) {
     let commit = conn.execute_batch("COMMIT").map_err(db);
     if commit.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if commit.is_ok() {
+        for (tenant, seq) in appended {
+            signal.advance(tenant, seq);
+        }
     }
     for answer in answers {
         answer(commit.clone());
@@ -517,7 +566,13 @@ mod tests {
         for i in 0..3 {
             let s = Arc::clone(store);
             good.push(tokio::spawn(async move {
-                s.create_tenant(format!("good{i}"), Vec::new(), time::OffsetDateTime::now_utc()).await
+                s.create_tenant(
+                    format!("good{i}"),
+                    Vec::new(),
+                    time::OffsetDateTime::now_utc(),
+                    crate::Actor::cli("test"),
+                )
+                .await
             }));
         }
         let bad = {
@@ -556,7 +611,10 @@ mod tests {
             SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
         let version: i64 = lock(&store.inner.readers[0]).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let fresh = store.create_tenant("fresh".into(), Vec::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+        let fresh = store
+            .create_tenant("fresh".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap();
         assert!(fresh.id > 3, "a new tenant got id {}, which a row of a deleted tenant named", fresh.id);
         let orphans: i64 = lock(&store.inner.readers[0])
             .query_row("SELECT count(*) FROM resources WHERE tenant_id NOT IN (SELECT id FROM tenants)", [], |r| {
@@ -601,6 +659,9 @@ mod tests {
         assert!(good.iter().all(Result::is_ok), "{good:?}");
         assert_eq!(names(&store).await, ["good0", "good1", "good2", "slow"], "the panicked write left no row");
         // The writer thread survived the panic.
-        store.create_tenant("after".into(), Vec::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+        store
+            .create_tenant("after".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap();
     }
 }

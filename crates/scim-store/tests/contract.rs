@@ -12,7 +12,7 @@ use std::sync::Arc;
 use scim_core::patch::{self, MemberDelta, PatchRequest};
 use scim_core::resource::{self, Member, UnknownAttributes};
 use scim_core::{AttrPath, Filter, Registry, ScimType};
-use scim_store::{Change, Kind, Limits, Load, Members, Query, SortOrder, Store, StoreError};
+use scim_store::{Actor, Event, Kind, Limits, Load, Members, Query, SortOrder, Store, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -108,6 +108,25 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+fn actor() -> Actor {
+    Actor::cli("contract test")
+}
+
+/// A tenant's events after `after`.
+async fn events(s: &dyn Store, t: i64, after: i64) -> Vec<Event> {
+    s.events(t, after, 1000).await.unwrap().events
+}
+
+/// The types of a tenant's events after `after`.
+async fn types(s: &dyn Store, t: i64, after: i64) -> Vec<String> {
+    events(s, t, after).await.into_iter().map(|e| e.kind).collect()
+}
+
+/// The body of an event as JSON.
+fn body(e: &Event) -> Value {
+    serde_json::from_str(&e.body).unwrap()
+}
+
 fn user_doc(body: Value) -> Value {
     let reg = Registry::standard();
     let def = reg.resource("User").unwrap();
@@ -126,7 +145,7 @@ mod req {
     use scim_store::{Create, Delete, Get, Patch, Patched, Update};
 
     pub fn create(tenant: i64, kind: Kind, id: &str, doc: Value, members: Vec<Member>) -> Create {
-        Create { tenant, kind, id: id.into(), now: now(), doc, members }
+        Create { tenant, kind, id: id.into(), now: now(), doc, members, actor: actor() }
     }
 
     pub fn get(tenant: i64, kind: Kind, id: &str, load: Load) -> Get {
@@ -142,7 +161,7 @@ mod req {
         members: Members,
         load: Load,
     ) -> Update {
-        Update { tenant, kind, id: id.into(), if_version, now: now(), doc, members, load }
+        Update { tenant, kind, id: id.into(), if_version, now: now(), doc, members, load, actor: actor() }
     }
 
     /// A PATCH that changes only members (the document stays as it is).
@@ -150,16 +169,16 @@ mod req {
         let apply = std::sync::Arc::new(move |cur: &scim_store::Record| {
             Ok(Some(Patched { doc: cur.doc.clone(), delta: delta.clone() }))
         });
-        Patch { tenant, kind, id: id.into(), now: now(), apply, load }
+        Patch { tenant, kind, id: id.into(), now: now(), apply, load, actor: actor() }
     }
 
     pub fn delete(tenant: i64, kind: Kind, id: &str, if_version: Option<i64>) -> Delete {
-        Delete { tenant, kind, id: id.into(), if_version, now: now() }
+        Delete { tenant, kind, id: id.into(), if_version, now: now(), actor: actor() }
     }
 }
 
 async fn tenant(s: &dyn Store, name: &str) -> i64 {
-    s.create_tenant(name.into(), vec![], now()).await.unwrap().id
+    s.create_tenant(name.into(), vec![], now(), actor()).await.unwrap().id
 }
 
 async fn mk_user(s: &dyn Store, t: i64, id: &str, body: Value) {
@@ -191,12 +210,14 @@ fn member(id: &str) -> Member {
 
 async fn tenants_and_tokens(e: Engine) {
     let s = e.s();
-    let t =
-        s.create_tenant("contoso".into(), vec!["userName".into(), "preferredLanguage".into()], now()).await.unwrap();
+    let t = s
+        .create_tenant("contoso".into(), vec!["userName".into(), "preferredLanguage".into()], now(), actor())
+        .await
+        .unwrap();
     assert_eq!(s.tenant("contoso".into()).await.unwrap().unwrap().required, vec!["userName", "preferredLanguage"]);
     assert_eq!(s.tenant_by_id(t.id).await.unwrap().unwrap().name, "contoso");
-    assert!(matches!(s.create_tenant("contoso".into(), vec![], now()).await, Err(StoreError::Conflict(_))));
-    s.create_tenant("fabrikam".into(), vec![], now()).await.unwrap();
+    assert!(matches!(s.create_tenant("contoso".into(), vec![], now(), actor()).await, Err(StoreError::Conflict(_))));
+    s.create_tenant("fabrikam".into(), vec![], now(), actor()).await.unwrap();
     assert_eq!(
         s.list_tenants().await.unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         ["contoso", "fabrikam"]
@@ -209,13 +230,40 @@ async fn tenants_and_tokens(e: Engine) {
         created: now(),
         expires: None,
         revoked: None,
+        last_used: None,
     };
-    s.create_token(tok).await.unwrap();
+    s.create_token(tok.clone(), Some(actor())).await.unwrap();
     assert_eq!(s.token("abc123abc123".into()).await.unwrap().unwrap().digest, vec![1, 2, 3]);
     assert_eq!(s.list_tokens(t.id).await.unwrap().len(), 1);
-    assert!(s.revoke_token("abc123abc123".into(), now()).await.unwrap());
+    // A token's use is recorded, never moved back.
+    let used = now();
+    s.touch_token("abc123abc123".into(), used).await.unwrap();
+    s.touch_token("abc123abc123".into(), used - time::Duration::hours(1)).await.unwrap();
+    let got = s.token("abc123abc123".into()).await.unwrap().unwrap().last_used.unwrap();
+    assert!((got - used).abs() < time::Duration::milliseconds(1), "{got} vs {used}");
+    assert!(s.revoke_token("abc123abc123".into(), now(), actor()).await.unwrap());
     assert!(s.token("abc123abc123".into()).await.unwrap().unwrap().revoked.is_some());
-    assert!(!s.revoke_token("nope".into(), now()).await.unwrap());
+    assert!(s.revoke_token("abc123abc123".into(), now(), actor()).await.unwrap(), "revoked again: no change");
+    assert!(!s.revoke_token("nope".into(), now(), actor()).await.unwrap());
+    // A token derived by OAuth (no actor) is no event of the tenant's.
+    let derived = scim_store::Token { id: "oauth1oauth1".into(), label: Some("oauth:abc123abc123".into()), ..tok };
+    s.create_token(derived, None).await.unwrap();
+    // The policy changes once: a second identical change is none.
+    let required = vec!["userName".to_owned()];
+    s.set_required("contoso".into(), required.clone(), now(), actor()).await.unwrap().unwrap();
+    s.set_required("contoso".into(), required, now(), actor()).await.unwrap().unwrap();
+    assert_eq!(
+        types(s, t.id, 0).await,
+        ["tenant.created", "tenant.token_created", "tenant.token_revoked", "tenant.updated"],
+        "one event per change, none for what changed nothing"
+    );
+    let updated = body(&events(s, t.id, 3).await[0]);
+    assert_eq!(
+        updated["changes"],
+        json!([{"path": "required", "before": ["userName", "preferredLanguage"], "after": ["userName"]}])
+    );
+    let created = body(&events(s, t.id, 1).await[0]);
+    assert!(created["data"].get("digest").is_none(), "no digest in an event: {created}");
     mk_user(s, t.id, "u1", json!({"userName": "a"})).await;
     assert!(s.delete_tenant("contoso".into()).await.unwrap());
     assert!(s.tenant("contoso".into()).await.unwrap().is_none());
@@ -486,15 +534,15 @@ async fn group_members(e: Engine) {
     assert_eq!(ids(s, t, Kind::User, r#"not (groups eq "g1") and userName sw "t""#).await, ["u3"]);
     // Deleting a user removes it from its groups, which get a new version and an event.
     let before = s.get(req::get(t, Kind::Group, "g1", Load::default())).await.unwrap().unwrap().version;
-    let seen = s.events(t, 0, 1000).await.unwrap().last().map(|e| e.seq).unwrap_or(0);
+    let seen = s.events(t, 0, 1).await.unwrap().position;
     s.delete(req::delete(t, Kind::User, "u1", None)).await.unwrap();
     assert_eq!(s.get(req::get(t, Kind::Group, "g1", Load::default())).await.unwrap().unwrap().version, before + 1);
-    let ev = s.events(t, seen, 1000).await.unwrap();
-    assert!(ev.iter().any(|e| e.kind == Kind::Group
-        && e.id == "g1"
-        && e.change == Change::Updated
-        && e.version == Some(before + 1)));
-    assert!(ev.iter().any(|e| e.kind == Kind::User && e.id == "u1" && e.change == Change::Deleted));
+    let ev = events(s, t, seen).await;
+    assert_eq!(ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["group.members_removed", "user.deleted"]);
+    let removed = body(&ev[0]);
+    assert_eq!((&removed["resource"]["id"], &removed["members"]), (&json!("g1"), &json!(["u1"])));
+    assert_eq!(removed["data"]["meta"]["version"], json!(format!("W/\"{}\"", before + 1)));
+    assert_eq!(body(&ev[1])["data"]["userName"], "one", "a deletion's data is the resource as it was");
     assert_eq!(patch(json!([{"op": "Replace", "path": "displayName", "value": "Sales EU"}])).await, ["u2"]);
     // Unknown members are refused and nothing is applied.
     let cur = s.get(req::get(t, Kind::Group, "g1", Load::default())).await.unwrap().unwrap();
@@ -530,8 +578,18 @@ async fn member_only_updates_leave_the_document_alone(e: Engine) {
     assert_eq!(rec.version, g.version + 1);
     assert_eq!(rec.doc, g.doc);
     assert_eq!(rec.members.unwrap().into_iter().map(|m| m.value).collect::<Vec<_>>(), ["u2"]);
-    let ev = s.events(t, 0, 100).await.unwrap();
-    assert_eq!((ev.last().unwrap().change, ev.last().unwrap().version), (Change::Updated, Some(g.version + 1)));
+    let ev = events(s, t, 0).await;
+    let tail: Vec<Value> = ev.iter().rev().take(2).rev().map(body).collect();
+    assert_eq!(
+        tail.iter().map(|b| (b["type"].clone(), b["members"].clone())).collect::<Vec<_>>(),
+        [(json!("group.members_removed"), json!(["u1"])), (json!("group.members_added"), json!(["u2"]))],
+        "a PATCH that adds and removes gives both"
+    );
+    assert!(tail.iter().all(|b| b["data"].get("members").is_none()), "a group's data never lists its members");
+    // A change to nothing (adding a member again) writes nothing and tells nothing.
+    let again = MemberDelta { add: vec![member("u2")], remove: vec![], remove_all: false };
+    assert_eq!(s.patch(req::update_members(t, Kind::Group, "g1", again, load)).await.unwrap().version, g.version + 1);
+    assert_eq!(events(s, t, 0).await.len(), ev.len());
     let ghost = MemberDelta { add: vec![member("ghost")], remove: vec!["u2".into()], remove_all: false };
     assert!(matches!(s.patch(req::update_members(t, Kind::Group, "g1", ghost, load)).await, Err(StoreError::Scim(_))));
     let after = s.get(req::get(t, Kind::Group, "g1", load)).await.unwrap().unwrap();
@@ -560,13 +618,32 @@ async fn change_feed(e: Engine) {
     .await
     .unwrap();
     s.delete(req::delete(t, Kind::User, "u1", None)).await.unwrap();
-    let ev = s.events(t, 0, 100).await.unwrap();
-    assert_eq!(ev.iter().map(|e| e.change).collect::<Vec<_>>(), [Change::Created, Change::Updated, Change::Deleted]);
-    assert_eq!(ev.iter().map(|e| e.version).collect::<Vec<_>>(), [Some(1), Some(2), None]);
-    assert!(ev.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(s.events(t, ev[0].seq, 100).await.unwrap().len(), 2);
-    assert_eq!(s.events(t, 0, 1).await.unwrap().len(), 1);
-    assert_eq!(s.events(other, 0, 100).await.unwrap().len(), 1);
+    let ev = events(s, t, 0).await;
+    assert_eq!(
+        ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["tenant.created", "user.created", "user.updated", "user.deleted"]
+    );
+    assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4], "per tenant, gapless");
+    let updated = body(&ev[2]);
+    assert_eq!(updated["changes"], json!([{"path": "userName", "before": "x", "after": "y"}]));
+    assert_eq!(updated["actor"]["path"], "contract test");
+    assert_eq!(updated["resource"], json!({"type": "User", "id": "u1", "externalId": null}));
+    assert_eq!(events(s, t, 2).await.len(), 2);
+    let page = s.events(t, 0, 1).await.unwrap();
+    assert_eq!((page.events.len(), page.position, page.pruned), (1, 4, 0));
+    assert_eq!(types(s, other, 0).await, ["tenant.created", "user.created"]);
+    // A PUT of the same document changes nothing: no new version, no event.
+    mk_user(s, t, "u2", json!({"userName": "same"})).await;
+    let cur = s.get(req::get(t, Kind::User, "u2", Load::default())).await.unwrap().unwrap();
+    let put = req::update(t, Kind::User, "u2", None, cur.doc.clone(), Members::Unchanged, Load::default());
+    assert_eq!(s.update(put).await.unwrap().version, cur.version);
+    assert_eq!(events(s, t, 0).await.len(), 5);
+    // Deactivation and reactivation are their own types, whatever the shape of the write.
+    let off = user_doc(json!({"userName": "same", "active": false}));
+    s.update(req::update(t, Kind::User, "u2", None, off, Members::Unchanged, Load::default())).await.unwrap();
+    let on = user_doc(json!({"userName": "same"}));
+    s.update(req::update(t, Kind::User, "u2", None, on, Members::Unchanged, Load::default())).await.unwrap();
+    assert_eq!(types(s, t, 5).await, ["user.deactivated", "user.reactivated"]);
 }
 
 async fn failed_write_leaves_no_event(e: Engine) {
@@ -574,7 +651,7 @@ async fn failed_write_leaves_no_event(e: Engine) {
     let t = tenant(s, "a").await;
     mk_user(s, t, "u1", json!({"userName": "x"})).await;
     assert!(s.create(req::create(t, Kind::User, "u2", user_doc(json!({"userName": "X"})), vec![])).await.is_err());
-    assert_eq!(s.events(t, 0, 100).await.unwrap().len(), 1, "a write and its event commit together");
+    assert_eq!(types(s, t, 0).await, ["tenant.created", "user.created"], "a write and its event commit together");
     assert!(s.get(req::get(t, Kind::User, "u2", Load::default())).await.unwrap().is_none());
 }
 
@@ -707,6 +784,7 @@ async fn patches_never_lose_a_concurrent_update(e: Engine) {
                     now: now(),
                     apply,
                     load: Load::default(),
+                    actor: actor(),
                 };
                 s.patch(req).await
             })
@@ -718,7 +796,7 @@ async fn patches_never_lose_a_concurrent_update(e: Engine) {
     let rec = s.get(req::get(t, Kind::User, "u1", Load::default())).await.unwrap().unwrap();
     assert_eq!(rec.doc["title"].as_str().unwrap().len(), 20, "{}", rec.doc);
     assert_eq!(rec.version, 21);
-    let events = s.events(t, 0, 100).await.unwrap().len();
+    let before = events(s.as_ref(), t, 0).await.len();
     // Nothing to change: nothing written, no event.
     let unchanged: scim_store::PatchFn = std::sync::Arc::new(|_: &scim_store::Record| Ok(None));
     let req = scim_store::Patch {
@@ -728,6 +806,7 @@ async fn patches_never_lose_a_concurrent_update(e: Engine) {
         now: now(),
         apply: unchanged,
         load: Load::default(),
+        actor: actor(),
     };
     assert_eq!(s.patch(req).await.unwrap().version, 21);
     // Refused: nothing written.
@@ -739,10 +818,11 @@ async fn patches_never_lose_a_concurrent_update(e: Engine) {
         now: now(),
         apply: refuse,
         load: Load::default(),
+        actor: actor(),
     };
     assert!(matches!(s.patch(req).await, Err(StoreError::VersionMismatch)));
     assert_eq!(s.get(req::get(t, Kind::User, "u1", Load::default())).await.unwrap().unwrap().version, 21);
-    assert_eq!(s.events(t, 0, 100).await.unwrap().len(), events);
+    assert_eq!(events(s.as_ref(), t, 0).await.len(), before);
 }
 
 suite!(
@@ -806,5 +886,9 @@ async fn sqlite_concurrent_writes_each_get_their_own_answer() {
         }
     }
     assert_eq!(ids(&*s, t, Kind::User, "userName sw \"user\"").await.len(), 28);
-    assert_eq!(s.events(t, 0, 1000).await.unwrap().len(), 29, "one event per acknowledged write, none for the refused");
+    assert_eq!(
+        events(&*s, t, 0).await.len(),
+        30,
+        "one event per acknowledged write (and tenant.created), none for the refused"
+    );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use scim_core::{AttrPath, Filter, Registry};
 use scim_store::postgres::{MAX_CONNECTIONS, PgStore, SCHEMA_VERSION};
-use scim_store::{Create, Get, Kind, Limits, Load, Members, Query, SortOrder, Store, StoreError, Update};
+use scim_store::{Actor, Create, Get, Kind, Limits, Load, Members, Query, SortOrder, Store, StoreError, Update};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_postgres::{Client, NoTls};
@@ -175,7 +175,7 @@ fn user(name: &str) -> Value {
 }
 
 fn create(tenant: i64, id: &str, doc: Value) -> Create {
-    Create { tenant, kind: Kind::User, id: id.into(), now: now(), doc, members: vec![] }
+    Create { tenant, kind: Kind::User, id: id.into(), now: now(), doc, members: vec![], actor: Actor::cli("test") }
 }
 
 fn get(tenant: i64, id: &str) -> Get {
@@ -197,7 +197,7 @@ fn list(tenant: i64) -> Query {
 }
 
 async fn tenant(s: &PgStore) -> i64 {
-    s.create_tenant("a".into(), vec![], now()).await.unwrap().id
+    s.create_tenant("a".into(), vec![], now(), Actor::cli("test")).await.unwrap().id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,6 +264,7 @@ async fn if_match_lets_one_of_concurrent_writers_win() {
                     doc: user(&format!("x{i}")),
                     members: Members::Unchanged,
                     load: Load::default(),
+                    actor: Actor::cli("test"),
                 })
                 .await
             })
@@ -282,7 +283,8 @@ async fn if_match_lets_one_of_concurrent_writers_win() {
         "{results:?}"
     );
     assert_eq!(s.get(get(tenant, "u1")).await.unwrap().unwrap().version, 2);
-    assert_eq!(s.events(tenant, 0, 100).await.unwrap().len(), 2);
+    let types: Vec<String> = s.events(tenant, 0, 100).await.unwrap().events.into_iter().map(|e| e.kind).collect();
+    assert_eq!(types, ["tenant.created", "user.created", "user.updated"]);
 }
 
 /// Ends every other session of the test's database, and lets the server close the sockets.
@@ -467,13 +469,18 @@ async fn text_compares_and_sorts_by_bytes_whatever_the_database_collation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
-async fn a_feed_reader_never_misses_an_event_of_concurrent_writers() {
+async fn a_feed_reader_never_misses_an_event_of_concurrent_writers_on_several_replicas() {
     let t = TestDb::new("").await;
-    let s = Arc::new(t.open().await);
-    let tenant = tenant(&s).await;
-    let writers: Vec<_> = (0..4)
+    // Three replicas write, a fourth reads: four stores, each with its own sequencer.
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        replicas.push(Arc::new(t.open().await));
+    }
+    let reader = replicas.pop().unwrap();
+    let tenant = tenant(&reader).await;
+    let writers: Vec<_> = (0..6)
         .map(|w| {
-            let s = s.clone();
+            let s = replicas[w % replicas.len()].clone();
             tokio::spawn(async move {
                 for i in 0..40 {
                     let id = format!("w{w}u{i}");
@@ -482,22 +489,34 @@ async fn a_feed_reader_never_misses_an_event_of_concurrent_writers() {
             })
         })
         .collect();
-    // Reads the feed as a consumer does: always after the last seq it has seen.
-    let mut seen = Vec::new();
+    // Reads the feed as a consumer does: always after the last seq it has seen, waiting for
+    // the signal in between (woken by the other replicas' sequencers through NOTIFY).
+    let mut seen: Vec<(i64, String)> = Vec::new();
     let mut last = 0;
-    while seen.len() < 160 {
-        for e in s.events(tenant, last, 1000).await.unwrap() {
-            last = e.seq;
-            seen.push(e.id);
+    let total = 1 + 6 * 40;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < total && Instant::now() < deadline {
+        let mut signal = reader.subscribe(tenant);
+        let page = reader.events(tenant, last, 1000).await.unwrap();
+        if page.events.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), signal.changed()).await;
         }
-        if writers.iter().all(|w| w.is_finished()) && s.events(tenant, last, 1).await.unwrap().is_empty() {
-            break;
+        for e in page.events {
+            assert!(e.seq > last, "seq {} after {last}", e.seq);
+            last = e.seq;
+            seen.push((e.seq, e.id));
         }
     }
     for w in writers {
         w.await.unwrap();
     }
-    assert_eq!(seen.len(), 160, "the reader missed events that committed below a seq it had read");
+    assert_eq!(seen.len(), total, "the reader missed events");
+    let seqs: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "every number once, in order, no gap");
+    let ids: std::collections::HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), total, "every event once");
+    // Nothing is left unnumbered once the writers are done.
+    assert_eq!(reader.events(tenant, 0, 1).await.unwrap().position, total as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

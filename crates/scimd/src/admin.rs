@@ -18,8 +18,10 @@
 //! | `GET /api/v1/tenants/{tenant}/Users/{id}`, `.../Groups/{id}` | the resource in SCIM JSON |
 //! | `POST /api/v1/tokens/{id}/rotate` `{"overlap": "24h"}` | 201 `{"id", "token", ..., "replaces", "replacedExpires"}`: a new token with the same tenant and label; the old one keeps working for the overlap |
 //!
+//! | `GET /api/v1/tenants/{tenant}/events?after=N&limit=M&wait=S` | `{"events": [...], "position": N}` (`crate::feed`); 410 for a pruned position |
+//!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
-//! `{"id", "tenant", "label", "created", "expires", "revoked"}`.
+//! `{"id", "tenant", "label", "created", "expires", "revoked", "lastUsed"}`.
 //!
 //! Everything under `/api/v1` needs `Authorization: Bearer <API key>` (`scimd api-key create`;
 //! only a digest is stored) and a `Host` the operator configured (`admin_hosts`; by default the
@@ -31,20 +33,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use scim_core::Registry;
 use scim_core::policy::RequiredPaths;
-use scim_store::{Store, StoreError, Tenant, Token};
+use scim_store::{Actor, Store, StoreError, Tenant, Token};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::clock::Clock;
+use crate::feed::FeedError;
 use crate::tokens;
 
 /// Why an operation failed, in the terms both the CLI (exit code) and the API (status) need.
@@ -111,6 +114,9 @@ pub struct TokenView {
     pub expires: Option<String>,
     /// When it was revoked, if it was.
     pub revoked: Option<String>,
+    /// When it last authenticated a request (to the minute), if ever.
+    #[serde(rename = "lastUsed")]
+    pub last_used: Option<String>,
 }
 
 /// A newly created token, with the secret that is shown only this once.
@@ -294,6 +300,7 @@ fn token_view(k: &Token, tenant: &str) -> TokenView {
         created: fmt_time(k.created),
         expires: k.expires.map(fmt_time),
         revoked: k.revoked.map(fmt_time),
+        last_used: k.last_used.map(fmt_time),
     }
 }
 
@@ -304,11 +311,12 @@ pub async fn create_tenant(
     registry: &Registry,
     name: &str,
     require: &[String],
+    actor: &Actor,
 ) -> Result<TenantView, OpError> {
     check_tenant_name(name).map_err(OpError::Usage)?;
     let require = check_required(registry, &split_paths(require)).map_err(OpError::Usage)?;
     let now = clock.now();
-    match store.create_tenant(name.to_owned(), require, now).await {
+    match store.create_tenant(name.to_owned(), require, now, actor.clone()).await {
         Ok(t) => tenant_view(store, &t, now).await,
         Err(StoreError::Conflict(_)) => Err(OpError::Conflict(format!("a tenant named \"{name}\" already exists"))),
         Err(e) => Err(e.into()),
@@ -348,6 +356,7 @@ pub async fn create_token(
     tenant: &str,
     label: Option<&str>,
     expires: Option<time::Duration>,
+    actor: &Actor,
 ) -> Result<IssuedView, OpError> {
     let label = label.map(str::trim).filter(|l| !l.is_empty());
     if let Some(l) = label {
@@ -360,7 +369,7 @@ pub async fn create_token(
         None => None,
     };
     let issued = tokens::issue(t.id, label.map(str::to_owned), expires_at, now);
-    store.create_token(issued.record.clone()).await?;
+    store.create_token(issued.record.clone(), Some(actor.clone())).await?;
     let k = &issued.record;
     Ok(IssuedView {
         id: k.id.clone(),
@@ -393,11 +402,16 @@ pub fn token_id(given: &str) -> Result<&str, OpError> {
 }
 
 /// Revokes a token, given by its id or as the whole token.
-pub async fn revoke_token(store: &dyn Store, clock: &dyn Clock, given: &str) -> Result<Revoked, OpError> {
+pub async fn revoke_token(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    given: &str,
+    actor: &Actor,
+) -> Result<Revoked, OpError> {
     let id = token_id(given)?;
     let not_found = || OpError::NotFound(format!("no token with id \"{id}\""));
     let before = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
-    if !store.revoke_token(id.to_owned(), clock.now()).await? {
+    if !store.revoke_token(id.to_owned(), clock.now(), actor.clone()).await? {
         return Err(not_found());
     }
     let after = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
@@ -412,11 +426,12 @@ pub async fn set_required(
     registry: &Registry,
     name: &str,
     required: &[String],
+    actor: &Actor,
 ) -> Result<TenantView, OpError> {
     let required = check_required(registry, &split_paths(required)).map_err(OpError::Usage)?;
     tenant_named(store, name).await?;
     let t = store
-        .set_required(name.to_owned(), required)
+        .set_required(name.to_owned(), required, clock.now(), actor.clone())
         .await?
         .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
     tenant_view(store, &t, clock.now()).await
@@ -429,6 +444,7 @@ pub async fn rotate(
     clock: &dyn Clock,
     given: &str,
     overlap: time::Duration,
+    actor: &Actor,
 ) -> Result<Rotated, OpError> {
     let id = token_id(given)?;
     let not_found = || OpError::NotFound(format!("no token with id \"{id}\""));
@@ -443,9 +459,9 @@ pub async fn rotate(
     let lifetime = old.expires.map(|e| e - old.created);
     let expires = lifetime.and_then(|l| now.checked_add(l));
     let issued = tokens::issue(old.tenant, old.label.clone(), expires, now);
-    store.create_token(issued.record.clone()).await?;
+    store.create_token(issued.record.clone(), Some(actor.clone())).await?;
     let until = now.checked_add(overlap).unwrap_or(now);
-    store.expire_token(id.to_owned(), until).await?;
+    store.expire_token(id.to_owned(), until, now, actor.clone()).await?;
     let replaced = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
     let k = &issued.record;
     Ok(Rotated {
@@ -518,8 +534,9 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock) -> Result<Option<Is
     if !store.list_tenants().await?.is_empty() {
         return Ok(None);
     }
-    match store.create_tenant("default".to_owned(), Vec::new(), clock.now()).await {
-        Ok(_) => create_token(store, clock, "default", Some("initial"), None).await.map(Some),
+    let actor = Actor::cli("scimd serve");
+    match store.create_tenant("default".to_owned(), Vec::new(), clock.now(), actor.clone()).await {
+        Ok(_) => create_token(store, clock, "default", Some("initial"), None, &actor).await.map(Some),
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -567,6 +584,7 @@ pub fn router(
         .route("/api/v1/tenants/{tenant}/Groups", get(list_resources::<true>))
         .route("/api/v1/tenants/{tenant}/Users/{id}", get(get_resource::<false>))
         .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
+        .route("/api/v1/tenants/{tenant}/events", get(get_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
@@ -637,7 +655,23 @@ async fn require_api_key(
         .into_response();
     };
     match s.store.api_key(id.to_owned()).await {
-        Ok(Some(key)) if tokens::verify_api_key(&key, secret) => next.run(req).await,
+        Ok(Some(key)) if tokens::verify_api_key(&key, secret) => {
+            let mut req = req;
+            let request_id = crate::http::request_id(req.headers());
+            let actor = Actor {
+                token: Some(key.id),
+                label: key.label,
+                request_id: Some(request_id.clone()),
+                method: req.method().as_str().to_owned(),
+                path: req.uri().path().to_owned(),
+            };
+            req.extensions_mut().insert(actor);
+            let mut resp = next.run(req).await;
+            if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert(crate::http::REQUEST_ID, v);
+            }
+            resp
+        }
         Ok(_) => ApiError::Unauthorized("invalid or revoked API key".to_owned()).into_response(),
         Err(e) => ApiError::from(OpError::from(e)).into_response(),
     }
@@ -666,6 +700,12 @@ enum ApiError {
     Conflict(String),
     BadHost(String),
     UnsupportedMediaType(String),
+    /// A feed position that cannot be read on from (pruned, or not of this feed).
+    Gone {
+        detail: String,
+        pruned: i64,
+        position: i64,
+    },
     Internal(String),
 }
 
@@ -699,6 +739,18 @@ impl IntoResponse for ApiError {
             ApiError::BadHost(d) => (StatusCode::MISDIRECTED_REQUEST, "bad_host".into(), d),
             ApiError::UnsupportedMediaType(d) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into(), d)
+            }
+            ApiError::Gone { detail, pruned, position } => {
+                // The vendor API's error, with the SCIM error's fields too (RFC 7644 §3.12).
+                let body = json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "status": "410",
+                    "error": "resync_required",
+                    "detail": detail,
+                    "pruned": pruned,
+                    "position": position,
+                });
+                return (StatusCode::GONE, Json(body)).into_response();
             }
             ApiError::Internal(d) => {
                 tracing::error!(error = %d, "vendor API: internal failure");
@@ -778,9 +830,13 @@ async fn get_tenants(State(s): State<AdminState>) -> Result<Response, ApiError> 
     Ok(Json(list_tenants(s.store.as_ref(), s.clock.as_ref()).await?).into_response())
 }
 
-async fn post_tenant(State(s): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_tenant(
+    State(s): State<AdminState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: NewTenant = parse_body(&body)?;
-    let view = create_tenant(s.store.as_ref(), s.clock.as_ref(), &s.registry, &req.name, &req.required).await?;
+    let view = create_tenant(s.store.as_ref(), s.clock.as_ref(), &s.registry, &req.name, &req.required, &actor).await?;
     tracing::info!(tenant = %view.name, "vendor API: tenant created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -791,12 +847,15 @@ async fn get_tenant(State(s): State<AdminState>, Path(name): Path<String>) -> Re
 
 async fn patch_tenant(
     State(s): State<AdminState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: TenantPatch = parse_body(&body)?;
     let view = match req.required {
-        Some(required) => set_required(s.store.as_ref(), s.clock.as_ref(), &s.registry, &name, &required).await?,
+        Some(required) => {
+            set_required(s.store.as_ref(), s.clock.as_ref(), &s.registry, &name, &required, &actor).await?
+        }
         None => show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?,
     };
     // The SCIM listener must apply the new policy at once, not after its cache time.
@@ -814,10 +873,15 @@ async fn delete_tenant_route(State(s): State<AdminState>, Path(name): Path<Strin
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn post_token(State(s): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_token(
+    State(s): State<AdminState>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: NewToken = parse_body(&body)?;
     let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
-    let view = create_token(s.store.as_ref(), s.clock.as_ref(), &name, req.label.as_deref(), expires).await?;
+    let view = create_token(s.store.as_ref(), s.clock.as_ref(), &name, req.label.as_deref(), expires, &actor).await?;
     tracing::info!(tenant = %view.tenant, token = %view.id, "vendor API: token created");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -826,8 +890,12 @@ async fn get_tokens(State(s): State<AdminState>, Path(name): Path<String>) -> Re
     Ok(Json(list_tokens(s.store.as_ref(), &name).await?).into_response())
 }
 
-async fn delete_token(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let r = revoke_token(s.store.as_ref(), s.clock.as_ref(), &id).await?;
+async fn delete_token(
+    State(s): State<AdminState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let r = revoke_token(s.store.as_ref(), s.clock.as_ref(), &id, &actor).await?;
     s.auth.forget_token(&r.token.id);
     tracing::info!(tenant = %r.token.tenant, token = %r.token.id, "vendor API: token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -863,13 +931,66 @@ async fn get_resource<const G: bool>(
     Ok(Json(crate::http::vendor_get(&s.scim, tenant, base, kind, &id, &params).await?).into_response())
 }
 
-async fn rotate_token(State(s): State<AdminState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+/// The query of `GET /api/v1/tenants/{tenant}/events`.
+#[derive(Debug, Default, Deserialize)]
+struct FeedQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+/// `GET /api/v1/tenants/{tenant}/events?after=N&limit=M&wait=S`: the change feed.
+async fn get_events(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: FeedQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(a) => a.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::BadRequest(format!("after must be a feed position (an integer, 0 or more), not \"{a}\""))
+        })?,
+    };
+    let limit = match q.limit.as_deref() {
+        None => crate::feed::DEFAULT_LIMIT,
+        Some(l) => {
+            l.trim().parse::<u64>().ok().filter(|n| (1..=crate::feed::MAX_LIMIT).contains(n)).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit must be an integer from 1 to {}, not \"{l}\"",
+                    crate::feed::MAX_LIMIT
+                ))
+            })?
+        }
+    };
+    let wait = match q.wait.as_deref() {
+        None => std::time::Duration::ZERO,
+        Some(w) => crate::feed::parse_wait(w).map_err(ApiError::BadRequest)?,
+    };
+    let tenant = tenant_named(s.store.as_ref(), &name).await?;
+    match crate::feed::read(s.store.as_ref(), &tenant, after, limit, wait, None).await {
+        Ok(page) => Ok(([(header::CONTENT_TYPE, "application/json")], page.to_json(&tenant.name)).into_response()),
+        Err(e @ (FeedError::Pruned { pruned, position, .. } | FeedError::Ahead { pruned, position, .. })) => {
+            Err(ApiError::Gone { detail: e.detail(), pruned, position })
+        }
+        Err(FeedError::NoTenant) => Err(ApiError::NotFound(format!("no tenant named \"{name}\""))),
+        Err(FeedError::Store(e)) => Err(OpError::from(e).into()),
+    }
+}
+
+async fn rotate_token(
+    State(s): State<AdminState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: Rotation = parse_body(&body)?;
     let overlap = match req.overlap.as_deref() {
         Some(o) => parse_duration(o).map_err(ApiError::BadRequest)?,
         None => DEFAULT_ROTATION_OVERLAP,
     };
-    let rotated = rotate(s.store.as_ref(), s.clock.as_ref(), &id, overlap).await?;
+    let rotated = rotate(s.store.as_ref(), s.clock.as_ref(), &id, overlap, &actor).await?;
     s.auth.forget_token(&rotated.replaces);
     tracing::info!(tenant = %rotated.issued.tenant, old = %rotated.replaces, new = %rotated.issued.id, "vendor API: token rotated");
     Ok((StatusCode::CREATED, Json(rotated)).into_response())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use scim_core::Registry;
-use scim_store::Store;
+use scim_store::{Actor, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, IssuedView, OpError, TenantView, TokenView};
@@ -52,6 +52,25 @@ enum Command {
     /// Create, list and revoke keys of the vendor API (the admin listener's /api/v1).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Read a tenant's change feed.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print a tenant's events after a position, one JSON object per line, oldest first.
+    Tail {
+        /// The tenant
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Print the events after this position (the `seq` of the last event already seen)
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        after: u64,
+        /// Keep waiting for new events instead of stopping at the end of the feed
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +288,42 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let settings = config::resolve(&file, overrides)?;
             api_key(cmd, &settings).await
         }
+        Command::Events(cmd) => {
+            let settings = config::resolve(&file, overrides)?;
+            events(cmd, &settings).await
+        }
+    }
+}
+
+/// How often `events tail --follow` reads the feed while it waits: the writers are other
+/// processes, whose commits only wake it on PostgreSQL.
+const TAIL_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn events(cmd: EventsCommand, settings: &Settings) -> Result<(), Failure> {
+    let EventsCommand::Tail { tenant, after, follow } = cmd;
+    let registry = Arc::new(Registry::standard());
+    let store = open_store(settings, &registry).await?;
+    let t = store
+        .tenant(tenant.clone())
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?
+        .ok_or_else(|| Failure::Runtime(format!("no tenant named \"{tenant}\"")))?;
+    let mut after = i64::try_from(after).map_err(|_| Failure::Usage("--after is too large".into()))?;
+    let wait = if follow { crate::feed::MAX_WAIT } else { std::time::Duration::ZERO };
+    loop {
+        let page = crate::feed::read(store.as_ref(), &t, after, crate::feed::MAX_LIMIT, wait, Some(TAIL_RECHECK))
+            .await
+            .map_err(|e| Failure::Runtime(e.detail()))?;
+        let mut text = String::new();
+        for e in &page.events {
+            text.push_str(&e.to_json(&t.name));
+            text.push('\n');
+        }
+        out(&text)?;
+        if !follow && page.events.is_empty() {
+            return Ok(());
+        }
+        after = page.position;
     }
 }
 
@@ -299,7 +354,15 @@ async fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> 
             // Check the arguments before touching the database.
             admin::check_required(&registry, &admin::split_paths(&require)).map_err(Failure::Usage)?;
             let store = open_store(settings, &registry).await?;
-            let t = admin::create_tenant(store.as_ref(), &clock, &registry, &name, &require).await?;
+            let t = admin::create_tenant(
+                store.as_ref(),
+                &clock,
+                &registry,
+                &name,
+                &require,
+                &Actor::cli("scimd tenant create"),
+            )
+            .await?;
             let mut text = format!("created tenant {}\n", t.name);
             if !t.required.is_empty() {
                 text += &format!("required attributes: {}\n", t.required.join(", "));
@@ -336,7 +399,15 @@ async fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
     match cmd {
         TokenCommand::Create { tenant, label, expires } => {
             let store = open_store(settings, &registry).await?;
-            let t = admin::create_token(store.as_ref(), &clock, &tenant, label.as_deref(), expires).await?;
+            let t = admin::create_token(
+                store.as_ref(),
+                &clock,
+                &tenant,
+                label.as_deref(),
+                expires,
+                &Actor::cli("scimd token create"),
+            )
+            .await?;
             out(&issued_text(&t))
         }
         TokenCommand::List { tenant, json: as_json } => {
@@ -347,7 +418,7 @@ async fn token(cmd: TokenCommand, settings: &Settings) -> Result<(), Failure> {
         TokenCommand::Revoke { token } => {
             admin::token_id(&token)?;
             let store = open_store(settings, &registry).await?;
-            let r = admin::revoke_token(store.as_ref(), &clock, &token).await?;
+            let r = admin::revoke_token(store.as_ref(), &clock, &token, &Actor::cli("scimd token revoke")).await?;
             let k = &r.token;
             let when = if r.already { "was already revoked" } else { "revoked" };
             out(&format!("token {} of tenant {} {when}\n", k.id, k.tenant))
@@ -468,10 +539,11 @@ fn token_table(list: &[TokenView]) -> String {
                 k.created.clone(),
                 dash(k.expires.as_deref()).to_owned(),
                 dash(k.revoked.as_deref()).to_owned(),
+                dash(k.last_used.as_deref()).to_owned(),
             ]
         })
         .collect();
-    table(&["ID", "LABEL", "CREATED", "EXPIRES", "REVOKED"], &rows)
+    table(&["ID", "LABEL", "CREATED", "EXPIRES", "REVOKED", "LAST USED"], &rows)
 }
 
 async fn serve(settings: Settings) -> Result<(), Failure> {

@@ -27,6 +27,10 @@
 //! max_connections = 1024          # open connections per listener; more wait in the backlog
 //! header_timeout_secs = 10        # to send a request head, and idle time between requests
 //! body_timeout_secs = 30          # to send a request body
+//!
+//! [events]
+//! retention = "90d"               # events older than this are pruned; "forever" keeps them
+//! # max_per_tenant = 1000000      # and/or only the newest N of each tenant (default: no limit)
 //! ```
 //!
 //! The values above are the defaults. `/ServiceProviderConfig` advertises the limits in force
@@ -76,6 +80,40 @@ pub struct FileConfig {
     /// `[limits]`: sizes the server refuses to exceed.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[events]`: how long the change feed keeps events.
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// The `[events]` table: the change feed's retention. A consumer asking for a pruned
+/// position gets 410 and resynchronises from a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// `retention`: events older than this are deleted, e.g. `"90d"`, `"26w"`, `"1y"`;
+    /// `"forever"` keeps them. Default `"90d"`.
+    pub retention: Option<String>,
+    /// `max_per_tenant`: only the newest this many events of each tenant are kept. Default: no
+    /// limit.
+    pub max_per_tenant: Option<u64>,
+}
+
+/// How long events are kept unless configured.
+pub const DEFAULT_RETENTION: time::Duration = time::Duration::days(90);
+
+/// The change feed's retention in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events older than this are pruned (`None`: kept whatever their age).
+    pub age: Option<time::Duration>,
+    /// Only the newest this many of each tenant are kept (`None`: no limit).
+    pub count: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { age: Some(DEFAULT_RETENTION), count: None }
+    }
 }
 
 /// The `[limits]` table. Every key is optional; a value must be at least 1 (except
@@ -179,6 +217,8 @@ pub struct Settings {
     pub store: scim_store::Limits,
     /// The names the `Host` header of a vendor API request may carry.
     pub admin_hosts: Vec<String>,
+    /// How long the change feed keeps events.
+    pub retention: Retention,
 }
 
 /// Combines the command line and the file (command line first) over the defaults, and checks
@@ -259,7 +299,20 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
         Some(hosts) => hosts.iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
         None => crate::admin::default_hosts(&admin_listen),
     };
-    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts })
+    let mut retention = Retention::default();
+    if let Some(r) = &file.events.retention {
+        retention.age = match r.trim() {
+            "forever" => None,
+            r => Some(crate::admin::parse_duration(r).map_err(|e| ConfigError(format!("[events] retention: {e}")))?),
+        };
+    }
+    if let Some(n) = file.events.max_per_tenant {
+        if n == 0 {
+            return Err(ConfigError("[events] max_per_tenant must be at least 1".into()));
+        }
+        retention.count = Some(n);
+    }
+    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts, retention })
 }
 
 /// A `[limits]` value converted to the type of the setting it goes to: at least 1, and small

@@ -42,6 +42,7 @@ impl std::error::Error for ServerError {}
 pub struct Server {
     state: AppState,
     admin_hosts: Vec<String>,
+    retention: config::Retention,
     scim: TcpListener,
     admin: TcpListener,
     prometheus: PrometheusHandle,
@@ -79,7 +80,14 @@ impl Server {
         let admin = bind(&settings.admin_listen, "admin").await?;
         let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
         let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()) };
-        Ok(Server { state, admin_hosts: settings.admin_hosts.clone(), scim, admin, prometheus })
+        Ok(Server {
+            state,
+            admin_hosts: settings.admin_hosts.clone(),
+            retention: settings.retention,
+            scim,
+            admin,
+            prometheus,
+        })
     }
 
     /// What the handlers share.
@@ -115,6 +123,8 @@ impl Server {
                 prometheus.run_upkeep();
             }
         });
+        let pruner =
+            tokio::spawn(prune_events(Arc::clone(&self.state.store), Arc::clone(&self.state.clock), self.retention));
         let http = Arc::clone(&self.state.settings);
         let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
         let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
@@ -128,6 +138,25 @@ impl Server {
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);
         upkeep.abort();
+        pruner.abort();
+    }
+}
+
+/// How often the change feed is pruned (and once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes the change feed by the retention in force, every [`PRUNE_EVERY`]. Every replica
+/// does; the pruning is idempotent.
+async fn prune_events(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: config::Retention) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let before = retention.age.and_then(|age| clock.now().checked_sub(age));
+        match store.prune_events(before, retention.count).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned the change feed"),
+            Err(e) => tracing::warn!(error = %e, "pruning the change feed failed"),
+        }
     }
 }
 

@@ -42,8 +42,16 @@ fn fresh() -> (String, String) {
 /// Makes a new token for `tenant`.
 pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Issued {
     let (id, secret_part) = fresh();
-    let record =
-        Token { id: id.clone(), tenant, digest: digest(&secret_part), label, created: now, expires, revoked: None };
+    let record = Token {
+        id: id.clone(),
+        tenant,
+        digest: digest(&secret_part),
+        label,
+        created: now,
+        expires,
+        revoked: None,
+        last_used: None,
+    };
     Issued { record, secret: format!("{PREFIX}{id}_{secret_part}") }
 }
 

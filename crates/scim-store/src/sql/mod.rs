@@ -24,6 +24,17 @@ DELETE FROM events WHERE tenant_id NOT IN (SELECT id FROM tenants);
 DELETE FROM tokens WHERE tenant_id NOT IN (SELECT id FROM tenants);
 ";
 
+/// Migration step of both engines (version 5): the change feed's new shape. Each event is
+/// its own JSON document (`feed`), numbered per tenant (`tenants.feed_seq` is the last number
+/// given, `feed_pruned` the last one pruned). The events of earlier versions named only the
+/// resource and what happened to it, and nothing could read them: they are dropped.
+pub(crate) const FEED_TENANT_COLUMNS: &str = "
+DROP TABLE events;
+ALTER TABLE tenants ADD COLUMN feed_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tenants ADD COLUMN feed_pruned BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN last_used BIGINT;
+";
+
 /// Migration step of both engines: case-insensitive keys are case-folded, not lower-cased: a
 /// final sigma is folded to sigma (the only difference between the two for the values stored),
 /// so `ΟΔΟΣ` and `οδοσ` are one userName.
@@ -160,6 +171,11 @@ pub struct Dialect {
     pub position_fn: &'static str,
     /// A prefix test that the engine runs as an index range scan, if it has one.
     pub starts_with_fn: Option<&'static str>,
+    /// Whether a write numbers its events itself, in its transaction (SQLite: one writer, so
+    /// commit order is the order of the writes). Otherwise events are written unnumbered and
+    /// the engine's sequencer numbers them after commit (PostgreSQL: writers to one tenant
+    /// then never wait for each other).
+    pub seq_in_write: bool,
 }
 
 /// SQLite (3.35 or later: `RETURNING`, `UPDATE ... FROM`, JSON functions).
@@ -170,6 +186,7 @@ pub const SQLITE: Dialect = Dialect {
     typed_params: false,
     position_fn: "instr",
     starts_with_fn: None,
+    seq_in_write: true,
 };
 
 /// PostgreSQL (13 or later).
@@ -180,6 +197,7 @@ pub const POSTGRES: Dialect = Dialect {
     typed_params: true,
     position_fn: "strpos",
     starts_with_fn: Some("starts_with"),
+    seq_in_write: false,
 };
 
 /// The SQL type of a placeholder, where the dialect wants it spelled.
@@ -299,6 +317,10 @@ pub trait Conn: Send {
     /// Runs a statement and returns the number of rows it changed.
     fn exec(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<u64>> + Send;
 
+    /// Notes that the running write appended an event to a tenant's feed (numbered `seq`, or 0
+    /// if the sequencer numbers it), for the engine to signal once the write commits.
+    fn appended(&mut self, tenant: i64, seq: i64);
+
     /// Runs a statement that returns at most one row.
     fn opt(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Option<Row>>> + Send {
         async move {
@@ -355,4 +377,13 @@ pub trait Operation: Send + Sync + 'static {
 pub trait Engine: Send + Sync + 'static {
     /// Runs an operation, as its `MODE` says.
     fn execute<O: Operation>(&self, op: O) -> impl Future<Output = Result<O::Output>> + Send;
+    /// Who waits for which tenant's feed.
+    fn signal(&self) -> &crate::FeedSignal;
+    /// Makes every committed event of the tenant readable before a read of its feed (an
+    /// engine whose events are numbered after commit numbers the pending ones now), so that
+    /// a reader always sees the writes that were acknowledged before it read.
+    fn settle(&self, tenant: i64) -> impl Future<Output = Result<()>> + Send {
+        let _ = tenant;
+        async { Ok(()) }
+    }
 }

@@ -3,13 +3,17 @@
 //! handing the request to it.
 //!
 //! Every write first checks its tenant inside its own transaction (locking the tenant row
-//! against deletion on PostgreSQL), and writes its change event last, in the same
-//! transaction. On PostgreSQL the event insert takes the tenant row `FOR NO KEY UPDATE` until
-//! commit, so a tenant's events commit in `seq` order; SQLite has one writer.
+//! against deletion on PostgreSQL, `FOR KEY SHARE`, which no other write waits for), and
+//! appends its change events in the same transaction (`crate::feed`). A write that changes
+//! nothing writes nothing, and so has no event. Where the engine numbers events in the
+//! write's transaction ([`super::Dialect::seq_in_write`], SQLite's single writer) the event
+//! gets the tenant's next `seq` there; otherwise it is written unnumbered and the engine's
+//! sequencer numbers it after commit.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use scim_core::change::EventType;
 use scim_core::patch::MemberDelta;
 use scim_core::resource::Member;
 use scim_core::{Registry, ScimError};
@@ -18,10 +22,11 @@ use time::OffsetDateTime;
 
 use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
 use crate::common::{Unique, conflict, instant, micros, too_many};
+use crate::feed::NewEvent;
 use crate::plan::{self, IndexKeys};
 use crate::{
-    ApiKey, Change, Create, Delete, Event, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch, Query,
-    Record, Result, Store, StoreError, Tenant, Token, Update,
+    Actor, ApiKey, Create, Delete, Event, Feed, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch,
+    Query, Record, Result, Store, StoreError, Tenant, Token, Update,
 };
 
 /// What every operation may need besides its connection.
@@ -36,7 +41,7 @@ pub struct Context {
 // ---------------------------------------------------------------- rows
 
 const TENANT_COLS: &str = "id, name, required, created";
-const TOKEN_COLS: &str = "id, tenant_id, digest, label, created, expires, revoked";
+const TOKEN_COLS: &str = "id, tenant_id, digest, label, created, expires, revoked, last_used";
 const RECORD_COLS: &str = "r.pk, r.kind, r.id, r.created, r.modified, r.version, r.doc";
 
 fn tenant_row(mut r: Row) -> Result<Tenant> {
@@ -59,6 +64,7 @@ fn token_row(mut r: Row) -> Result<Token> {
         created: instant(r.int(4)?),
         expires: r.opt_int(5)?.map(instant),
         revoked: r.opt_int(6)?.map(instant),
+        last_used: r.opt_int(7)?.map(instant),
     })
 }
 
@@ -114,34 +120,63 @@ async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
     Ok(())
 }
 
-/// Appends a change event, last in its transaction (see the module documentation).
-async fn event<C: Conn>(
-    c: &mut C,
-    tenant: i64,
-    kind: Kind,
-    id: &str,
-    change: Change,
-    version: Option<i64>,
-    now: i64,
-) -> Result<()> {
-    let sql = format!(
-        "WITH t AS (SELECT id FROM tenants WHERE id = $1{})
-         INSERT INTO events (tenant_id, kind, resource_id, change, version, at)
-         SELECT t.id, CAST($2 AS SMALLINT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS BIGINT) FROM t",
-        c.dialect().lock(Lock::NoKeyUpdate)
-    );
+/// Appends an event to the tenant's feed (see the module documentation).
+async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: NewEvent) -> Result<()> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = ev.body(actor, instant(now));
+    let seq = if c.dialect().seq_in_write {
+        let row = c
+            .opt("UPDATE tenants SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq", &[Arg::Int(tenant)])
+            .await?
+            .ok_or(StoreError::NoTenant)?;
+        Some(row.int(0)?)
+    } else {
+        None
+    };
     let args = [
         Arg::Int(tenant),
-        Arg::Int(kind_code(kind)),
-        Arg::Text(id.to_owned()),
-        Arg::Text(change.as_str().to_owned()),
-        Arg::opt_int(version),
+        Arg::opt_int(seq),
+        Arg::Text(id),
+        Arg::Text(ev.ty.as_str().into()),
         Arg::Int(now),
+        Arg::Text(body),
     ];
-    if c.exec(&sql, &args).await? == 0 {
-        return Err(StoreError::NoTenant);
-    }
+    c.exec("INSERT INTO events (tenant_id, seq, id, type, at, body) VALUES ($1, $2, $3, $4, $5, $6)", &args).await?;
+    c.appended(tenant, seq.unwrap_or(0));
     Ok(())
+}
+
+/// The net change of a group's members by one write: the ids added and the ids removed.
+#[derive(Debug, Default)]
+struct MemberChange {
+    added: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl MemberChange {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// A member both removed and added again (PATCH `remove` all, then `add`) did not change.
+    fn net(mut self) -> MemberChange {
+        let added: HashSet<String> = self.added.iter().cloned().collect();
+        let removed: HashSet<String> = self.removed.iter().cloned().collect();
+        self.added.retain(|id| !removed.contains(id));
+        self.removed.retain(|id| !added.contains(id));
+        self
+    }
+
+    /// The member events of a group (`rec`, as it is after the write).
+    async fn events<C: Conn>(self, c: &mut C, tenant: i64, actor: &Actor, now: i64, rec: &Record) -> Result<()> {
+        if !self.removed.is_empty() {
+            event(c, tenant, actor, now, NewEvent::members(EventType::GroupMembersRemoved, rec, self.removed)).await?;
+        }
+        if !self.added.is_empty() {
+            event(c, tenant, actor, now, NewEvent::members(EventType::GroupMembersAdded, rec, self.added)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes the email index rows of a resource (after removing the old ones if `replace`).
@@ -166,9 +201,15 @@ async fn write_emails<C: Conn>(c: &mut C, tenant: i64, pk: i64, keys: &IndexKeys
 /// naming the first that does not, before anything is added). On PostgreSQL the members are
 /// locked against deletion until commit. The first mention of a member wins, with the
 /// `display` the client sent.
-async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[Member], now: i64) -> Result<()> {
+async fn add_members<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    group_pk: i64,
+    members: &[Member],
+    now: i64,
+) -> Result<Vec<String>> {
     if members.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let d = c.dialect();
     let sql = format!(
@@ -204,44 +245,94 @@ async fn add_members<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, members: &[
          ON CONFLICT DO NOTHING RETURNING member_pk"
     );
     let added = c.query(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
-    touch_members(c, added, now).await
+    let added = added.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
+    touch_members(c, &added, now).await?;
+    let ids: HashMap<i64, String> = pks.into_iter().map(|(id, pk)| (pk, id)).collect();
+    Ok(added.iter().filter_map(|pk| ids.get(pk).cloned()).collect())
 }
 
-/// A new version and `meta.lastModified` for the resources whose groups changed (the rows of
-/// `member_pk` a membership statement returned): a user's `groups` is part of it, so its ETag
-/// must change with them. No event: the group's event tells the change.
-async fn touch_members<C: Conn>(c: &mut C, rows: Vec<Row>, now: i64) -> Result<()> {
-    if rows.is_empty() {
+/// A new version and `meta.lastModified` for the resources whose groups changed: a user's
+/// `groups` is part of it, so its ETag must change with them. No event: the group's event
+/// tells the change.
+async fn touch_members<C: Conn>(c: &mut C, pks: &[i64], now: i64) -> Result<()> {
+    if pks.is_empty() {
         return Ok(());
     }
-    let pks = rows.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
     let sql =
         format!("UPDATE resources SET version = version + 1, modified = $2 WHERE {}", c.dialect().in_list("pk", 1));
-    c.exec(&sql, &[Arg::Ints(pks), Arg::Int(now)]).await?;
+    c.exec(&sql, &[Arg::Ints(pks.to_vec()), Arg::Int(now)]).await?;
     Ok(())
 }
 
-/// Removes every member of a group, touching them.
-async fn remove_all_members<C: Conn>(c: &mut C, group_pk: i64, now: i64) -> Result<()> {
-    let removed = c.query("DELETE FROM members WHERE group_pk = $1 RETURNING member_pk", &[Arg::Int(group_pk)]).await?;
-    touch_members(c, removed, now).await
+/// Removes members of a group: all of them, or those with the ids in `only`. Returns the
+/// (key, id) of each member removed, touched.
+async fn remove_members<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    group_pk: i64,
+    only: Option<&[String]>,
+    now: i64,
+) -> Result<Vec<(i64, String)>> {
+    let sql = "SELECT m.member_pk, x.id FROM members m JOIN resources x ON x.pk = m.member_pk WHERE m.group_pk = $1";
+    let rows = match only {
+        None => c.query(sql, &[Arg::Int(group_pk)]).await?,
+        Some([]) => return Ok(Vec::new()),
+        Some(ids) => {
+            let sql = format!("{sql} AND x.tenant_id = $2 AND {}", c.dialect().in_list("x.id", 3));
+            let ids = ids.iter().map(|id| Some(id.clone())).collect();
+            c.query(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?
+        }
+    };
+    let removed = rows.into_iter().map(|mut r| Ok((r.int(0)?, r.text(1)?))).collect::<Result<Vec<_>>>()?;
+    if removed.is_empty() {
+        return Ok(removed);
+    }
+    let pks: Vec<i64> = removed.iter().map(|(pk, _)| *pk).collect();
+    if only.is_none() {
+        c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(group_pk)]).await?;
+    } else {
+        let sql = format!("DELETE FROM members WHERE group_pk = $1 AND {}", c.dialect().in_list("member_pk", 2));
+        c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(pks.clone())]).await?;
+    }
+    touch_members(c, &pks, now).await?;
+    Ok(removed)
 }
 
-async fn apply_delta<C: Conn>(c: &mut C, tenant: i64, group_pk: i64, delta: &MemberDelta, now: i64) -> Result<()> {
+/// Applies a PATCH's member delta: removals first (all, then by id), then additions.
+async fn apply_delta<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    group_pk: i64,
+    delta: &MemberDelta,
+    now: i64,
+) -> Result<MemberChange> {
+    let mut removed = Vec::new();
     if delta.remove_all {
-        remove_all_members(c, group_pk, now).await?;
+        removed.extend(remove_members(c, tenant, group_pk, None, now).await?.into_iter().map(|(_, id)| id));
     }
-    if !delta.remove.is_empty() {
-        let sql = format!(
-            "DELETE FROM members WHERE group_pk = $1 AND member_pk IN (SELECT pk FROM resources WHERE tenant_id = $2 AND {}) \
-             RETURNING member_pk",
-            c.dialect().in_list("id", 3)
-        );
-        let ids = delta.remove.iter().map(|id| Some(id.clone())).collect();
-        let removed = c.query(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?;
-        touch_members(c, removed, now).await?;
-    }
-    add_members(c, tenant, group_pk, &delta.add, now).await
+    removed.extend(remove_members(c, tenant, group_pk, Some(&delta.remove), now).await?.into_iter().map(|(_, id)| id));
+    let added = add_members(c, tenant, group_pk, &delta.add, now).await?;
+    Ok(MemberChange { added, removed }.net())
+}
+
+/// Makes a group's members the given list (PUT): removes those not in it and adds those not
+/// in the group, leaving the others (and their versions) as they are.
+async fn replace_members<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    group_pk: i64,
+    list: &[Member],
+    now: i64,
+) -> Result<MemberChange> {
+    let sql = "SELECT x.id FROM members m JOIN resources x ON x.pk = m.member_pk WHERE m.group_pk = $1";
+    let current = c.query(sql, &[Arg::Int(group_pk)]).await?;
+    let current = current.into_iter().map(|mut r| r.text(0)).collect::<Result<HashSet<_>>>()?;
+    let wanted: HashSet<&str> = list.iter().map(|m| m.value.as_str()).collect();
+    let gone: Vec<String> = current.iter().filter(|id| !wanted.contains(id.as_str())).cloned().collect();
+    let removed = remove_members(c, tenant, group_pk, Some(&gone), now).await?.into_iter().map(|(_, id)| id).collect();
+    let new: Vec<Member> = list.iter().filter(|m| !current.contains(&m.value)).cloned().collect();
+    let added = add_members(c, tenant, group_pk, &new, now).await?;
+    Ok(MemberChange { added, removed })
 }
 
 /// The condition "`col` is one of `pks`": `= $1` for one key (the common point read), a list
@@ -319,6 +410,7 @@ pub(crate) struct CreateTenant {
     name: String,
     required: Vec<String>,
     now: OffsetDateTime,
+    actor: Actor,
 }
 
 impl Operation for CreateTenant {
@@ -335,12 +427,14 @@ impl Operation for CreateTenant {
                 SqlError::Store(e) => e,
             })?
             .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
-        Ok(Tenant {
+        let t = Tenant {
             id: row.int(0)?,
             name: self.name.clone(),
             required: self.required.clone(),
             created: instant(created),
-        })
+        };
+        event(c, t.id, &self.actor, created, NewEvent::tenant(EventType::TenantCreated, None, &t)).await?;
+        Ok(t)
     }
 }
 
@@ -401,13 +495,14 @@ impl Operation for DeleteTenant {
     }
 }
 
-pub(crate) struct CreateToken(Token);
+pub(crate) struct CreateToken(Token, Option<Actor>);
 
 impl Operation for CreateToken {
     type Output = ();
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
         let t = &self.0;
+        lock_tenant(c, t.tenant).await?;
         let args = [
             Arg::Text(t.id.clone()),
             Arg::Int(t.tenant),
@@ -416,8 +511,13 @@ impl Operation for CreateToken {
             Arg::Int(micros(t.created)),
             Arg::opt_int(t.expires.map(micros)),
             Arg::opt_int(t.revoked.map(micros)),
+            Arg::opt_int(t.last_used.map(micros)),
         ];
-        c.exec(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"), &args).await?;
+        c.exec(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), &args).await?;
+        if let Some(actor) = &self.1 {
+            event(c, t.tenant, actor, micros(t.created), NewEvent::token(EventType::TenantTokenCreated, None, t))
+                .await?;
+        }
         Ok(())
     }
 }
@@ -447,53 +547,103 @@ impl Operation for ListTokens {
 pub(crate) struct RevokeToken {
     id: String,
     now: OffsetDateTime,
+    actor: Actor,
+}
+
+/// Changes a token (locked, with its tenant): `set` is the `SET` clause, with the token's id as
+/// `$1` and `arg` as `$2`. An event of type `ty` tells the change, if there was one. False if
+/// there is no such token.
+async fn change_token<C: Conn>(
+    c: &mut C,
+    id: &str,
+    set: &str,
+    arg: Arg,
+    (ty, actor, now): (EventType, &Actor, OffsetDateTime),
+) -> Result<bool> {
+    let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1{}", c.dialect().lock(Lock::NoKeyUpdate));
+    let Some(row) = c.opt(&sql, &[Arg::Text(id.to_owned())]).await? else { return Ok(false) };
+    let before = token_row(row)?;
+    lock_tenant(c, before.tenant).await?;
+    let sql = format!("UPDATE tokens SET {set} WHERE id = $1 RETURNING {TOKEN_COLS}");
+    let Some(row) = c.opt(&sql, &[Arg::Text(id.to_owned()), arg]).await? else { return Ok(false) };
+    let after = token_row(row)?;
+    if after != before {
+        event(c, after.tenant, actor, micros(now), NewEvent::token(ty, Some(&before), &after)).await?;
+    }
+    Ok(true)
 }
 
 impl Operation for RevokeToken {
     type Output = bool;
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
-        let n = c
-            .exec(
-                "UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1",
-                &[Arg::Text(self.id.clone()), Arg::Int(micros(self.now))],
-            )
-            .await?;
-        Ok(n > 0)
+        let set = "revoked = COALESCE(revoked, $2)";
+        let why = (EventType::TenantTokenRevoked, &self.actor, self.now);
+        change_token(c, &self.id, set, Arg::Int(micros(self.now)), why).await
+    }
+}
+
+pub(crate) struct TouchToken {
+    id: String,
+    at: OffsetDateTime,
+}
+
+impl Operation for TouchToken {
+    type Output = ();
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<()> {
+        let sql = "UPDATE tokens SET last_used = $2 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)";
+        c.exec(sql, &[Arg::Text(self.id.clone()), Arg::Int(micros(self.at))]).await?;
+        Ok(())
     }
 }
 
 pub(crate) struct SetRequired {
     name: String,
     required: Vec<String>,
+    now: OffsetDateTime,
+    actor: Actor,
 }
 
 impl Operation for SetRequired {
     type Output = Option<Tenant>;
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Tenant>> {
-        let sql = format!("UPDATE tenants SET required = $2 WHERE name = $1 RETURNING {TENANT_COLS}");
-        let args = [Arg::Text(self.name.clone()), Arg::Text(to_json(&self.required)?)];
-        c.opt(&sql, &args).await?.map(tenant_row).transpose()
+        let sql = format!("SELECT {TENANT_COLS} FROM tenants WHERE name = $1{}", c.dialect().lock(Lock::NoKeyUpdate));
+        let Some(row) = c.opt(&sql, &[Arg::Text(self.name.clone())]).await? else { return Ok(None) };
+        let before = tenant_row(row)?;
+        if before.required == self.required {
+            return Ok(Some(before));
+        }
+        let args = [Arg::Int(before.id), Arg::Text(to_json(&self.required)?)];
+        c.exec("UPDATE tenants SET required = $2 WHERE id = $1", &args).await?;
+        let after = Tenant { required: self.required.clone(), ..before.clone() };
+        event(
+            c,
+            after.id,
+            &self.actor,
+            micros(self.now),
+            NewEvent::tenant(EventType::TenantUpdated, Some(&before), &after),
+        )
+        .await?;
+        Ok(Some(after))
     }
 }
 
 pub(crate) struct ExpireToken {
     id: String,
     at: OffsetDateTime,
+    now: OffsetDateTime,
+    actor: Actor,
 }
 
 impl Operation for ExpireToken {
     type Output = bool;
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
-        let n = c
-            .exec(
-                "UPDATE tokens SET expires = CASE WHEN expires IS NULL OR expires > $2 THEN $2 ELSE expires END WHERE id = $1",
-                &[Arg::Text(self.id.clone()), Arg::Int(micros(self.at))],
-            )
-            .await?;
-        Ok(n > 0)
+        let set = "expires = CASE WHEN expires IS NULL OR expires > $2 THEN $2 ELSE expires END";
+        let why = (EventType::TenantTokenRotated, &self.actor, self.now);
+        change_token(c, &self.id, set, Arg::Int(micros(self.at)), why).await
     }
 }
 
@@ -626,7 +776,8 @@ impl Operation for Create {
             groups: (kind == Kind::User).then(Vec::new),
         };
         let rec = with_extras(c, pk, rec, Load { members: kind == Kind::Group, groups: false }).await?;
-        event(c, tenant, kind, &self.id, Change::Created, Some(1), now).await?;
+        let ev = NewEvent::resource(EventType::created(kind), &rec, None, Some(&rec.doc));
+        event(c, tenant, &self.actor, now, ev).await?;
         Ok(rec)
     }
 }
@@ -643,7 +794,7 @@ impl Operation for Get {
     }
 }
 
-/// Locks a resource for a change and checks `If-Match`: its (pk, version, created).
+/// Locks a resource for a change and checks `If-Match`: its key and record.
 async fn lock_resource<C: Conn>(
     c: &mut C,
     tenant: i64,
@@ -651,20 +802,76 @@ async fn lock_resource<C: Conn>(
     id: &str,
     lock: Lock,
     if_version: Option<i64>,
-) -> Result<(i64, i64, i64)> {
+) -> Result<(i64, Record)> {
     let sql = format!(
-        "SELECT pk, version, created FROM resources WHERE tenant_id = $1 AND id = $2 AND kind = $3{}",
+        "SELECT {RECORD_COLS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2 AND r.kind = $3{}",
         c.dialect().lock(lock)
     );
     let row = c
         .opt(&sql, &[Arg::Int(tenant), Arg::Text(id.to_owned()), Arg::Int(kind_code(kind))])
         .await?
         .ok_or(StoreError::NotFound)?;
-    let (pk, version, created) = (row.int(0)?, row.int(1)?, row.int(2)?);
-    if if_version.is_some_and(|v| v != version) {
+    let (pk, rec) = record_row(row)?;
+    if if_version.is_some_and(|v| v != rec.version) {
         return Err(StoreError::VersionMismatch);
     }
-    Ok((pk, version, created))
+    Ok((pk, rec))
+}
+
+/// Writes what a PUT or PATCH makes of a locked resource (`current`, key `pk`): the new
+/// document if it differs, the member change, one new version, and the events (the change of
+/// attributes, then the members removed, then those added). Nothing at all if nothing changes.
+#[allow(clippy::too_many_arguments)]
+async fn write_change<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    pk: i64,
+    current: Record,
+    doc: &Value,
+    members: MemberChangeOf<'_>,
+    now: i64,
+    load: Load,
+    actor: &Actor,
+) -> Result<Record> {
+    let doc_changed = *doc != current.doc;
+    let change = match members {
+        MemberChangeOf::Unchanged => MemberChange::default(),
+        MemberChangeOf::Replace(list) => replace_members(c, tenant, pk, list, now).await?,
+        MemberChangeOf::Delta(delta) => apply_delta(c, tenant, pk, delta, now).await?,
+    };
+    if !doc_changed && change.is_empty() {
+        return with_extras(c, pk, current, load).await;
+    }
+    let kind = current.kind;
+    if doc_changed {
+        write_document(c, tenant, kind, pk, doc, now).await?;
+    } else {
+        let args = [Arg::Int(pk), Arg::Int(now)];
+        c.exec("UPDATE resources SET modified = $2, version = version + 1 WHERE pk = $1", &args).await?;
+    }
+    let rec = Record {
+        kind,
+        id: current.id.clone(),
+        created: current.created,
+        last_modified: instant(now),
+        version: current.version + 1,
+        doc: doc.clone(),
+        members: None,
+        groups: None,
+    };
+    if doc_changed {
+        let ty = EventType::updated(kind, &current.doc, doc);
+        event(c, tenant, actor, now, NewEvent::resource(ty, &rec, Some(&current.doc), Some(doc))).await?;
+    }
+    change.events(c, tenant, actor, now, &rec).await?;
+    with_extras(c, pk, rec, load).await
+}
+
+/// How a write changes a group's members.
+enum MemberChangeOf<'a> {
+    Unchanged,
+    Replace(&'a [Member]),
+    Delta(&'a MemberDelta),
 }
 
 impl Operation for Update {
@@ -672,32 +879,14 @@ impl Operation for Update {
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
-        let now = micros(self.now);
         lock_tenant(c, tenant).await?;
-        let (pk, version, created) =
-            lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, self.if_version).await?;
-        write_document(c, tenant, kind, pk, &self.doc, now).await?;
-        match &self.members {
-            Members::Unchanged => {}
-            Members::Replace(list) => {
-                remove_all_members(c, pk, now).await?;
-                add_members(c, tenant, pk, list, now).await?;
-            }
-            Members::Delta(delta) => apply_delta(c, tenant, pk, delta, now).await?,
-        }
-        let rec = Record {
-            kind,
-            id: self.id.clone(),
-            created: instant(created),
-            last_modified: instant(now),
-            version: version + 1,
-            doc: self.doc.clone(),
-            members: None,
-            groups: None,
+        let (pk, current) = lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, self.if_version).await?;
+        let members = match &self.members {
+            Members::Unchanged => MemberChangeOf::Unchanged,
+            Members::Replace(list) => MemberChangeOf::Replace(list),
+            Members::Delta(delta) => MemberChangeOf::Delta(delta),
         };
-        let rec = with_extras(c, pk, rec, self.load).await?;
-        event(c, tenant, kind, &self.id, Change::Updated, Some(version + 1), now).await?;
-        Ok(rec)
+        write_change(c, tenant, pk, current, &self.doc, members, micros(self.now), self.load, &self.actor).await
     }
 }
 
@@ -707,41 +896,12 @@ impl Operation for Patch {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
         lock_tenant(c, tenant).await?;
-        let sql = format!(
-            "SELECT {RECORD_COLS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2 AND r.kind = $3{}",
-            c.dialect().lock(Lock::NoKeyUpdate)
-        );
-        let args = [Arg::Int(tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(kind))];
-        let row = c.opt(&sql, &args).await?.ok_or(StoreError::NotFound)?;
-        let (pk, current) = record_row(row)?;
+        let (pk, current) = lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, None).await?;
         let Some(patched) = (self.apply)(&current)? else {
             return with_extras(c, pk, current, self.load).await;
         };
-        let now = micros(self.now);
-        if patched.doc == current.doc {
-            c.exec(
-                "UPDATE resources SET modified = $2, version = version + 1 WHERE pk = $1",
-                &[Arg::Int(pk), Arg::Int(now)],
-            )
-            .await?;
-        } else {
-            write_document(c, tenant, kind, pk, &patched.doc, now).await?;
-        }
-        apply_delta(c, tenant, pk, &patched.delta, now).await?;
-        let version = current.version + 1;
-        let rec = Record {
-            kind,
-            id: self.id.clone(),
-            created: current.created,
-            last_modified: instant(now),
-            version,
-            doc: patched.doc,
-            members: None,
-            groups: None,
-        };
-        let rec = with_extras(c, pk, rec, self.load).await?;
-        event(c, tenant, kind, &self.id, Change::Updated, Some(version), now).await?;
-        Ok(rec)
+        let members = MemberChangeOf::Delta(&patched.delta);
+        write_change(c, tenant, pk, current, &patched.doc, members, micros(self.now), self.load, &self.actor).await
     }
 }
 
@@ -776,24 +936,28 @@ impl Operation for Delete {
         let (tenant, kind) = (self.tenant, self.kind);
         let now = micros(self.now);
         lock_tenant(c, tenant).await?;
-        let (pk, _, _) = lock_resource(c, tenant, kind, &self.id, Lock::Update, self.if_version).await?;
-        // The groups it leaves change too: a new version and an event each.
+        let (pk, rec) = lock_resource(c, tenant, kind, &self.id, Lock::Update, self.if_version).await?;
+        // The groups it leaves change too: a new version and a `members_removed` each.
         let groups = c
             .query(
                 "UPDATE resources SET version = version + 1, modified = $2 \
-                 WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = $1) RETURNING id, version",
+                 WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = $1) \
+                 RETURNING pk, kind, id, created, modified, version, doc",
                 &[Arg::Int(pk), Arg::Int(now)],
             )
             .await?;
-        for mut row in groups {
-            let (gid, v) = (row.text(0)?, row.int(1)?);
-            event(c, tenant, Kind::Group, &gid, Change::Updated, Some(v), now).await?;
+        let mut groups = groups.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
+        groups.sort_by_key(|(gpk, _)| *gpk);
+        for (_, group) in &groups {
+            let ev = NewEvent::members(EventType::GroupMembersRemoved, group, vec![self.id.clone()]);
+            event(c, tenant, &self.actor, now, ev).await?;
         }
-        remove_all_members(c, pk, now).await?;
+        remove_members(c, tenant, pk, None, now).await?;
         c.exec("DELETE FROM members WHERE member_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM emails WHERE resource_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM resources WHERE pk = $1", &[Arg::Int(pk)]).await?;
-        event(c, tenant, kind, &self.id, Change::Deleted, None, now).await
+        let ev = NewEvent::resource(EventType::deleted(kind), &rec, Some(&rec.doc), None);
+        event(c, tenant, &self.actor, now, ev).await
     }
 }
 
@@ -841,7 +1005,7 @@ impl Operation for Query {
         };
         load_extras(c, &mut page, self.load).await?;
         let position = if self.position {
-            let sql = "SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = $1";
+            let sql = "SELECT feed_seq FROM tenants WHERE id = $1";
             c.opt(sql, &[Arg::Int(self.tenant)]).await?.map(|r| r.int(0)).transpose()?
         } else {
             None
@@ -940,29 +1104,71 @@ pub(crate) struct Events {
 }
 
 impl Operation for Events {
-    type Output = Vec<Event>;
-    const MODE: Mode = Mode::Point;
-    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<Event>> {
-        let args =
-            [Arg::Int(self.tenant), Arg::Int(self.after), Arg::Int(i64::try_from(self.limit).unwrap_or(i64::MAX))];
-        let rows = c
-            .query(
-                "SELECT seq, kind, resource_id, change, version, at FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &args,
-            )
-            .await?;
-        rows.into_iter()
+    type Output = Feed;
+    const MODE: Mode = Mode::Snapshot;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Feed> {
+        let head = c
+            .opt("SELECT feed_seq, feed_pruned FROM tenants WHERE id = $1", &[Arg::Int(self.tenant)])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (position, pruned) = (head.int(0)?, head.int(1)?);
+        let limit = i64::try_from(self.limit).unwrap_or(i64::MAX);
+        let args = [Arg::Int(self.tenant), Arg::Int(self.after), Arg::Int(limit)];
+        let sql = "SELECT seq, id, type, at, body FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        let rows = if self.limit == 0 { Vec::new() } else { c.query(sql, &args).await? };
+        let events = rows
+            .into_iter()
             .map(|mut r| {
-                Ok(Event {
-                    seq: r.int(0)?,
-                    kind: kind_of(r.int(1)?)?,
-                    id: r.text(2)?,
-                    change: Change::parse(&r.text(3)?)?,
-                    version: r.opt_int(4)?,
-                    at: instant(r.int(5)?),
-                })
+                Ok(Event { seq: r.int(0)?, id: r.text(1)?, kind: r.text(2)?, at: instant(r.int(3)?), body: r.text(4)? })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Feed { events, position, pruned })
+    }
+}
+
+/// The most events one pruning transaction deletes.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Prunes one tenant's feed by one batch: the events committed before `before`, and those
+/// beyond the newest `keep`. Returns how many it deleted.
+pub(crate) struct PruneTenant {
+    tenant: i64,
+    before: Option<i64>,
+    keep: Option<u64>,
+}
+
+impl Operation for PruneTenant {
+    /// How many it deleted; `None` when there was nothing (more) to prune.
+    type Output = Option<u64>;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<u64>> {
+        let sql =
+            format!("SELECT feed_seq, feed_pruned FROM tenants WHERE id = $1{}", c.dialect().lock(Lock::NoKeyUpdate));
+        let Some(head) = c.opt(&sql, &[Arg::Int(self.tenant)]).await? else { return Ok(None) };
+        let (position, pruned) = (head.int(0)?, head.int(1)?);
+        let mut cut = pruned;
+        if let Some(keep) = self.keep {
+            cut = cut.max(position.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX)));
+        }
+        if let Some(before) = self.before {
+            // The first event at or after the cutoff, looked for from the last cut on (a
+            // range of the (tenant, seq) index): everything before it is older.
+            let sql = "SELECT seq FROM events WHERE tenant_id = $1 AND seq > $2 AND at >= $3 ORDER BY seq LIMIT 1";
+            let first_kept = c.opt(sql, &[Arg::Int(self.tenant), Arg::Int(pruned), Arg::Int(before)]).await?;
+            let by_age = match first_kept {
+                Some(r) => r.int(0)? - 1,
+                None => position,
+            };
+            cut = cut.max(by_age);
+        }
+        let cut = cut.min(position).min(pruned.saturating_add(PRUNE_BATCH));
+        if cut <= pruned {
+            return Ok(None);
+        }
+        let args = [Arg::Int(self.tenant), Arg::Int(pruned), Arg::Int(cut)];
+        let n = c.exec("DELETE FROM events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3", &args).await?;
+        c.exec("UPDATE tenants SET feed_pruned = $2 WHERE id = $1", &[Arg::Int(self.tenant), Arg::Int(cut)]).await?;
+        Ok(Some(n))
     }
 }
 
@@ -973,8 +1179,14 @@ impl<E: Engine> Store for E {
     async fn ping(&self) -> Result<()> {
         self.execute(Ping).await
     }
-    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> Result<Tenant> {
-        self.execute(CreateTenant { name, required, now }).await
+    async fn create_tenant(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<Tenant> {
+        self.execute(CreateTenant { name, required, now, actor }).await
     }
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         self.execute(ListTenants).await
@@ -988,8 +1200,8 @@ impl<E: Engine> Store for E {
     async fn delete_tenant(&self, name: String) -> Result<bool> {
         self.execute(DeleteTenant(name)).await
     }
-    async fn create_token(&self, token: Token) -> Result<()> {
-        self.execute(CreateToken(token)).await
+    async fn create_token(&self, token: Token, actor: Option<Actor>) -> Result<()> {
+        self.execute(CreateToken(token, actor)).await
     }
     async fn token(&self, id: String) -> Result<Option<Token>> {
         self.execute(TokenById(id)).await
@@ -997,17 +1209,23 @@ impl<E: Engine> Store for E {
     async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>> {
         self.execute(ListTokens(tenant)).await
     }
-    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> Result<bool> {
-        self.execute(RevokeToken { id, now }).await
+    async fn revoke_token(&self, id: String, now: OffsetDateTime, actor: Actor) -> Result<bool> {
+        self.execute(RevokeToken { id, now, actor }).await
     }
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64> {
         self.execute(PurgeExpiredTokens { label_prefix, now }).await
     }
-    async fn set_required(&self, name: String, required: Vec<String>) -> Result<Option<Tenant>> {
-        self.execute(SetRequired { name, required }).await
+    async fn set_required(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<Option<Tenant>> {
+        self.execute(SetRequired { name, required, now, actor }).await
     }
-    async fn expire_token(&self, id: String, at: OffsetDateTime) -> Result<bool> {
-        self.execute(ExpireToken { id, at }).await
+    async fn expire_token(&self, id: String, at: OffsetDateTime, now: OffsetDateTime, actor: Actor) -> Result<bool> {
+        self.execute(ExpireToken { id, at, now, actor }).await
     }
     async fn create_api_key(&self, key: ApiKey) -> Result<()> {
         self.execute(CreateApiKey(key)).await
@@ -1037,9 +1255,32 @@ impl<E: Engine> Store for E {
         self.execute(req).await
     }
     async fn query(&self, req: Query) -> Result<Page> {
+        if req.position {
+            self.settle(req.tenant).await?;
+        }
         self.execute(req).await
     }
-    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Vec<Event>> {
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Feed> {
+        self.settle(tenant).await?;
         self.execute(Events { tenant, after, limit }).await
+    }
+    fn subscribe(&self, tenant: i64) -> tokio::sync::watch::Receiver<i64> {
+        self.signal().subscribe(tenant)
+    }
+    async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64> {
+        if before.is_none() && keep.is_none() {
+            return Ok(0);
+        }
+        let before = before.map(micros);
+        let mut total = 0;
+        for t in self.execute(ListTenants).await? {
+            while let Some(n) = self.execute(PruneTenant { tenant: t.id, before, keep }).await? {
+                total += n;
+            }
+        }
+        Ok(total)
+    }
+    async fn touch_token(&self, id: String, at: OffsetDateTime) -> Result<()> {
+        self.execute(TouchToken { id, at }).await
     }
 }

@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use scim_store::{Tenant, Token};
+use scim_store::{Actor, Tenant, Token};
 
 use super::ApiError;
 use super::state::SharedState;
@@ -27,7 +27,26 @@ pub(crate) struct Ctx {
     pub tenant: Arc<Tenant>,
     /// The absolute SCIM base URL, e.g. `https://scim.example.com/scim/v2`.
     pub base: String,
+    /// Who makes the request, for the events of its writes.
+    pub actor: Actor,
 }
+
+/// The header a request's id comes in and goes back in.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// The request's id: the client's `X-Request-Id` if it is a sane one (1 to 128 visible ASCII
+/// characters), else a new UUID.
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// How often a token's `last used` time is written, at most (per token and process).
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
 /// The tenant's name, put on the response for the request log.
 #[derive(Debug, Clone)]
@@ -77,17 +96,19 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
 }
 
 /// Tokens by id and tenants by key, each trusted for the TTL (the revocation delay of other
-/// replicas). What this process deletes or revokes itself it forgets at once.
+/// replicas). What this process deletes or revokes itself it forgets at once. Also when this
+/// process last recorded each token's use.
 #[derive(Debug)]
 pub struct AuthCache {
     tokens: TtlMap<String, Option<Token>>,
     tenants: TtlMap<i64, Option<Arc<Tenant>>>,
+    used: TtlMap<String, ()>,
 }
 
 impl AuthCache {
     /// A cache trusting what it read for `ttl` (zero: no caching).
     pub fn new(ttl: Duration) -> Self {
-        AuthCache { tokens: TtlMap::new(ttl), tenants: TtlMap::new(ttl) }
+        AuthCache { tokens: TtlMap::new(ttl), tenants: TtlMap::new(ttl), used: TtlMap::new(LAST_USED_EVERY) }
     }
 
     /// Forgets a deleted tenant and every token of it.
@@ -129,9 +150,25 @@ async fn cached_token(sh: &SharedState, id: &str) -> Result<Option<Token>, ApiEr
     Ok(t)
 }
 
-/// The tenant a presented token grants access to. An OAuth access token works only while the
-/// token it was issued for (its parent) still does: revoking or expiry of the parent ends it.
-async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, ApiError> {
+/// Records that a token was used, at most once a minute per token and process, without making
+/// the request wait for it.
+fn note_use(sh: &SharedState, id: &str) {
+    if sh.app.auth.used.get(&id.to_owned()).is_some() {
+        return;
+    }
+    sh.app.auth.used.put(id.to_owned(), ());
+    let (store, id, now) = (Arc::clone(&sh.app.store), id.to_owned(), sh.app.clock.now());
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_token(id, now).await {
+            tracing::warn!(error = %e, "could not record a token's last use");
+        }
+    });
+}
+
+/// The tenant a presented token grants access to, and the token. An OAuth access token works
+/// only while the token it was issued for (its parent) still does: revoking or expiry of the
+/// parent ends it.
+async fn authenticate(sh: &SharedState, presented: &str) -> Result<(Arc<Tenant>, Token), ApiError> {
     let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
     let token = cached_token(sh, id).await?.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
     let now = sh.app.clock.now();
@@ -154,7 +191,10 @@ async fn authenticate(sh: &SharedState, presented: &str) -> Result<Arc<Tenant>, 
             t
         }
     };
-    tenant.ok_or(ApiError::Unauthorized(BAD_TOKEN))
+    let tenant = tenant.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    // An OAuth access token is a use of the token it was issued for.
+    note_use(sh, tokens::parent_of(&token).unwrap_or(&token.id));
+    Ok((tenant, token))
 }
 
 /// The middleware in front of every `/scim/v2` route: authenticates, applies the per-tenant
@@ -163,7 +203,7 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     let Some(presented) = bearer(req.headers()) else {
         return ApiError::Unauthorized(NO_TOKEN).into_response();
     };
-    let tenant = match authenticate(&sh, presented).await {
+    let (tenant, token) = match authenticate(&sh, presented).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -176,10 +216,22 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     let peer = req.extensions().get::<PeerAddr>().copied();
     let forwarded = forwarded_from_trusted(peer, &sh.settings().trusted_proxies);
     let base = format!("{}/scim/v2", origin(sh.settings().public_url.as_deref(), req.headers(), forwarded));
-    req.extensions_mut().insert(Ctx { tenant, base });
+    let request_id = request_id(req.headers());
+    let path = req.uri().path();
+    let actor = Actor {
+        token: Some(token.id),
+        label: token.label,
+        request_id: Some(request_id.clone()),
+        method: req.method().as_str().to_owned(),
+        path: path.strip_prefix("/scim/v2").filter(|p| !p.is_empty()).unwrap_or(path).to_owned(),
+    };
+    req.extensions_mut().insert(Ctx { tenant, base, actor });
     let mut resp = next.run(req).await;
     drop(permit);
     resp.extensions_mut().insert(name);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     resp
 }
 

@@ -185,6 +185,14 @@ async fn run_op(
     if let Some(d) = data.as_mut() {
         substitute(d, resolved);
     }
+    // The events of this operation name it, not the /Bulk request.
+    let mut ctx = ctx.clone();
+    ctx.actor.method = method.as_str().to_owned();
+    ctx.actor.path = match &id {
+        Some(id) => format!("/{}/{id}", kind.endpoint()),
+        None => format!("/{}", kind.endpoint()),
+    };
+    let ctx = &ctx;
     let data_or_err = |data: Option<Value>| {
         data.filter(Value::is_object).ok_or_else(|| {
             ApiError::syntax(format!("a bulk {} operation needs \"data\", a JSON object", method.as_str()))

@@ -58,7 +58,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::PeerAddr;
-pub(crate) use auth::bearer;
+pub(crate) use auth::{REQUEST_ID, bearer, request_id};
 pub(crate) use body::is_json_media_type;
 pub use error::ApiError;
 pub use lenient::LenientIo;
@@ -225,7 +225,8 @@ pub(crate) async fn vendor_list(
     params: &Params,
 ) -> Result<serde_json::Value, ApiError> {
     let lp = ListParams::from_query(params, sh.settings())?;
-    let (mut body, position) = ops::list(sh, &auth::Ctx { tenant, base }, &[kind], &lp, true).await?;
+    let (mut body, position) =
+        ops::list(sh, &auth::Ctx { tenant, base, actor: scim_store::Actor::default() }, &[kind], &lp, true).await?;
     if let Some(m) = body.as_object_mut() {
         m.insert("position".into(), json!(position.unwrap_or(0)));
     }
@@ -243,7 +244,7 @@ pub(crate) async fn vendor_get(
 ) -> Result<serde_json::Value, ApiError> {
     let def = sh.def(kind)?;
     let proj = params.projection(&def)?;
-    let ctx = auth::Ctx { tenant, base };
+    let ctx = auth::Ctx { tenant, base, actor: scim_store::Actor::default() };
     let rec = ops::get(sh, &ctx, kind, id, ops::load_for(&def, &proj)).await?;
     Ok(proj.apply(&def, &render::resource(&ctx.base, &rec)))
 }

@@ -176,7 +176,7 @@ pub(crate) async fn token(State(sh): State<SharedState>, headers: HeaderMap, bod
         Some(now + ACCESS_TOKEN_LIFETIME),
         now,
     );
-    if let Err(e) = sh.store().create_token(issued.record.clone()).await {
+    if let Err(e) = sh.store().create_token(issued.record.clone(), None).await {
         tracing::error!(error = %e, "oauth token endpoint: store failure");
         return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token store failed");
     }

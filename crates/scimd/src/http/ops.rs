@@ -205,6 +205,7 @@ pub(crate) async fn create(sh: &Shared, ctx: &Ctx, kind: Kind, body: Value) -> R
         now: sh.app.clock.now(),
         doc: ingested.resource,
         members: ingested.members.unwrap_or_default(),
+        actor: ctx.actor.clone(),
     };
     sh.store().create(req).await.map_err(|e| ApiError::store(e, kind, &id))
 }
@@ -237,6 +238,7 @@ pub(crate) async fn replace(
         doc: ingested.resource,
         members,
         load,
+        actor: ctx.actor.clone(),
     };
     sh.store().update(req).await.map_err(|e| ApiError::store(e, kind, id))
 }
@@ -274,7 +276,8 @@ pub(crate) async fn patch(
         policy_violation(&def, &tenant, &outcome.resource)?;
         Ok(Some(Patched { doc: outcome.resource, delta: outcome.members }))
     });
-    let req = Patch { tenant: ctx.tenant.id, kind, id: id.to_owned(), now: sh.app.clock.now(), apply, load };
+    let now = sh.app.clock.now();
+    let req = Patch { tenant: ctx.tenant.id, kind, id: id.to_owned(), now, apply, load, actor: ctx.actor.clone() };
     sh.store().patch(req).await.map_err(|e| ApiError::store(e, kind, id))
 }
 
@@ -288,6 +291,7 @@ pub(crate) async fn delete(
 ) -> Result<(), ApiError> {
     check_id(kind, id)?;
     let if_version = if_version(sh, ctx, kind, id, if_match).await?;
-    let req = Delete { tenant: ctx.tenant.id, kind, id: id.to_owned(), if_version, now: sh.app.clock.now() };
+    let now = sh.app.clock.now();
+    let req = Delete { tenant: ctx.tenant.id, kind, id: id.to_owned(), if_version, now, actor: ctx.actor.clone() };
     sh.store().delete(req).await.map_err(|e| ApiError::store(e, kind, id))
 }

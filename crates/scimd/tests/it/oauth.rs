@@ -123,7 +123,12 @@ async fn access_tokens_end_when_their_client_token_is_revoked() {
     let access = access_token(&app).await;
     assert_eq!(status_with(&app, &access).await, 200);
     let (id, _) = scimd::tokens::split(&app.token).unwrap();
-    assert!(app.store.revoke_token(id.to_owned(), time::OffsetDateTime::now_utc()).await.unwrap());
+    assert!(
+        app.store
+            .revoke_token(id.to_owned(), time::OffsetDateTime::now_utc(), scim_store::Actor::cli("test"))
+            .await
+            .unwrap()
+    );
     assert_eq!(status_with(&app, &access).await, 401);
 }
 
@@ -166,7 +171,7 @@ async fn expired_access_tokens_are_purged_when_new_ones_are_issued() {
     let mut old = scimd::tokens::issue(app.tenant.id, Some(format!("oauth2:{client}")), Some(past), past).record;
     old.expires = Some(past + time::Duration::hours(1));
     let old_id = old.id.clone();
-    app.store.create_token(old).await.unwrap();
+    app.store.create_token(old, None).await.unwrap();
     access_token(&app).await;
     assert!(app.store.token(old_id).await.unwrap().is_none(), "the expired access token is gone");
     assert_eq!(app.store.list_tokens(app.tenant.id).await.unwrap().len(), 2, "the client's token and the new one");

@@ -26,7 +26,7 @@ async fn the_vendor_api_lists_a_tenants_users_in_scim_json_with_the_feed_positio
     assert_eq!((list["totalResults"].clone(), list["itemsPerPage"].clone()), (json!(1), json!(1)), "{list}");
     assert_eq!(list["Resources"][0]["id"], json!(alice));
     assert!(list["Resources"][0]["meta"]["location"].as_str().unwrap().starts_with(&app.scim), "{list}");
-    assert_eq!(list["position"], 2, "two creates, two events: {list}");
+    assert_eq!(list["position"], 4, "tenant.created, tenant.token_created and two user.created: {list}");
 
     let one: Value = get(format!("{api}/Users/{alice}?attributes=userName")).await.unwrap().json().await.unwrap();
     assert_eq!((one["id"].as_str(), one["userName"].as_str()), (Some(alice.as_str()), Some("alice@contoso.com")));

@@ -121,6 +121,7 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
         http,
         store: Default::default(),
         admin_hosts: scimd::admin::default_hosts("127.0.0.1:0"),
+        retention: Default::default(),
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
@@ -144,7 +145,7 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
 pub async fn add_tenant(store: &Arc<dyn Store>, name: &str, required: &[&str]) -> (Tenant, String) {
     let now = OffsetDateTime::now_utc();
     let required: Vec<String> = required.iter().map(|s| (*s).to_owned()).collect();
-    let tenant = store.create_tenant(name.to_owned(), required, now).await.unwrap();
+    let tenant = store.create_tenant(name.to_owned(), required, now, Actor::cli("test")).await.unwrap();
     let token = add_token(store, tenant.id, None).await;
     (tenant, token)
 }
@@ -152,7 +153,7 @@ pub async fn add_tenant(store: &Arc<dyn Store>, name: &str, required: &[&str]) -
 /// Issues and stores a token; returns the secret.
 pub async fn add_token(store: &Arc<dyn Store>, tenant: i64, expires: Option<OffsetDateTime>) -> String {
     let issued = scimd::tokens::issue(tenant, Some("test".into()), expires, OffsetDateTime::now_utc());
-    store.create_token(issued.record).await.unwrap();
+    store.create_token(issued.record, Some(Actor::cli("test"))).await.unwrap();
     issued.secret
 }
 
@@ -332,7 +333,7 @@ impl Spy {
 }
 
 use scim_store::{
-    Create, Delete, Event, Get, Page, Patch, Query, Record, Result as StoreResult, StoreError, Token, Update,
+    Actor, Create, Delete, Feed, Get, Page, Patch, Query, Record, Result as StoreResult, StoreError, Token, Update,
 };
 
 #[async_trait::async_trait]
@@ -343,8 +344,14 @@ impl Store for Spy {
         }
         self.inner.ping().await
     }
-    async fn create_tenant(&self, name: String, required: Vec<String>, now: OffsetDateTime) -> StoreResult<Tenant> {
-        self.inner.create_tenant(name, required, now).await
+    async fn create_tenant(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> StoreResult<Tenant> {
+        self.inner.create_tenant(name, required, now, actor).await
     }
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.inner.list_tenants().await
@@ -358,8 +365,8 @@ impl Store for Spy {
     async fn delete_tenant(&self, name: String) -> StoreResult<bool> {
         self.inner.delete_tenant(name).await
     }
-    async fn create_token(&self, token: Token) -> StoreResult<()> {
-        self.inner.create_token(token).await
+    async fn create_token(&self, token: Token, actor: Option<Actor>) -> StoreResult<()> {
+        self.inner.create_token(token, actor).await
     }
     async fn token(&self, id: String) -> StoreResult<Option<Token>> {
         self.inner.token(id).await
@@ -367,17 +374,32 @@ impl Store for Spy {
     async fn list_tokens(&self, tenant: i64) -> StoreResult<Vec<Token>> {
         self.inner.list_tokens(tenant).await
     }
-    async fn revoke_token(&self, id: String, now: OffsetDateTime) -> StoreResult<bool> {
-        self.inner.revoke_token(id, now).await
+    async fn revoke_token(&self, id: String, now: OffsetDateTime, actor: Actor) -> StoreResult<bool> {
+        self.inner.revoke_token(id, now, actor).await
+    }
+    async fn touch_token(&self, id: String, at: OffsetDateTime) -> StoreResult<()> {
+        self.inner.touch_token(id, at).await
     }
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> StoreResult<u64> {
         self.inner.purge_expired_tokens(label_prefix, now).await
     }
-    async fn set_required(&self, name: String, required: Vec<String>) -> StoreResult<Option<Tenant>> {
-        self.inner.set_required(name, required).await
+    async fn set_required(
+        &self,
+        name: String,
+        required: Vec<String>,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> StoreResult<Option<Tenant>> {
+        self.inner.set_required(name, required, now, actor).await
     }
-    async fn expire_token(&self, id: String, at: OffsetDateTime) -> StoreResult<bool> {
-        self.inner.expire_token(id, at).await
+    async fn expire_token(
+        &self,
+        id: String,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> StoreResult<bool> {
+        self.inner.expire_token(id, at, now, actor).await
     }
     async fn create_api_key(&self, key: scim_store::ApiKey) -> StoreResult<()> {
         self.inner.create_api_key(key).await
@@ -415,6 +437,7 @@ impl Store for Spy {
                 doc: other,
                 members: scim_store::Members::Unchanged,
                 load: scim_store::Load::default(),
+                actor: req.actor.clone(),
             };
             self.inner.update(write).await.unwrap();
         }
@@ -433,8 +456,14 @@ impl Store for Spy {
         self.loads.lock().unwrap().push(req.load);
         self.inner.query(req).await
     }
-    async fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Vec<Event>> {
+    async fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Feed> {
         self.inner.events(tenant, after, limit).await
+    }
+    fn subscribe(&self, tenant: i64) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.subscribe(tenant)
+    }
+    async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> StoreResult<u64> {
+        self.inner.prune_events(before, keep).await
     }
 }
 
