@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tempfile::TempDir;
 
 struct Db {
@@ -730,4 +731,39 @@ fn a_busy_port_on_postgres_exits_1_with_address_in_use_instead_of_a_panic() {
 #[test]
 fn a_busy_port_on_sqlite_exits_1_with_address_in_use() {
     a_busy_port_exits_1_with_address_in_use(&Db::new());
+}
+
+#[test]
+fn events_tail_prints_the_feed_one_json_event_per_line_and_follows_it() {
+    let db = Db::new();
+    db.expect(0, &["tenant", "create", "acme"]);
+    let token = db.new_token("acme");
+    db.expect(0, &["token", "revoke", &token]);
+    let out = db.expect(0, &["events", "tail", "--tenant", "acme"]);
+    let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["tenant.created", "tenant.token_created", "tenant.token_revoked"], "{out}");
+    assert_eq!(events.iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        (&events[1]["actor"]["method"], &events[1]["actor"]["path"]),
+        (&json!("CLI"), &json!("scimd token create"))
+    );
+    assert!(!out.contains(token.split('_').nth(2).unwrap()), "a secret in the feed: {out}");
+    assert_eq!(db.expect(0, &["events", "tail", "--tenant", "acme", "--after", "2"]).lines().count(), 1);
+    assert!(db.expect_err(1, &["events", "tail", "--tenant", "nope"]).contains("no tenant"));
+
+    // --follow keeps printing what other processes write.
+    let mut child = db
+        .command(&["events", "tail", "--tenant", "acme", "--after", "3", "--follow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    db.new_token("acme");
+    let line = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((&event["seq"], &event["type"]), (&json!(4), &json!("tenant.token_created")));
 }

@@ -47,3 +47,24 @@ async fn the_vendor_api_lists_a_tenants_users_in_scim_json_with_the_feed_positio
     let r = app.client.get(format!("{api}/Users")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_list_says_when_each_token_was_last_used() {
+    let app = spawn_app().await;
+    let key = api_key(&app).await;
+    let tokens = format!("{}/api/v1/tenants/contoso/tokens", app.admin);
+    let list: Value = app.client.get(&tokens).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["lastUsed"], Value::Null, "never used yet: {list}");
+    assert_eq!(app.get("/Users").await.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let list: Value = app.client.get(&tokens).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        if let Some(at) = list[0]["lastUsed"].as_str() {
+            let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+            assert!((time::OffsetDateTime::now_utc() - at).abs() < time::Duration::minutes(1), "{list}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lastUsed never set: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
