@@ -17,8 +17,8 @@
 //! | `GET /api/v1/tenants/{tenant}/Users`, `.../Groups` | the SCIM list response (same query parameters as SCIM) with `"position"`: the change-feed position it reflects |
 //! | `GET /api/v1/tenants/{tenant}/Users/{id}`, `.../Groups/{id}` | the resource in SCIM JSON |
 //! | `POST /api/v1/tokens/{id}/rotate` `{"overlap": "24h"}` | 201 `{"id", "token", ..., "replaces", "replacedExpires"}`: a new token with the same tenant and label; the old one keeps working for the overlap |
-//!
 //! | `GET /api/v1/tenants/{tenant}/events?after=N&limit=M&wait=S` | `{"events": [...], "position": N}` (`crate::feed`); 410 for a pruned position |
+//! | `GET /api/v1/openapi.json` | this listener's OpenAPI 3.1 document (`docs/openapi.json`, built in); behind the API key like the rest of `/api/v1` |
 //!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
 //! `{"id", "tenant", "label", "created", "expires", "revoked", "lastUsed"}`.
@@ -556,6 +556,40 @@ struct AdminState {
     prometheus: PrometheusHandle,
 }
 
+/// Every route the admin router serves, as (method, path template as axum spells it): the
+/// three open ones, then those under `/api/v1`. `docs/openapi.json` describes exactly these
+/// (the integration test `openapi` checks it both ways and requests each one on a live
+/// listener), so a route added to [`router`] must be added here and to that document.
+/// `HEAD` is answered wherever `GET` is (axum does it) and is not listed.
+pub const API_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/tenants"),
+    ("POST", "/api/v1/tenants"),
+    ("GET", "/api/v1/tenants/{tenant}"),
+    ("PATCH", "/api/v1/tenants/{tenant}"),
+    ("DELETE", "/api/v1/tenants/{tenant}"),
+    ("GET", "/api/v1/tenants/{tenant}/tokens"),
+    ("POST", "/api/v1/tenants/{tenant}/tokens"),
+    ("DELETE", "/api/v1/tokens/{id}"),
+    ("POST", "/api/v1/tokens/{id}/rotate"),
+    ("GET", "/api/v1/tenants/{tenant}/Users"),
+    ("GET", "/api/v1/tenants/{tenant}/Groups"),
+    ("GET", "/api/v1/tenants/{tenant}/Users/{id}"),
+    ("GET", "/api/v1/tenants/{tenant}/Groups/{id}"),
+    ("GET", "/api/v1/tenants/{tenant}/events"),
+    ("GET", "/api/v1/openapi.json"),
+];
+
+/// `GET /api/v1/openapi.json`: `docs/openapi.json`, the OpenAPI 3.1 description of
+/// [`API_ROUTES`], built into the binary. It needs the API key like the rest of `/api/v1`: it
+/// holds no secret, but the listener tells strangers nothing about itself beyond the open
+/// `/healthz`, `/readyz` and `/metrics`, and an integrator has a key anyway.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("../../../docs/openapi.json")).into_response()
+}
+
 /// The admin listener's routes (see the module documentation). `hosts` are the names the
 /// `Host` header of an API request may carry (without port).
 pub fn router(
@@ -585,6 +619,7 @@ pub fn router(
         .route("/api/v1/tenants/{tenant}/Users/{id}", get(get_resource::<false>))
         .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
         .route("/api/v1/tenants/{tenant}/events", get(get_events))
+        .route("/api/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
@@ -596,6 +631,31 @@ pub fn router(
             ApiError::MethodNotAllowed("this route does not support the request's method".to_owned())
         })
         .with_state(state)
+        .layer(axum::middleware::map_response(json_error_bodies))
+}
+
+/// Gives every error response that is not JSON already the API's error body: axum's own
+/// rejections (a body over the limit, a path that is not UTF-8) answer in plain text.
+async fn json_error_bodies(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (code, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large".to_owned()),
+        StatusCode::BAD_REQUEST => {
+            ("bad_request", "the request cannot be read (a path or query that is not UTF-8?)".to_owned())
+        }
+        s if s.is_server_error() => ("internal", "internal error; the details are in the server log".to_owned()),
+        s => ("error", s.canonical_reason().unwrap_or("error").to_owned()),
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = json!({"error": code, "detail": detail}).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The host names an API request's `Host` may carry by default: loopback, and the admin
@@ -604,7 +664,10 @@ pub fn default_hosts(listen: &str) -> Vec<String> {
     let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec();
     if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
         if !addr.ip().is_unspecified() {
-            hosts.push(addr.ip().to_string());
+            let ip = addr.ip().to_string();
+            if !hosts.contains(&ip) {
+                hosts.push(ip);
+            }
         }
     }
     hosts
@@ -787,11 +850,15 @@ async fn metrics(State(s): State<AdminState>) -> Response {
 async fn readyz(State(s): State<AdminState>) -> Response {
     match s.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": OpError::from(e).to_string()})),
-        )
-            .into_response(),
+        Err(e) => {
+            // The cause goes to the log, not to an unauthenticated caller.
+            tracing::error!(error = %e, "readiness check failed: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "error": "the database does not answer"})),
+            )
+                .into_response()
+        }
     }
 }
 

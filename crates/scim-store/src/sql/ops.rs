@@ -515,8 +515,14 @@ impl Operation for CreateToken {
         ];
         c.exec(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), &args).await?;
         if let Some(actor) = &self.1 {
-            event(c, t.tenant, actor, micros(t.created), NewEvent::token(EventType::TenantTokenCreated, None, t))
-                .await?;
+            // The token as stored: its times to the microsecond, as every later event shows them.
+            let stored = Token {
+                created: instant(micros(t.created)),
+                expires: t.expires.map(|e| instant(micros(e))),
+                ..t.clone()
+            };
+            let ev = NewEvent::token(EventType::TenantTokenCreated, None, &stored);
+            event(c, t.tenant, actor, micros(t.created), ev).await?;
         }
         Ok(())
     }
