@@ -94,9 +94,17 @@ pub struct Feed {
 
 /// Who is waiting for which tenant's feed. Each advance of a feed is sent to the tenant's
 /// waiters; tenants nobody waits for cost nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedSignal {
     tenants: Mutex<HashMap<i64, watch::Sender<i64>>>,
+    /// Bumped on every advance of any tenant's feed.
+    any: watch::Sender<u64>,
+}
+
+impl Default for FeedSignal {
+    fn default() -> Self {
+        FeedSignal { tenants: Mutex::default(), any: watch::channel(0).0 }
+    }
 }
 
 impl FeedSignal {
@@ -109,8 +117,14 @@ impl FeedSignal {
         self.map().entry(tenant).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
+    /// A receiver that changes when any tenant's feed advances.
+    pub fn subscribe_all(&self) -> watch::Receiver<u64> {
+        self.any.subscribe()
+    }
+
     /// The tenant's feed reached `seq`.
     pub fn advance(&self, tenant: i64, seq: i64) {
+        self.any.send_modify(|n| *n = n.wrapping_add(1));
         let mut map = self.map();
         let Some(tx) = map.get(&tenant) else { return };
         if tx.receiver_count() == 0 {
@@ -123,6 +137,7 @@ impl FeedSignal {
     /// Wakes every waiter (after a lost connection to the other replicas' signals, which may
     /// have missed advances).
     pub fn wake_all(&self) {
+        self.any.send_modify(|n| *n = n.wrapping_add(1));
         let mut map = self.map();
         map.retain(|_, tx| tx.receiver_count() > 0);
         for tx in map.values() {

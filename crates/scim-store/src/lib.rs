@@ -41,10 +41,12 @@ pub mod plan;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod webhook;
 
 pub use document::{etag, fmt_time, materialize};
 pub use feed::{Actor, Event, Feed, FeedSignal};
 pub use scim_core::Kind;
+pub use webhook::{Claim, Delivery, Outcome, Webhook, WebhookFormat};
 
 /// A tenant: one customer of the vendor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +468,39 @@ pub trait Store: Send + Sync + 'static {
     /// the newest `keep`, oldest first; returns how many. A position that was pruned is
     /// reported by [`Feed::pruned`].
     async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64>;
+    /// Wakes on every advance of any tenant's feed (see [`Store::subscribe`]).
+    fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Adds a webhook, delivering from the feed's position now (`NoTenant` for a tenant that
+    /// does not exist).
+    async fn create_webhook(&self, webhook: Webhook) -> Result<()>;
+    /// Every webhook, oldest first, with its deliveries.
+    async fn list_webhooks(&self) -> Result<Vec<(Webhook, Vec<Delivery>)>>;
+    /// One webhook with its deliveries.
+    async fn webhook(&self, id: String) -> Result<Option<(Webhook, Vec<Delivery>)>>;
+    /// Removes a webhook; false if there was none.
+    async fn delete_webhook(&self, id: String) -> Result<bool>;
+    /// Delivers again from position `from` (of one tenant, or of each); false if no webhook.
+    async fn replay_webhook(&self, id: String, tenant: Option<i64>, from: i64) -> Result<bool>;
+    /// Replaces a webhook's secret, the old one still used until `old_until`; false if none.
+    async fn rotate_webhook_secret(&self, id: String, secret: String, old_until: OffsetDateTime) -> Result<bool>;
+    /// Claims deliveries with events waiting (see [`webhook`]).
+    async fn claim_deliveries(
+        &self,
+        owner: String,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<Claim>>;
+    /// Records an attempt on a claimed delivery; false if the lease was lost.
+    async fn settle_delivery(
+        &self,
+        webhook: String,
+        tenant: i64,
+        owner: String,
+        now: OffsetDateTime,
+        outcome: Outcome,
+    ) -> Result<bool>;
 }
 
 /// Opens (creating and migrating as needed) the store a URL names:

@@ -46,7 +46,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 use crate::sql::ops::Context;
 use crate::sql::{
     Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Lock, Mode, ORPHANS_REMOVED, Operation,
-    POSTGRES, Row, SqlError, SqlResult, Val,
+    POSTGRES, Row, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -61,7 +61,7 @@ pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
 const MIGRATIONS: &[&[&str]] =
-    &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS], &[FEED_TENANT_COLUMNS, FEED]];
+    &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS], &[FEED_TENANT_COLUMNS, FEED], &[WEBHOOKS]];
 
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
 /// sequencer: `events_unsequenced` is what it looks for.

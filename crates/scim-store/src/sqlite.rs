@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use crate::sql::ops::Context;
 use crate::sql::{
     Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Mode, ORPHANS_REMOVED, Operation, Row, SQLITE,
-    SqlError, SqlResult, Val,
+    SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -47,6 +47,7 @@ const MIGRATIONS: &[&[&str]] = &[
     &[CASE_FOLDED_KEYS],
     &[API_KEYS],
     &[FEED_TENANT_COLUMNS, FEED],
+    &[WEBHOOKS],
 ];
 
 /// The version this scimd writes.

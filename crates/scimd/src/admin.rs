@@ -18,6 +18,8 @@
 //! | `GET /api/v1/tenants/{tenant}/Users/{id}`, `.../Groups/{id}` | the resource in SCIM JSON |
 //! | `POST /api/v1/tokens/{id}/rotate` `{"overlap": "24h"}` | 201 `{"id", "token", ..., "replaces", "replacedExpires"}`: a new token with the same tenant and label; the old one keeps working for the overlap |
 //! | `GET /api/v1/tenants/{tenant}/events?after=N&limit=M&wait=S` | `{"events": [...], "position": N}` (`crate::feed`); 410 for a pruned position |
+//! | `GET/POST /api/v1/webhooks`, `GET/DELETE /api/v1/webhooks/{id}` | push endpoints (`crate::webhooks`); a create answers the signing secret once |
+//! | `POST /api/v1/webhooks/{id}/test`, `.../replay` `{"from", "tenant"}`, `.../rotate-secret` `{"overlap"}` | a signed ping; deliver again from a position; a new secret (shown once) |
 //! | `GET /api/v1/openapi.json` | this listener's OpenAPI 3.1 document (`docs/openapi.json`, built in); behind the API key like the rest of `/api/v1` |
 //!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
@@ -272,7 +274,7 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
+pub(crate) async fn tenant_named(store: &dyn Store, name: &str) -> Result<Tenant, OpError> {
     if check_tenant_name(name).is_err() {
         // No tenant can have such a name; the store is not asked (U+0000 cannot even be sent).
         return Err(OpError::NotFound("no tenant with such a name".to_owned()));
@@ -580,6 +582,13 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tenants/{tenant}/Groups/{id}"),
     ("GET", "/api/v1/tenants/{tenant}/events"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("GET", "/api/v1/webhooks/{id}"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("POST", "/api/v1/webhooks/{id}/test"),
+    ("POST", "/api/v1/webhooks/{id}/replay"),
+    ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
 ];
 
 /// `GET /api/v1/openapi.json`: `docs/openapi.json`, the OpenAPI 3.1 description of
@@ -620,6 +629,11 @@ pub fn router(
         .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
         .route("/api/v1/tenants/{tenant}/events", get(get_events))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/webhooks", get(get_webhooks).post(post_webhook))
+        .route("/api/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
+        .route("/api/v1/webhooks/{id}/test", post(test_webhook))
+        .route("/api/v1/webhooks/{id}/replay", post(replay_webhook))
+        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_webhook_secret))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
@@ -996,6 +1010,88 @@ async fn get_resource<const G: bool>(
     let kind = crate::http::route_kind::<G>();
     let base = format!("{}/scim/v2", s.scim_origin);
     Ok(Json(crate::http::vendor_get(&s.scim, tenant, base, kind, &id, &params).await?).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewWebhook {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    all_tenants: bool,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Replay {
+    #[serde(default)]
+    from: Option<i64>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+async fn get_webhooks(State(s): State<AdminState>) -> Result<Response, ApiError> {
+    Ok(Json(crate::webhooks::list(s.store.as_ref(), s.clock.as_ref()).await?).into_response())
+}
+
+/// `POST /api/v1/webhooks` `{"url", "tenant" | "allTenants": true, "events": [...], "format"}`:
+/// 201 with the webhook and its secret, shown once.
+async fn post_webhook(State(s): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: NewWebhook = parse_body(&body)?;
+    if req.all_tenants && req.tenant.is_some() {
+        return Err(ApiError::BadRequest("give \"tenant\" or \"allTenants\": true, not both".to_owned()));
+    }
+    let format = req.format.as_deref().unwrap_or("json");
+    let added =
+        crate::webhooks::add(s.store.as_ref(), s.clock.as_ref(), &req.url, req.tenant.as_deref(), &req.events, format)
+            .await?;
+    tracing::info!(webhook = %added.webhook.id, url = %added.webhook.url, "vendor API: webhook added");
+    Ok((StatusCode::CREATED, Json(added)).into_response())
+}
+
+async fn get_webhook(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(crate::webhooks::show(s.store.as_ref(), s.clock.as_ref(), &id).await?).into_response())
+}
+
+async fn delete_webhook(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    crate::webhooks::remove(s.store.as_ref(), &id).await?;
+    tracing::info!(webhook = %id, "vendor API: webhook removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn test_webhook(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(crate::webhooks::test(s.store.as_ref(), s.clock.as_ref(), &id).await?).into_response())
+}
+
+async fn replay_webhook(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Replay = parse_body(&body)?;
+    let from = req.from.ok_or_else(|| ApiError::BadRequest("\"from\" (a feed position) is required".to_owned()))?;
+    let view = crate::webhooks::replay(s.store.as_ref(), s.clock.as_ref(), &id, from, req.tenant.as_deref()).await?;
+    Ok(Json(view).into_response())
+}
+
+async fn rotate_webhook_secret(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Rotation = parse_body(&body)?;
+    let overlap = match req.overlap.as_deref() {
+        Some(o) => parse_duration(o).map_err(ApiError::BadRequest)?,
+        None => time::Duration::days(1),
+    };
+    let rotated = crate::webhooks::rotate_secret(s.store.as_ref(), s.clock.as_ref(), &id, overlap).await?;
+    Ok((StatusCode::CREATED, Json(rotated)).into_response())
 }
 
 /// The query of `GET /api/v1/tenants/{tenant}/events`.

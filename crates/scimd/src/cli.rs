@@ -55,6 +55,67 @@ enum Command {
     /// Read a tenant's change feed.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Push the change feed to receivers: add, list, remove, test, replay, rotate-secret.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Add a receiver; its signing secret is printed alone on the last line, shown once.
+    Add {
+        /// Where events are POSTed (http:// or https://)
+        #[arg(long)]
+        url: String,
+        /// The tenant whose events it receives [default: every tenant's]
+        #[arg(long, value_name = "NAME", conflicts_with = "all_tenants")]
+        tenant: Option<String>,
+        /// Receive every tenant's events, and those of tenants created later (the default)
+        #[arg(long)]
+        all_tenants: bool,
+        /// The event types, comma-separated, e.g. user.*,group.members_added [default: all]
+        #[arg(long, value_name = "TYPES")]
+        events: Vec<String>,
+        /// json (scimd's events) or set (RFC 9967 Security Event Tokens)
+        #[arg(long, default_value = "json", value_parser = ["json", "set"])]
+        format: String,
+    },
+    /// List the receivers and the state of each tenant's delivery.
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a receiver.
+    Remove {
+        /// The webhook id (wh_...)
+        id: String,
+    },
+    /// Send a signed ping event (webhook.ping) and print the receiver's answer.
+    Test {
+        /// The webhook id
+        id: String,
+    },
+    /// Deliver the events again from a feed position (and resume a delivery that gave up).
+    Replay {
+        /// The webhook id
+        id: String,
+        /// The first position to deliver again
+        #[arg(long, value_name = "SEQ")]
+        from: i64,
+        /// Only this tenant's delivery [default: every tenant's]
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+    },
+    /// Give a receiver a new signing secret, printed alone on the last line; the old one
+    /// signs beside it during the overlap.
+    RotateSecret {
+        /// The webhook id
+        id: String,
+        /// How long the old secret still signs, e.g. 24h
+        #[arg(long, default_value = "24h", value_parser = admin::parse_duration)]
+        overlap: time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +352,104 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Events(cmd) => {
             let settings = config::resolve(&file, overrides)?;
             events(cmd, &settings).await
+        }
+        Command::Webhook(cmd) => {
+            let settings = config::resolve(&file, overrides)?;
+            webhook(cmd, &settings).await
+        }
+    }
+}
+
+async fn webhook(cmd: WebhookCommand, settings: &Settings) -> Result<(), Failure> {
+    use crate::webhooks;
+    let registry = Arc::new(Registry::standard());
+    let clock = SystemClock;
+    if let WebhookCommand::Add { url, .. } = &cmd {
+        // Check the arguments before touching the database.
+        webhooks::check_url(url).map_err(Failure::Usage)?;
+    }
+    let store = open_store(settings, &registry).await?;
+    let s = store.as_ref();
+    match cmd {
+        WebhookCommand::Add { url, tenant, all_tenants: _, events, format } => {
+            let added = webhooks::add(s, &clock, &url, tenant.as_deref(), &events, &format).await?;
+            let w = &added.webhook;
+            let scope = w.tenant.as_deref().map_or_else(|| "every tenant".to_owned(), |t| format!("tenant {t}"));
+            out(&format!(
+                "added webhook {} for {scope} ({}, events: {})\nsigning secret (shown once):\n{}\n",
+                w.id,
+                w.format,
+                if w.events.is_empty() { "all".to_owned() } else { w.events.join(",") },
+                added.secret
+            ))
+        }
+        WebhookCommand::List { json: as_json } => {
+            let list = webhooks::list(s, &clock).await?;
+            if as_json {
+                return out(&json(&list)?);
+            }
+            let mut rows = Vec::new();
+            for w in &list {
+                for d in &w.deliveries {
+                    rows.push(vec![
+                        w.id.clone(),
+                        w.url.clone(),
+                        d.tenant.clone(),
+                        d.position.to_string(),
+                        d.backlog.to_string(),
+                        dash(d.last_attempt.as_deref()).to_owned(),
+                        dash(d.last_outcome.as_deref()).to_owned(),
+                        d.consecutive_failures.to_string(),
+                        if d.failed {
+                            "failed"
+                        } else if d.consecutive_failures > 0 {
+                            "retrying"
+                        } else {
+                            "ok"
+                        }
+                        .to_owned(),
+                    ]);
+                }
+                if w.deliveries.is_empty() {
+                    rows.push(vec![
+                        w.id.clone(),
+                        w.url.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "ok".into(),
+                    ]);
+                }
+            }
+            out(&table(
+                &["ID", "URL", "TENANT", "POSITION", "BACKLOG", "LAST ATTEMPT", "OUTCOME", "FAILURES", "STATE"],
+                &rows,
+            ))
+        }
+        WebhookCommand::Remove { id } => {
+            webhooks::remove(s, &id).await?;
+            out(&format!("removed webhook {}\n", id.trim()))
+        }
+        WebhookCommand::Test { id } => {
+            let t = webhooks::test(s, &clock, &id).await?;
+            out(&format!("ping {}: {}\n", t.id, t.outcome))?;
+            if t.ok { Ok(()) } else { Err(Failure::Runtime(format!("the receiver answered {}", t.outcome))) }
+        }
+        WebhookCommand::Replay { id, from, tenant } => {
+            let w = webhooks::replay(s, &clock, &id, from, tenant.as_deref()).await?;
+            out(&format!("webhook {} delivers again from position {from}\n", w.id))
+        }
+        WebhookCommand::RotateSecret { id, overlap } => {
+            let r = webhooks::rotate_secret(s, &clock, &id, overlap).await?;
+            out(&format!(
+                "webhook {}: new signing secret (shown once); the old one also signs until {}:\n{}\n",
+                r.webhook.id,
+                r.webhook.previous_secret_until.as_deref().unwrap_or("now"),
+                r.secret
+            ))
         }
     }
 }

@@ -31,6 +31,11 @@
 //! [events]
 //! retention = "90d"               # events older than this are pruned; "forever" keeps them
 //! # max_per_tenant = 1000000      # and/or only the newest N of each tenant (default: no limit)
+//!
+//! [webhooks]
+//! retry_for = "3d"                # a failing delivery is retried this long, then marked failed
+//! timeout_secs = 10               # for a receiver to answer one event
+//! concurrency = 32                # deliveries one replica sends at once
 //! ```
 //!
 //! The values above are the defaults. `/ServiceProviderConfig` advertises the limits in force
@@ -83,6 +88,23 @@ pub struct FileConfig {
     /// `[events]`: how long the change feed keeps events.
     #[serde(default)]
     pub events: EventsConfig,
+    /// `[webhooks]`: how events are pushed.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// The `[webhooks]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// `retry_for`: how long a failing delivery is retried (with exponential back-off) before
+    /// it is marked failed, e.g. `"3d"`. Default `"3d"`.
+    pub retry_for: Option<String>,
+    /// `timeout_secs`: how long a receiver has to answer one event. Default 10.
+    pub timeout_secs: Option<u64>,
+    /// `concurrency`: deliveries (tenant and endpoint pairs) one replica sends at once.
+    /// Default 32.
+    pub concurrency: Option<u64>,
 }
 
 /// The `[events]` table: the change feed's retention. A consumer asking for a pruned
@@ -219,6 +241,8 @@ pub struct Settings {
     pub admin_hosts: Vec<String>,
     /// How long the change feed keeps events.
     pub retention: Retention,
+    /// How events are pushed to webhooks.
+    pub webhooks: crate::webhooks::DeliverySettings,
 }
 
 /// Combines the command line and the file (command line first) over the defaults, and checks
@@ -312,7 +336,19 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
         }
         retention.count = Some(n);
     }
-    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts, retention })
+    let mut webhooks = crate::webhooks::DeliverySettings::default();
+    let w = &file.webhooks;
+    if let Some(r) = &w.retry_for {
+        let d = crate::admin::parse_duration(r).map_err(|e| ConfigError(format!("[webhooks] retry_for: {e}")))?;
+        webhooks.retry_for = d.try_into().map_err(|_| ConfigError("[webhooks] retry_for is out of range".into()))?;
+    }
+    if let Some(v) = w.timeout_secs {
+        webhooks.timeout = std::time::Duration::from_secs(limit("timeout_secs", v)?);
+    }
+    if let Some(v) = w.concurrency {
+        webhooks.concurrency = limit("concurrency", v)?;
+    }
+    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts, retention, webhooks })
 }
 
 /// A `[limits]` value converted to the type of the setting it goes to: at least 1, and small

@@ -2,7 +2,7 @@
 //!
 //! The scimd server: the command line ([`cli`]), configuration ([`config`]), the SCIM HTTP API
 //! ([`http`]), secret tokens ([`tokens`]), the admin listener ([`admin`]), the clock
-//! ([`clock`]), the change feed's reader ([`feed`]) and the assembly of the process ([`server`]).
+//! ([`clock`]), the change feed's reader ([`feed`]), push ([`webhooks`], [`set`]) and the assembly of the process ([`server`]).
 //! The protocol lives in `scim-core`, storage in `scim-store`; this is the only crate that
 //! knows HTTP.
 
@@ -13,4 +13,6 @@ pub mod config;
 pub mod feed;
 pub mod http;
 pub mod server;
+pub mod set;
 pub mod tokens;
+pub mod webhooks;

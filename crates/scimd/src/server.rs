@@ -43,6 +43,7 @@ pub struct Server {
     state: AppState,
     admin_hosts: Vec<String>,
     retention: config::Retention,
+    webhooks: crate::webhooks::DeliverySettings,
     scim: TcpListener,
     admin: TcpListener,
     prometheus: PrometheusHandle,
@@ -84,6 +85,7 @@ impl Server {
             state,
             admin_hosts: settings.admin_hosts.clone(),
             retention: settings.retention,
+            webhooks: settings.webhooks,
             scim,
             admin,
             prometheus,
@@ -132,6 +134,18 @@ impl Server {
             Some(u) => u.trim_end_matches('/').trim_end_matches("/scim/v2").to_owned(),
             None => self.scim.local_addr().map(|a| format!("http://{a}")).unwrap_or_default(),
         };
+        let deliverer = match crate::webhooks::Deliverer::new(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            self.webhooks,
+            scim_origin.clone(),
+        ) {
+            Ok(d) => Some(tokio::spawn(d.run())),
+            Err(e) => {
+                tracing::error!(error = %e, "webhooks: delivery cannot start");
+                None
+            }
+        };
         let admin_app =
             crate::admin::router(&self.state, self.admin_hosts, scim_origin, self.prometheus).layer(body_timeout);
         let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
@@ -139,6 +153,9 @@ impl Server {
         tokio::join!(scim, admin);
         upkeep.abort();
         pruner.abort();
+        if let Some(d) = deliverer {
+            d.abort();
+        }
     }
 }
 

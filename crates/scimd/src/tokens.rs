@@ -39,6 +39,19 @@ fn fresh() -> (String, String) {
     (id, URL_SAFE_NO_PAD.encode(raw))
 }
 
+/// A new webhook id, `wh_<12 of a-z0-9>`.
+pub fn webhook_id() -> String {
+    format!("wh_{}", fresh().0)
+}
+
+/// A new webhook signing secret as Standard Webhooks spell it: `whsec_` and 32 random bytes in
+/// standard base64 (the HMAC key is those bytes).
+pub fn webhook_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill(&mut raw[..]);
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
 /// Makes a new token for `tenant`.
 pub fn issue(tenant: i64, label: Option<String>, expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Issued {
     let (id, secret_part) = fresh();

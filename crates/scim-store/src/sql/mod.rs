@@ -12,6 +12,7 @@ use crate::{Kind, Result, StoreError};
 
 pub(crate) mod filter;
 pub(crate) mod ops;
+pub(crate) mod webhooks;
 
 /// Migration step of both engines: rows left by tenants deleted while their writes were in
 /// flight are removed (writes now check their tenant in their own transaction).
@@ -33,6 +34,38 @@ DROP TABLE events;
 ALTER TABLE tenants ADD COLUMN feed_seq BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE tenants ADD COLUMN feed_pruned BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN last_used BIGINT;
+";
+
+/// Migration step of both engines (version 6): push endpoints and, for each (webhook, tenant),
+/// the delivery cursor: the position delivered, the retry state and the lease of the replica
+/// sending it.
+pub(crate) const WEBHOOKS: &str = "
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    tenant_id BIGINT,
+    events TEXT NOT NULL,
+    format TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    old_secret TEXT,
+    old_secret_until BIGINT,
+    created BIGINT NOT NULL
+);
+CREATE TABLE deliveries (
+    webhook_id TEXT NOT NULL,
+    tenant_id BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    failures BIGINT NOT NULL DEFAULT 0,
+    failing_since BIGINT,
+    next_at BIGINT NOT NULL DEFAULT 0,
+    last_at BIGINT,
+    last_outcome TEXT,
+    failed BIGINT NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (webhook_id, tenant_id)
+);
+CREATE INDEX deliveries_tenant ON deliveries (tenant_id);
 ";
 
 /// Migration step of both engines: case-insensitive keys are case-folded, not lower-cased: a

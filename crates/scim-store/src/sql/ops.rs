@@ -20,13 +20,14 @@ use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::webhooks as hooks;
 use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
 use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::feed::NewEvent;
 use crate::plan::{self, IndexKeys};
 use crate::{
-    Actor, ApiKey, Create, Delete, Event, Feed, Get, GroupRef, Kind, Limits, Load, MemberRow, Members, Page, Patch,
-    Query, Record, Result, Store, StoreError, Tenant, Token, Update,
+    Actor, ApiKey, Claim, Create, Delete, Delivery, Event, Feed, Get, GroupRef, Kind, Limits, Load, MemberRow, Members,
+    Outcome, Page, Patch, Query, Record, Result, Store, StoreError, Tenant, Token, Update, Webhook,
 };
 
 /// What every operation may need besides its connection.
@@ -487,6 +488,9 @@ impl Operation for DeleteTenant {
             "DELETE FROM resources WHERE tenant_id = $1",
             "DELETE FROM events WHERE tenant_id = $1",
             "DELETE FROM tokens WHERE tenant_id = $1",
+            "DELETE FROM deliveries WHERE tenant_id = $1",
+            "DELETE FROM deliveries WHERE webhook_id IN (SELECT id FROM webhooks WHERE tenant_id = $1)",
+            "DELETE FROM webhooks WHERE tenant_id = $1",
             "DELETE FROM tenants WHERE id = $1",
         ] {
             c.exec(sql, std::slice::from_ref(&id)).await?;
@@ -1288,5 +1292,45 @@ impl<E: Engine> Store for E {
     }
     async fn touch_token(&self, id: String, at: OffsetDateTime) -> Result<()> {
         self.execute(TouchToken { id, at }).await
+    }
+    fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.signal().subscribe_all()
+    }
+    async fn create_webhook(&self, webhook: Webhook) -> Result<()> {
+        self.execute(hooks::CreateWebhook(webhook)).await
+    }
+    async fn list_webhooks(&self) -> Result<Vec<(Webhook, Vec<Delivery>)>> {
+        self.execute(hooks::ListWebhooks).await
+    }
+    async fn webhook(&self, id: String) -> Result<Option<(Webhook, Vec<Delivery>)>> {
+        self.execute(hooks::WebhookById(id)).await
+    }
+    async fn delete_webhook(&self, id: String) -> Result<bool> {
+        self.execute(hooks::DeleteWebhook(id)).await
+    }
+    async fn replay_webhook(&self, id: String, tenant: Option<i64>, from: i64) -> Result<bool> {
+        self.execute(hooks::ReplayWebhook { id, tenant, from }).await
+    }
+    async fn rotate_webhook_secret(&self, id: String, secret: String, old_until: OffsetDateTime) -> Result<bool> {
+        self.execute(hooks::RotateWebhookSecret { id, secret, old_until }).await
+    }
+    async fn claim_deliveries(
+        &self,
+        owner: String,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<Claim>> {
+        self.execute(hooks::ClaimDeliveries { owner, now, lease_until, limit }).await
+    }
+    async fn settle_delivery(
+        &self,
+        webhook: String,
+        tenant: i64,
+        owner: String,
+        now: OffsetDateTime,
+        outcome: Outcome,
+    ) -> Result<bool> {
+        self.execute(hooks::SettleDelivery { webhook, tenant, owner, now, outcome }).await
     }
 }

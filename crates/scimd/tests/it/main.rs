@@ -23,3 +23,4 @@ mod quirks;
 mod replay_entra;
 mod replay_okta;
 mod vendor;
+mod webhooks;

@@ -122,6 +122,7 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
         store: Default::default(),
         admin_hosts: scimd::admin::default_hosts("127.0.0.1:0"),
         retention: Default::default(),
+        webhooks: Default::default(),
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
@@ -464,6 +465,46 @@ impl Store for Spy {
     }
     async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> StoreResult<u64> {
         self.inner.prune_events(before, keep).await
+    }
+    fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.subscribe_all()
+    }
+    async fn create_webhook(&self, webhook: scim_store::Webhook) -> StoreResult<()> {
+        self.inner.create_webhook(webhook).await
+    }
+    async fn list_webhooks(&self) -> StoreResult<Vec<(scim_store::Webhook, Vec<scim_store::Delivery>)>> {
+        self.inner.list_webhooks().await
+    }
+    async fn webhook(&self, id: String) -> StoreResult<Option<(scim_store::Webhook, Vec<scim_store::Delivery>)>> {
+        self.inner.webhook(id).await
+    }
+    async fn delete_webhook(&self, id: String) -> StoreResult<bool> {
+        self.inner.delete_webhook(id).await
+    }
+    async fn replay_webhook(&self, id: String, tenant: Option<i64>, from: i64) -> StoreResult<bool> {
+        self.inner.replay_webhook(id, tenant, from).await
+    }
+    async fn rotate_webhook_secret(&self, id: String, secret: String, old_until: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.rotate_webhook_secret(id, secret, old_until).await
+    }
+    async fn claim_deliveries(
+        &self,
+        owner: String,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u64,
+    ) -> StoreResult<Vec<scim_store::Claim>> {
+        self.inner.claim_deliveries(owner, now, lease_until, limit).await
+    }
+    async fn settle_delivery(
+        &self,
+        webhook: String,
+        tenant: i64,
+        owner: String,
+        now: OffsetDateTime,
+        outcome: scim_store::Outcome,
+    ) -> StoreResult<bool> {
+        self.inner.settle_delivery(webhook, tenant, owner, now, outcome).await
     }
 }
 

@@ -1,0 +1,613 @@
+//! Push: webhooks that receive each tenant's change feed, in order, signed (docs/webhooks.md).
+//!
+//! - Management ([`add`], [`list`], [`show`], [`remove`], [`replay`], [`rotate_secret`],
+//!   [`test`]) is shared by `scimd webhook ...` and `/api/v1/webhooks`.
+//! - Delivery ([`Deliverer`]) runs beside the SCIM server on every replica. It claims, with a
+//!   lease in the store, the (webhook, tenant) deliveries that have events waiting, and sends
+//!   each one's events one at a time: the next event of a tenant goes out only after the
+//!   receiver acknowledged the previous one with a 2xx, and the position is stored before it
+//!   does, so a restart re-sends at most the event that was in flight. Failures are retried with
+//!   exponential back-off and jitter for [`DeliverySettings::retry_for`] (3 days), then the
+//!   delivery is marked failed (a replay resumes it). Different tenants and endpoints are
+//!   delivered in parallel, each by one replica at a time. Nothing here runs on a SCIM
+//!   request's path: the worker is woken by the store's feed signal after commits.
+//! - Signing follows Standard Webhooks: `webhook-id` (the event id), `webhook-timestamp` (Unix
+//!   seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed
+//!   with the base64-decoded part of the `whsec_` secret; during a secret's rotation both
+//!   signatures are sent, space-separated.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use scim_store::{Claim, Delivery, Event, Outcome, Store, StoreError, Webhook, WebhookFormat};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::admin::{OpError, fmt_time};
+use crate::clock::Clock;
+use crate::tokens;
+
+/// How delivery behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// How long a failing delivery is retried before it is marked failed.
+    pub retry_for: Duration,
+    /// How long a receiver has to answer one event.
+    pub timeout: Duration,
+    /// How many deliveries this process sends at once.
+    pub concurrency: usize,
+    /// How long a claim lasts without renewal (a replica that died gives its deliveries up
+    /// after this).
+    pub lease: Duration,
+    /// The first retry's delay; each next one doubles, up to [`MAX_BACKOFF`].
+    pub first_backoff: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            retry_for: Duration::from_secs(3 * 24 * 3600),
+            timeout: Duration::from_secs(10),
+            concurrency: 32,
+            lease: Duration::from_secs(30),
+            first_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// A webhook as listed: its delivery state per tenant, never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    /// The id.
+    pub id: String,
+    /// Where events go.
+    pub url: String,
+    /// The tenant whose events it receives, or `null` for every tenant.
+    pub tenant: Option<String>,
+    /// The event types it receives (patterns); empty: all.
+    pub events: Vec<String>,
+    /// `json` or `set`.
+    pub format: String,
+    /// When it was added.
+    pub created: String,
+    /// Until when the previous secret still signs (after a rotation).
+    pub previous_secret_until: Option<String>,
+    /// The delivery of each tenant's events.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// The delivery of one tenant's events to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// The tenant.
+    pub tenant: String,
+    /// The feed position delivered.
+    pub position: i64,
+    /// Events of the feed not yet delivered (or skipped).
+    pub backlog: i64,
+    /// The last attempt.
+    pub last_attempt: Option<String>,
+    /// Its outcome (`200`, `503`, `timeout`, ...).
+    pub last_outcome: Option<String>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: i64,
+    /// When the next attempt is due, while failing.
+    pub next_attempt: Option<String>,
+    /// Given up after the retry period (a replay resumes it).
+    pub failed: bool,
+}
+
+/// A webhook just added: its view, and the signing secret shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AddedView {
+    /// The webhook.
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_...`: the key receivers verify signatures with.
+    pub secret: String,
+}
+
+fn view(w: &Webhook, deliveries: &[Delivery], tenant_name: Option<String>, now: OffsetDateTime) -> WebhookView {
+    WebhookView {
+        id: w.id.clone(),
+        url: w.url.clone(),
+        tenant: tenant_name,
+        events: w.events.clone(),
+        format: w.format.as_str().to_owned(),
+        created: fmt_time(w.created),
+        previous_secret_until: w.old_secret_until.filter(|u| *u > now).map(fmt_time),
+        deliveries: deliveries
+            .iter()
+            .map(|d| DeliveryView {
+                tenant: d.tenant_name.clone(),
+                position: d.position,
+                backlog: (d.head - d.position).max(0),
+                last_attempt: d.last_at.map(fmt_time),
+                last_outcome: d.last_outcome.clone(),
+                consecutive_failures: d.failures,
+                next_attempt: (d.failures > 0 && !d.failed).then(|| fmt_time(d.next_at)),
+                failed: d.failed,
+            })
+            .collect(),
+    }
+}
+
+async fn view_of(store: &dyn Store, w: &Webhook, d: &[Delivery], now: OffsetDateTime) -> Result<WebhookView, OpError> {
+    let tenant = match w.tenant {
+        Some(t) => Some(store.tenant_by_id(t).await?.map_or_else(|| t.to_string(), |t| t.name)),
+        None => None,
+    };
+    Ok(view(w, d, tenant, now))
+}
+
+/// Checks a receiver's URL: `http` or `https`, a host, no credentials, at most 2,048 bytes.
+pub fn check_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let parsed = url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("a webhook URL is http:// or https://, not {}://", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("a webhook URL needs a host".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a webhook URL must not carry credentials; receivers verify the signature".to_owned());
+    }
+    if url.len() > 2048 {
+        return Err("a webhook URL is at most 2,048 bytes".to_owned());
+    }
+    Ok(parsed.to_string())
+}
+
+/// Checks the event type patterns: each a type (`user.deactivated`) or a prefix ending in
+/// `*` (`user.*`, `*`).
+pub fn check_events(patterns: &[String]) -> Result<Vec<String>, String> {
+    let types: Vec<&str> = scim_core::change::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let mut out = Vec::new();
+    for p in patterns.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+        let known = match p.strip_suffix('*') {
+            Some(prefix) => types.iter().any(|t| t.starts_with(prefix)),
+            None => types.contains(&p),
+        };
+        if !known {
+            return Err(format!(
+                "\"{p}\" is no event type (nor a pattern like user.*); the types: {}",
+                types.join(", ")
+            ));
+        }
+        if !out.iter().any(|x| x == p) {
+            out.push(p.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Adds a webhook for one tenant (or every tenant, `tenant` `None`); it receives the events
+/// from now on.
+pub async fn add(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    url: &str,
+    tenant: Option<&str>,
+    events: &[String],
+    format: &str,
+) -> Result<AddedView, OpError> {
+    let url = check_url(url).map_err(OpError::Usage)?;
+    let events = check_events(events).map_err(OpError::Usage)?;
+    let format = WebhookFormat::parse(format.trim())
+        .ok_or_else(|| OpError::Usage(format!("the format is json or set, not \"{format}\"")))?;
+    let tenant = match tenant {
+        Some(name) => Some(crate::admin::tenant_named(store, name).await?),
+        None => None,
+    };
+    let now = clock.now();
+    let w = Webhook {
+        id: tokens::webhook_id(),
+        url,
+        tenant: tenant.as_ref().map(|t| t.id),
+        events,
+        format,
+        secret: tokens::webhook_secret(),
+        old_secret: None,
+        old_secret_until: None,
+        created: now,
+    };
+    match store.create_webhook(w.clone()).await {
+        Err(StoreError::NoTenant) => return Err(OpError::NotFound("the tenant is gone".to_owned())),
+        r => r?,
+    }
+    let (w, d) = store.webhook(w.id.clone()).await?.ok_or_else(|| OpError::Store("the new webhook is gone".into()))?;
+    let secret = w.secret.clone();
+    Ok(AddedView { webhook: view(&w, &d, tenant.map(|t| t.name), now), secret })
+}
+
+/// Every webhook.
+pub async fn list(store: &dyn Store, clock: &dyn Clock) -> Result<Vec<WebhookView>, OpError> {
+    let now = clock.now();
+    let mut out = Vec::new();
+    for (w, d) in store.list_webhooks().await? {
+        out.push(view_of(store, &w, &d, now).await?);
+    }
+    Ok(out)
+}
+
+fn not_found(id: &str) -> OpError {
+    OpError::NotFound(format!("no webhook with id \"{id}\""))
+}
+
+fn check_id(id: &str) -> Result<&str, OpError> {
+    let id = id.trim();
+    let ok = id.strip_prefix("wh_").is_some_and(tokens::is_id);
+    if ok { Ok(id) } else { Err(not_found(id.get(..64).unwrap_or(id))) }
+}
+
+async fn get(store: &dyn Store, id: &str) -> Result<(Webhook, Vec<Delivery>), OpError> {
+    let id = check_id(id)?;
+    store.webhook(id.to_owned()).await?.ok_or_else(|| not_found(id))
+}
+
+/// One webhook.
+pub async fn show(store: &dyn Store, clock: &dyn Clock, id: &str) -> Result<WebhookView, OpError> {
+    let (w, d) = get(store, id).await?;
+    view_of(store, &w, &d, clock.now()).await
+}
+
+/// Removes a webhook: nothing more is sent to it.
+pub async fn remove(store: &dyn Store, id: &str) -> Result<(), OpError> {
+    let id = check_id(id)?;
+    if store.delete_webhook(id.to_owned()).await? { Ok(()) } else { Err(not_found(id)) }
+}
+
+/// Delivers a webhook's events again from position `from` (of one tenant, or of each), and
+/// resumes a delivery that gave up.
+pub async fn replay(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    from: i64,
+    tenant: Option<&str>,
+) -> Result<WebhookView, OpError> {
+    if from < 1 {
+        return Err(OpError::Usage("--from is a feed position, 1 or more".to_owned()));
+    }
+    let (w, _) = get(store, id).await?;
+    let tenant = match tenant {
+        Some(name) => Some(crate::admin::tenant_named(store, name).await?.id),
+        None => None,
+    };
+    store.replay_webhook(w.id.clone(), tenant, from).await?;
+    show(store, clock, &w.id).await
+}
+
+/// Gives a webhook a new secret; the old one still signs (beside the new) for `overlap`.
+/// Returns the view and the new secret, shown once.
+pub async fn rotate_secret(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    overlap: time::Duration,
+) -> Result<AddedView, OpError> {
+    let (w, _) = get(store, id).await?;
+    let now = clock.now();
+    let secret = tokens::webhook_secret();
+    let until = now.checked_add(overlap).unwrap_or(now);
+    if !store.rotate_webhook_secret(w.id.clone(), secret.clone(), until).await? {
+        return Err(not_found(&w.id));
+    }
+    Ok(AddedView { webhook: show(store, clock, &w.id).await?, secret })
+}
+
+/// What a test delivery got back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestOutcome {
+    /// The ping's event id.
+    pub id: String,
+    /// The receiver's status (`200`) or what went wrong (`timeout`).
+    pub outcome: String,
+    /// Whether it was a 2xx.
+    pub ok: bool,
+}
+
+/// Sends a `webhook.ping` event (not part of any feed) to the receiver, signed as events are.
+pub async fn test(store: &dyn Store, clock: &dyn Clock, id: &str) -> Result<TestOutcome, OpError> {
+    let (w, _) = get(store, id).await?;
+    let now = clock.now();
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let body = json!({"id": event_id, "type": "webhook.ping", "time": fmt_time(now), "webhook": w.id}).to_string();
+    let client = http_client(DeliverySettings::default().timeout).map_err(OpError::Store)?;
+    let r = post(&client, &w, &event_id, "application/json", body, now).await;
+    let (outcome, ok) = match r {
+        Ok(status) => (status.as_u16().to_string(), status.is_success()),
+        Err(e) => (e, false),
+    };
+    Ok(TestOutcome { id: event_id, outcome, ok })
+}
+
+// ---------------------------------------------------------------- signing and sending
+
+/// The key of a `whsec_` secret: its base64-decoded part.
+fn key_of(secret: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok()
+}
+
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed with `secret`.
+pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Option<String> {
+    let key = key_of(secret)?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body.as_bytes());
+    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// The `webhook-signature` header: the current secret's signature, and the previous
+/// secret's while its rotation overlap lasts.
+fn signature_header(w: &Webhook, id: &str, timestamp: i64, body: &str, now: OffsetDateTime) -> String {
+    let mut sigs: Vec<String> = signature(&w.secret, id, timestamp, body).into_iter().collect();
+    if let (Some(old), Some(until)) = (&w.old_secret, w.old_secret_until) {
+        if now < until {
+            sigs.extend(signature(old, id, timestamp, body));
+        }
+    }
+    sigs.join(" ")
+}
+
+/// The HTTP client of deliveries: HTTP/1.1, TLS by rustls (ring) with the system's root
+/// certificates, no redirects followed (a 3xx is no acknowledgement).
+#[derive(Clone)]
+struct HttpClient {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+fn http_client(timeout: Duration) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A certificate the system has but rustls cannot parse is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
+    Ok(HttpClient { client, timeout })
+}
+
+/// POSTs one signed body; the status, or what went wrong.
+async fn post(
+    client: &HttpClient,
+    w: &Webhook,
+    id: &str,
+    content_type: &str,
+    body: String,
+    now: OffsetDateTime,
+) -> Result<StatusCode, String> {
+    let ts = now.unix_timestamp();
+    let sig = signature_header(w, id, ts, &body, now);
+    let req = Request::post(w.url.as_str())
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::USER_AGENT, concat!("scimd/", env!("CARGO_PKG_VERSION")))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    match tokio::time::timeout(client.timeout, client.client.request(req)).await {
+        Err(_) => Err("timeout".to_owned()),
+        Ok(Err(e)) if e.is_connect() => Err("connection refused or unreachable".to_owned()),
+        Ok(Err(e)) => Err(format!("request failed: {e}")),
+        Ok(Ok(resp)) => {
+            let status = resp.status();
+            // Read (and drop) the answer, so that the connection can be used again.
+            let _ = tokio::time::timeout(client.timeout, resp.into_body().collect()).await;
+            Ok(status)
+        }
+    }
+}
+
+/// The body of an event for a webhook, with its content type; `None` when the webhook's
+/// format has no form for it (a SET exists only for user and group events).
+fn render(w: &Webhook, tenant: &str, e: &Event, issuer: &str) -> Option<(String, &'static str)> {
+    match w.format {
+        WebhookFormat::Json => Some((e.to_json(tenant), "application/json")),
+        WebhookFormat::Set => crate::set::token(w, tenant, e, issuer).map(|t| (t, "application/secevent+jwt")),
+    }
+}
+
+// ---------------------------------------------------------------- the worker
+
+/// The delivery worker of one process (see the module documentation).
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: DeliverySettings,
+    /// This process's name in leases.
+    owner: String,
+    /// `iss` of Security Event Tokens: the public URL of the SCIM listener.
+    issuer: String,
+    client: HttpClient,
+    /// The deliveries this process is sending (not claimed again while it does).
+    busy: Mutex<HashSet<(String, i64)>>,
+    /// A delivery ended: look for work again at once.
+    done: Notify,
+}
+
+impl Deliverer {
+    /// A worker over `store`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: DeliverySettings,
+        issuer: String,
+    ) -> Result<Arc<Deliverer>, String> {
+        let client = http_client(settings.timeout)?;
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        Ok(Arc::new(Deliverer {
+            store,
+            clock,
+            settings,
+            owner,
+            issuer,
+            client,
+            busy: Mutex::default(),
+            done: Notify::new(),
+        }))
+    }
+
+    /// Runs until dropped (abort the task): claims deliveries when a feed advances, when a
+    /// delivery ends, and every second (for retries that came due).
+    pub async fn run(self: Arc<Self>) {
+        let mut feeds = self.store.subscribe_all();
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        loop {
+            feeds.borrow_and_update();
+            let free = slots.available_permits();
+            if free > 0 {
+                let now = self.clock.now();
+                let lease = now + self.settings.lease;
+                match self.store.claim_deliveries(self.owner.clone(), now, lease, free as u64).await {
+                    Ok(claims) => {
+                        for claim in claims {
+                            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { break };
+                            let key = (claim.webhook.id.clone(), claim.delivery.tenant);
+                            if !self.lock(&key).insert(key.clone()) {
+                                continue;
+                            }
+                            let me = Arc::clone(&self);
+                            tokio::spawn(async move {
+                                me.deliver(claim).await;
+                                me.lock(&key).remove(&key);
+                                drop(slot);
+                                me.done.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "webhooks: cannot claim deliveries"),
+                }
+            }
+            tokio::select! {
+                _ = feeds.changed() => {}
+                () = self.done.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    fn lock(&self, _: &(String, i64)) -> std::sync::MutexGuard<'_, HashSet<(String, i64)>> {
+        self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records an attempt; false if the lease was lost (someone else goes on from there).
+    async fn settle(&self, c: &Claim, outcome: Outcome) -> bool {
+        let d = &c.delivery;
+        let now = self.clock.now();
+        match self.store.settle_delivery(c.webhook.id.clone(), d.tenant, self.owner.clone(), now, outcome).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, webhook = %c.webhook.id, tenant = %d.tenant_name, "webhooks: cannot record a delivery");
+                false
+            }
+        }
+    }
+
+    /// Sends a claimed delivery's waiting events in order, until none is left, one fails, or
+    /// the lease is lost.
+    async fn deliver(&self, c: Claim) {
+        let (w, d) = (&c.webhook, &c.delivery);
+        let mut position = d.position;
+        loop {
+            let feed = match self.store.events(d.tenant, position, 100).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, webhook = %w.id, tenant = %d.tenant_name, "webhooks: cannot read the feed");
+                    self.settle(&c, Outcome::Released).await;
+                    return;
+                }
+            };
+            if position < feed.pruned {
+                // The events it still had to send were pruned: nothing can be sent in order any
+                // more; a replay from a kept position resumes it.
+                let outcome = format!("events {}..{} were pruned before delivery", position + 1, feed.pruned);
+                let failed = Outcome::Failed { outcome, next_at: self.clock.now(), failed: true };
+                self.settle(&c, failed).await;
+                return;
+            }
+            if feed.events.is_empty() {
+                self.settle(&c, Outcome::Released).await;
+                return;
+            }
+            let start = position;
+            for e in &feed.events {
+                let Some((body, content_type)) =
+                    w.wants(&e.kind).then(|| render(w, &d.tenant_name, e, &self.issuer)).flatten()
+                else {
+                    position = e.seq;
+                    continue;
+                };
+                let now = self.clock.now();
+                match post(&self.client, w, &e.id, content_type, body, now).await {
+                    Ok(status) if status.is_success() => {
+                        position = e.seq;
+                        let lease_until = self.clock.now() + self.settings.lease;
+                        let advanced =
+                            Outcome::Advanced { position, outcome: Some(status.as_u16().to_string()), lease_until };
+                        if !self.settle(&c, advanced).await {
+                            return;
+                        }
+                    }
+                    r => {
+                        let outcome = match r {
+                            Ok(status) => status.as_u16().to_string(),
+                            Err(e) => e,
+                        };
+                        if position > start {
+                            // What was skipped before the failure stays done.
+                            let lease_until = self.clock.now() + self.settings.lease;
+                            self.settle(&c, Outcome::Advanced { position, outcome: None, lease_until }).await;
+                        }
+                        self.settle(&c, self.failure(d, outcome)).await;
+                        return;
+                    }
+                }
+            }
+            if position > start {
+                let lease_until = self.clock.now() + self.settings.lease;
+                if !self.settle(&c, Outcome::Advanced { position, outcome: None, lease_until }).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next retry after a failed attempt: exponential back-off with jitter, or giving up
+    /// once the failures have lasted the retry period.
+    fn failure(&self, d: &Delivery, outcome: String) -> Outcome {
+        let now = self.clock.now();
+        let since = d.failing_since.unwrap_or(now);
+        let failed = now - since >= self.settings.retry_for;
+        let exp = u32::try_from(d.failures.clamp(0, 20)).unwrap_or(20);
+        let base = self.settings.first_backoff.saturating_mul(2u32.saturating_pow(exp)).min(MAX_BACKOFF);
+        let jitter = rand::random_range(0.5..1.5);
+        let next_at = now + base.mul_f64(jitter);
+        Outcome::Failed { outcome, next_at, failed }
+    }
+}
