@@ -85,6 +85,17 @@ impl EventType {
         }
     }
 
+    /// Whether it takes a user's access away (a deactivation or a deletion): what the
+    /// mass-deprovisioning guard counts.
+    pub fn deprovisions(self) -> bool {
+        matches!(self, EventType::UserDeactivated | EventType::UserDeleted)
+    }
+
+    /// Whether the type, spelled as the feed spells it, takes a user's access away.
+    pub fn deprovisions_str(ty: &str) -> bool {
+        matches!(ty, "user.deactivated" | "user.deleted")
+    }
+
     /// The type of a creation.
     pub fn created(kind: Kind) -> EventType {
         match kind {

@@ -90,6 +90,9 @@ pub struct Feed {
     /// Events up to this position were pruned (0 if none was): reading after a position below
     /// it would skip events.
     pub pruned: i64,
+    /// The tenant's mass-deprovisioning guard tripped: push delivery is held from this
+    /// position on (the feed itself is not).
+    pub held_from: Option<i64>,
 }
 
 /// Who is waiting for which tenant's feed. Each advance of a feed is sent to the tenant's

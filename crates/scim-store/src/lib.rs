@@ -46,6 +46,7 @@ pub mod webhook;
 pub use document::{etag, fmt_time, materialize};
 pub use feed::{Actor, Event, Feed, FeedSignal};
 pub use scim_core::Kind;
+pub use scim_core::change::EventType;
 pub use webhook::{Claim, Delivery, Outcome, Webhook, WebhookFormat};
 
 /// A tenant: one customer of the vendor.
@@ -59,6 +60,49 @@ pub struct Tenant {
     pub required: Vec<String>,
     /// When it was created.
     pub created: OffsetDateTime,
+    /// Its mass-deprovisioning guard.
+    pub guard: Guard,
+}
+
+/// A tenant's guard against mass deprovisioning: when more than `share_permille` of its active
+/// users (and at least `min_users`) are deactivated or deleted within `window`, push delivery of
+/// its events is held from the event that crossed the line until an operator releases it. The
+/// writes themselves are accepted and recorded in the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    /// The share of active users, in thousandths (200: 20%); 0 turns the guard off.
+    pub share_permille: i64,
+    /// The fewest deprovisionings that can trip it.
+    pub min_users: i64,
+    /// The window the deprovisionings are counted in.
+    pub window: time::Duration,
+    /// Tripped: the feed position from which push delivery is held.
+    pub held_from: Option<i64>,
+    /// When it tripped.
+    pub tripped_at: Option<OffsetDateTime>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            share_permille: 200,
+            min_users: 50,
+            window: time::Duration::hours(1),
+            held_from: None,
+            tripped_at: None,
+        }
+    }
+}
+
+/// A change of a tenant's guard settings (each `None`: unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuardSettings {
+    /// See [`Guard::share_permille`] (0: off).
+    pub share_permille: Option<i64>,
+    /// See [`Guard::min_users`].
+    pub min_users: Option<i64>,
+    /// See [`Guard::window`].
+    pub window: Option<time::Duration>,
 }
 
 /// A token as stored: only a digest of the secret.
@@ -484,6 +528,13 @@ pub trait Store: Send + Sync + 'static {
     async fn replay_webhook(&self, id: String, tenant: Option<i64>, from: i64) -> Result<bool>;
     /// Replaces a webhook's secret, the old one still used until `old_until`; false if none.
     async fn rotate_webhook_secret(&self, id: String, secret: String, old_until: OffsetDateTime) -> Result<bool>;
+    /// Changes a tenant's guard settings; the tenant as it is now, `None` if there is none.
+    async fn set_guard(&self, name: String, settings: GuardSettings) -> Result<Option<Tenant>>;
+    /// Releases a tenant's tripped guard: push delivery resumes where it was held, or with
+    /// `discard`, skips the deactivations and deletions held so far (each delivery notes the
+    /// range, and a replay sends them after all). A new counting window starts at `now`.
+    /// `None` if there is no such tenant.
+    async fn release_guard(&self, name: String, discard: bool, now: OffsetDateTime) -> Result<Option<Tenant>>;
     /// Claims deliveries with events waiting (see [`webhook`]).
     async fn claim_deliveries(
         &self,

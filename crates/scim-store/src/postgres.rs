@@ -45,7 +45,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Lock, Mode, ORPHANS_REMOVED, Operation,
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode, ORPHANS_REMOVED, Operation,
     POSTGRES, Row, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
@@ -60,8 +60,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STATEMENT_CACHE: usize = 256;
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`schema_version`). Forward only; all run in one transaction under the advisory lock.
-const MIGRATIONS: &[&[&str]] =
-    &[&[SCHEMA], &[ORPHANS_REMOVED], &[CASE_FOLDED_KEYS], &[API_KEYS], &[FEED_TENANT_COLUMNS, FEED], &[WEBHOOKS]];
+const MIGRATIONS: &[&[&str]] = &[
+    &[SCHEMA],
+    &[ORPHANS_REMOVED],
+    &[CASE_FOLDED_KEYS],
+    &[API_KEYS],
+    &[FEED_TENANT_COLUMNS, FEED],
+    &[WEBHOOKS],
+    &[GUARD],
+];
 
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
 /// sequencer: `events_unsequenced` is what it looks for.
@@ -558,7 +565,13 @@ impl Operation for Sequence {
             return Ok(None);
         }
         let position = head + i64::try_from(n).unwrap_or(i64::MAX);
-        c.exec("UPDATE tenants SET feed_seq = $2 WHERE id = $1", &[t, Arg::Int(position)]).await?;
+        c.exec("UPDATE tenants SET feed_seq = $2 WHERE id = $1", &[t.clone(), Arg::Int(position)]).await?;
+        // The guard counts the deactivations and deletions just numbered, in order.
+        let sql = "SELECT seq, at FROM events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
+                   AND type IN ('user.deactivated', 'user.deleted') ORDER BY seq";
+        for r in c.query(sql, &[t, Arg::Int(head), Arg::Int(position)]).await? {
+            crate::sql::ops::guard_note(c, self.tenant, r.int(0)?, r.int(1)?).await?;
+        }
         let payload = format!("{}:{position}", self.tenant);
         c.exec("SELECT pg_notify($1, $2)", &[Arg::Text(CHANNEL.into()), Arg::Text(payload)]).await?;
         Ok(Some(position))

@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, Mode, ORPHANS_REMOVED, Operation, Row, SQLITE,
-    SqlError, SqlResult, Val, WEBHOOKS,
+    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED, Operation, Row,
+    SQLITE, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -48,6 +48,7 @@ const MIGRATIONS: &[&[&str]] = &[
     &[API_KEYS],
     &[FEED_TENANT_COLUMNS, FEED],
     &[WEBHOOKS],
+    &[GUARD],
 ];
 
 /// The version this scimd writes.

@@ -97,6 +97,11 @@ pub struct Delivery {
     pub last_outcome: Option<String>,
     /// Given up after the retry period: nothing more is sent until a replay.
     pub failed: bool,
+    /// The tenant's guard tripped: events from this position on are held.
+    pub held_from: Option<i64>,
+    /// The deactivations and deletions in this range (inclusive) are skipped: an operator
+    /// released the guard discarding them (a replay sends them after all).
+    pub discard: Option<(i64, i64)>,
 }
 
 /// A delivery claimed for sending, with its webhook.

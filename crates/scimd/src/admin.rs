@@ -20,6 +20,7 @@
 //! | `GET /api/v1/tenants/{tenant}/events?after=N&limit=M&wait=S` | `{"events": [...], "position": N}` (`crate::feed`); 410 for a pruned position |
 //! | `GET/POST /api/v1/webhooks`, `GET/DELETE /api/v1/webhooks/{id}` | push endpoints (`crate::webhooks`); a create answers the signing secret once |
 //! | `POST /api/v1/webhooks/{id}/test`, `.../replay` `{"from", "tenant"}`, `.../rotate-secret` `{"overlap"}` | a signed ping; deliver again from a position; a new secret (shown once) |
+//! | `POST /api/v1/tenants/{tenant}/release` `{"discard": false}` | releases a tripped mass-deprovisioning guard; `PATCH` of the tenant with `{"guard": {"enabled", "share", "minUsers", "window"}}` sets it |
 //! | `GET /api/v1/openapi.json` | this listener's OpenAPI 3.1 document (`docs/openapi.json`, built in); behind the API key like the rest of `/api/v1` |
 //!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
@@ -86,7 +87,7 @@ impl From<StoreError> for OpError {
 }
 
 /// A tenant as shown by `tenant list` / `show` and the vendor API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantView {
     /// The tenant's name.
@@ -99,6 +100,41 @@ pub struct TenantView {
     pub tokens: usize,
     /// How many of them still work.
     pub active_tokens: usize,
+    /// Its guard against mass deprovisioning.
+    pub guard: GuardView,
+}
+
+/// A tenant's mass-deprovisioning guard, as shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardView {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// The share of active users (0.2 = 20%) whose deactivation or deletion within the window
+    /// trips it.
+    pub share: f64,
+    /// The fewest deprovisionings that trip it.
+    pub min_users: i64,
+    /// The window, in seconds.
+    pub window_seconds: i64,
+    /// Tripped: push delivery of the tenant's events is held.
+    pub tripped: bool,
+    /// The feed position from which delivery is held.
+    pub held_from: Option<i64>,
+    /// When it tripped.
+    pub tripped_at: Option<String>,
+}
+
+fn guard_view(g: &scim_store::Guard) -> GuardView {
+    GuardView {
+        enabled: g.share_permille > 0,
+        share: g.share_permille as f64 / 1000.0,
+        min_users: g.min_users,
+        window_seconds: g.window.whole_seconds(),
+        tripped: g.held_from.is_some(),
+        held_from: g.held_from,
+        tripped_at: g.tripped_at.map(fmt_time),
+    }
 }
 
 /// A token as listed: never its secret.
@@ -291,7 +327,64 @@ async fn tenant_view(store: &dyn Store, t: &Tenant, now: OffsetDateTime) -> Resu
         created: fmt_time(t.created),
         tokens: toks.len(),
         active_tokens: active,
+        guard: guard_view(&t.guard),
     })
+}
+
+/// Changes a tenant's mass-deprovisioning guard: `enabled` false turns it off (true turns it
+/// back on at 20% unless `share` says), `share` in (0, 1], `min_users` at least 1, `window` a
+/// duration.
+pub async fn set_guard(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+    enabled: Option<bool>,
+    share: Option<f64>,
+    min_users: Option<i64>,
+    window: Option<time::Duration>,
+) -> Result<TenantView, OpError> {
+    let t = tenant_named(store, name).await?;
+    if let Some(s) = share {
+        if !(s > 0.0 && s <= 1.0) {
+            return Err(OpError::Usage(format!(
+                "the guard's share is a fraction above 0 and at most 1 (0.2 = 20%), not {s}"
+            )));
+        }
+    }
+    if min_users.is_some_and(|m| m < 1) {
+        return Err(OpError::Usage("the guard's minimum is at least 1 user".to_owned()));
+    }
+    if window.is_some_and(|w| w <= time::Duration::ZERO) {
+        return Err(OpError::Usage("the guard's window is a positive duration, e.g. 1h".to_owned()));
+    }
+    let share_permille = match (enabled, share) {
+        (Some(false), _) => Some(0),
+        (_, Some(s)) => Some((s * 1000.0).round().clamp(1.0, 1000.0) as i64),
+        (Some(true), None) if t.guard.share_permille == 0 => Some(scim_store::Guard::default().share_permille),
+        _ => None,
+    };
+    let settings = scim_store::GuardSettings { share_permille, min_users, window };
+    let t = store
+        .set_guard(name.to_owned(), settings)
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
+    tenant_view(store, &t, clock.now()).await
+}
+
+/// Releases a tenant's tripped guard: push delivery resumes with the held events, or with
+/// `discard`, without the held deactivations and deletions (a webhook replay still sends them).
+pub async fn release_guard(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+    discard: bool,
+) -> Result<TenantView, OpError> {
+    tenant_named(store, name).await?;
+    let t = store
+        .release_guard(name.to_owned(), discard, clock.now())
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
+    tenant_view(store, &t, clock.now()).await
 }
 
 fn token_view(k: &Token, tenant: &str) -> TokenView {
@@ -581,6 +674,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tenants/{tenant}/Users/{id}"),
     ("GET", "/api/v1/tenants/{tenant}/Groups/{id}"),
     ("GET", "/api/v1/tenants/{tenant}/events"),
+    ("POST", "/api/v1/tenants/{tenant}/release"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/webhooks"),
     ("POST", "/api/v1/webhooks"),
@@ -628,6 +722,7 @@ pub fn router(
         .route("/api/v1/tenants/{tenant}/Users/{id}", get(get_resource::<false>))
         .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
         .route("/api/v1/tenants/{tenant}/events", get(get_events))
+        .route("/api/v1/tenants/{tenant}/release", post(release_tenant))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/webhooks", get(get_webhooks).post(post_webhook))
         .route("/api/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
@@ -857,6 +952,8 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
 async fn metrics(State(s): State<AdminState>) -> Response {
     if let Ok(tenants) = s.store.list_tenants().await {
         metrics::gauge!("scimd_tenants").set(tenants.len() as f64);
+        let held = tenants.iter().filter(|t| t.guard.held_from.is_some()).count();
+        metrics::gauge!("scimd_tenants_guard_tripped").set(held as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.prometheus.render()).into_response()
 }
@@ -889,6 +986,23 @@ struct NewTenant {
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
     required: Option<Vec<String>>,
+    guard: Option<GuardPatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GuardPatch {
+    enabled: Option<bool>,
+    share: Option<f64>,
+    min_users: Option<i64>,
+    window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Release {
+    #[serde(default)]
+    discard: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -933,17 +1047,33 @@ async fn patch_tenant(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: TenantPatch = parse_body(&body)?;
-    let view = match req.required {
+    let mut view = match req.required {
         Some(required) => {
             set_required(s.store.as_ref(), s.clock.as_ref(), &s.registry, &name, &required, &actor).await?
         }
         None => show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?,
     };
+    if let Some(g) = req.guard {
+        let window = g.window.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
+        view = set_guard(s.store.as_ref(), s.clock.as_ref(), &name, g.enabled, g.share, g.min_users, window).await?;
+    }
     // The SCIM listener must apply the new policy at once, not after its cache time.
     if let Ok(Some(t)) = s.store.tenant(name).await {
         s.auth.forget_tenant_record(t.id);
     }
     tracing::info!(tenant = %view.name, "vendor API: tenant policy changed");
+    Ok(Json(view).into_response())
+}
+
+/// `POST /api/v1/tenants/{tenant}/release` `{"discard": false}`: releases a tripped guard.
+async fn release_tenant(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: Release = parse_body(&body)?;
+    let view = release_guard(s.store.as_ref(), s.clock.as_ref(), &name, req.discard).await?;
+    tracing::info!(tenant = %name, discard = req.discard, "vendor API: guard released");
     Ok(Json(view).into_response())
 }
 

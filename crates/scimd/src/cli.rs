@@ -198,6 +198,36 @@ enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Release a tenant whose mass-deprovisioning guard tripped: push delivery resumes.
+    Release {
+        /// The tenant's name
+        name: String,
+        /// Skip the held deactivations and deletions instead of delivering them (they stay
+        /// in the feed, and `webhook replay` sends them after all)
+        #[arg(long)]
+        discard: bool,
+    },
+    /// Set a tenant's guard against mass deprovisioning (default: 20% of active users, at
+    /// least 50, within 1h, holds push delivery until `tenant release`).
+    Guard {
+        /// The tenant's name
+        name: String,
+        /// Turn the guard off
+        #[arg(long, conflicts_with = "on")]
+        off: bool,
+        /// Turn the guard on again
+        #[arg(long)]
+        on: bool,
+        /// The share of active users that trips it, e.g. 0.2
+        #[arg(long, value_name = "FRACTION")]
+        share: Option<f64>,
+        /// The fewest deactivations and deletions that trip it
+        #[arg(long, value_name = "N")]
+        min: Option<i64>,
+        /// The window they are counted in, e.g. 1h
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_duration)]
+        window: Option<time::Duration>,
+    },
     /// Delete a tenant with all its users, groups and tokens.
     Delete {
         /// The tenant's name
@@ -539,6 +569,17 @@ async fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> 
             let t = admin::show_tenant(store.as_ref(), &clock, &name).await?;
             out(&if as_json { json(&t)? } else { tenant_details(&t) })
         }
+        TenantCommand::Release { name, discard } => {
+            let store = open_store(settings, &registry).await?;
+            let t = admin::release_guard(store.as_ref(), &clock, &name, discard).await?;
+            out(&tenant_details(&t))
+        }
+        TenantCommand::Guard { name, off, on, share, min, window } => {
+            let store = open_store(settings, &registry).await?;
+            let enabled = if off { Some(false) } else { on.then_some(true) };
+            let t = admin::set_guard(store.as_ref(), &clock, &name, enabled, share, min, window).await?;
+            out(&tenant_details(&t))
+        }
         TenantCommand::Delete { name, yes } => {
             if !yes {
                 return Err(Failure::Usage(format!(
@@ -682,8 +723,23 @@ fn tenant_table(list: &[TenantView]) -> String {
 
 fn tenant_details(t: &TenantView) -> String {
     let required = if t.required.is_empty() { "-".to_owned() } else { t.required.join(", ") };
+    let g = &t.guard;
+    let guard = if !g.enabled {
+        "off".to_owned()
+    } else {
+        let line =
+            format!("{}% of active users (at least {}) within {}s", g.share * 100.0, g.min_users, g.window_seconds);
+        match (g.held_from, &g.tripped_at) {
+            (Some(from), at) => format!(
+                "TRIPPED at {}: push delivery held from position {from}; `scimd tenant release {}` resumes it ({line})",
+                at.as_deref().unwrap_or("-"),
+                t.name
+            ),
+            _ => line,
+        }
+    };
     format!(
-        "name:     {}\ncreated:  {}\nrequired: {required}\ntokens:   {} ({} active)\n",
+        "name:     {}\ncreated:  {}\nrequired: {required}\ntokens:   {} ({} active)\nguard:    {guard}\n",
         t.name, t.created, t.tokens, t.active_tokens
     )
 }

@@ -556,9 +556,17 @@ impl Deliverer {
                 return;
             }
             let start = position;
+            let mut held = false;
             for e in &feed.events {
+                if feed.held_from.is_some_and(|h| e.seq >= h) {
+                    // The tenant's guard holds everything from here on, in order: stop here.
+                    held = true;
+                    break;
+                }
+                let discarded = d.discard.is_some_and(|(from, to)| (from..=to).contains(&e.seq))
+                    && scim_core::change::EventType::deprovisions_str(&e.kind);
                 let Some((body, content_type)) =
-                    w.wants(&e.kind).then(|| render(w, &d.tenant_name, e, &self.issuer)).flatten()
+                    (w.wants(&e.kind) && !discarded).then(|| render(w, &d.tenant_name, e, &self.issuer)).flatten()
                 else {
                     position = e.seq;
                     continue;
@@ -594,6 +602,10 @@ impl Deliverer {
                 if !self.settle(&c, Outcome::Advanced { position, outcome: None, lease_until }).await {
                     return;
                 }
+            }
+            if held {
+                self.settle(&c, Outcome::Released).await;
+                return;
             }
         }
     }

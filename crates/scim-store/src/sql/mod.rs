@@ -68,6 +68,22 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_tenant ON deliveries (tenant_id);
 ";
 
+/// Migration step of both engines (version 7): each tenant's guard against mass
+/// deprovisioning (its settings, the counting window, and from which position push delivery
+/// is held), and the range of held events a delivery was told to skip.
+pub(crate) const GUARD: &str = "
+ALTER TABLE tenants ADD COLUMN guard_share BIGINT NOT NULL DEFAULT 200;
+ALTER TABLE tenants ADD COLUMN guard_min BIGINT NOT NULL DEFAULT 50;
+ALTER TABLE tenants ADD COLUMN guard_window BIGINT NOT NULL DEFAULT 3600000000;
+ALTER TABLE tenants ADD COLUMN guard_start BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tenants ADD COLUMN guard_count BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tenants ADD COLUMN guard_base BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tenants ADD COLUMN guard_held BIGINT;
+ALTER TABLE tenants ADD COLUMN guard_tripped_at BIGINT;
+ALTER TABLE deliveries ADD COLUMN discard_from BIGINT;
+ALTER TABLE deliveries ADD COLUMN discard_to BIGINT;
+";
+
 /// Migration step of both engines: case-insensitive keys are case-folded, not lower-cased: a
 /// final sigma is folded to sigma (the only difference between the two for the values stored),
 /// so `ΟΔΟΣ` and `οδοσ` are one userName.
@@ -209,6 +225,8 @@ pub struct Dialect {
     /// the engine's sequencer numbers them after commit (PostgreSQL: writers to one tenant
     /// then never wait for each other).
     pub seq_in_write: bool,
+    /// The condition "the user document `doc` is active" (`active` is not `false`).
+    pub active_user: &'static str,
 }
 
 /// SQLite (3.35 or later: `RETURNING`, `UPDATE ... FROM`, JSON functions).
@@ -220,6 +238,7 @@ pub const SQLITE: Dialect = Dialect {
     position_fn: "instr",
     starts_with_fn: None,
     seq_in_write: true,
+    active_user: "coalesce(doc ->> 'active', 1) <> 0",
 };
 
 /// PostgreSQL (13 or later).
@@ -231,6 +250,7 @@ pub const POSTGRES: Dialect = Dialect {
     position_fn: "strpos",
     starts_with_fn: Some("starts_with"),
     seq_in_write: false,
+    active_user: "coalesce((CAST(doc AS jsonb) -> 'active') <> 'false'::jsonb, true)",
 };
 
 /// The SQL type of a placeholder, where the dialect wants it spelled.

@@ -26,8 +26,9 @@ use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::feed::NewEvent;
 use crate::plan::{self, IndexKeys};
 use crate::{
-    Actor, ApiKey, Claim, Create, Delete, Delivery, Event, Feed, Get, GroupRef, Kind, Limits, Load, MemberRow, Members,
-    Outcome, Page, Patch, Query, Record, Result, Store, StoreError, Tenant, Token, Update, Webhook,
+    Actor, ApiKey, Claim, Create, Delete, Delivery, Event, Feed, Get, GroupRef, Guard, GuardSettings, Kind, Limits,
+    Load, MemberRow, Members, Outcome, Page, Patch, Query, Record, Result, Store, StoreError, Tenant, Token, Update,
+    Webhook,
 };
 
 /// What every operation may need besides its connection.
@@ -41,7 +42,8 @@ pub struct Context {
 
 // ---------------------------------------------------------------- rows
 
-const TENANT_COLS: &str = "id, name, required, created";
+const TENANT_COLS: &str =
+    "id, name, required, created, guard_share, guard_min, guard_window, guard_held, guard_tripped_at";
 const TOKEN_COLS: &str = "id, tenant_id, digest, label, created, expires, revoked, last_used";
 const RECORD_COLS: &str = "r.pk, r.kind, r.id, r.created, r.modified, r.version, r.doc";
 
@@ -53,6 +55,13 @@ fn tenant_row(mut r: Row) -> Result<Tenant> {
         required: serde_json::from_str(&required)
             .map_err(|e| StoreError::Corrupt(format!("a tenant's list of required attributes: {e}")))?,
         created: instant(r.int(3)?),
+        guard: Guard {
+            share_permille: r.int(4)?,
+            min_users: r.int(5)?,
+            window: time::Duration::microseconds(r.int(6)?),
+            held_from: r.opt_int(7)?,
+            tripped_at: r.opt_int(8)?.map(instant),
+        },
     })
 }
 
@@ -144,7 +153,49 @@ async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: New
     ];
     c.exec("INSERT INTO events (tenant_id, seq, id, type, at, body) VALUES ($1, $2, $3, $4, $5, $6)", &args).await?;
     c.appended(tenant, seq.unwrap_or(0));
+    if let (Some(seq), true) = (seq, ev.ty.deprovisions()) {
+        guard_note(c, tenant, seq, now).await?;
+    }
     Ok(())
+}
+
+/// Counts a deactivation or deletion (the event numbered `seq`, committed at `at`) against
+/// the tenant's guard, and trips it when the window's count crosses the line: push delivery is
+/// then held from `seq`. Runs where events are numbered, under the tenant's lock (the write
+/// itself on SQLite, the sequencer on PostgreSQL), so each event counts once, in order.
+pub(crate) async fn guard_note<C: Conn>(c: &mut C, tenant: i64, seq: i64, at: i64) -> Result<()> {
+    let sql = "SELECT guard_share, guard_min, guard_window, guard_start, guard_count, guard_base, guard_held
+               FROM tenants WHERE id = $1";
+    let Some(r) = c.opt(sql, &[Arg::Int(tenant)]).await? else { return Ok(()) };
+    let (share, min, window) = (r.int(0)?, r.int(1)?, r.int(2)?);
+    let (mut start, mut count, mut base) = (r.int(3)?, r.int(4)?, r.int(5)?);
+    if share <= 0 || r.opt_int(6)?.is_some() {
+        return Ok(());
+    }
+    if at.saturating_sub(start) > window {
+        // A new window: its base is the active users before this deprovisioning.
+        start = at;
+        count = 0;
+        base = active_users(c, tenant).await? + 1;
+    }
+    count += 1;
+    let tripped = count >= min && count.saturating_mul(1000) > share.saturating_mul(base);
+    let mut args = vec![Arg::Int(tenant), Arg::Int(start), Arg::Int(count), Arg::Int(base)];
+    let mut sql = "UPDATE tenants SET guard_start = $2, guard_count = $3, guard_base = $4".to_owned();
+    if tripped {
+        args.extend([Arg::Int(seq), Arg::Int(at)]);
+        sql.push_str(", guard_held = $5, guard_tripped_at = $6");
+    }
+    sql.push_str(" WHERE id = $1");
+    c.exec(&sql, &args).await?;
+    Ok(())
+}
+
+/// How many users of the tenant are active.
+async fn active_users<C: Conn>(c: &mut C, tenant: i64) -> Result<i64> {
+    let sql =
+        format!("SELECT count(*) FROM resources WHERE tenant_id = $1 AND kind = 0 AND {}", c.dialect().active_user);
+    c.opt(&sql, &[Arg::Int(tenant)]).await?.map_or(Ok(0), |r| r.int(0))
 }
 
 /// The net change of a group's members by one write: the ids added and the ids removed.
@@ -433,7 +484,11 @@ impl Operation for CreateTenant {
             name: self.name.clone(),
             required: self.required.clone(),
             created: instant(created),
+            guard: Guard::default(),
         };
+        // The webhooks of every tenant receive the new one's feed from its start.
+        let sql = "INSERT INTO deliveries (webhook_id, tenant_id, position) SELECT id, $1, 0 FROM webhooks WHERE tenant_id IS NULL";
+        c.exec(sql, &[Arg::Int(t.id)]).await?;
         event(c, t.id, &self.actor, created, NewEvent::tenant(EventType::TenantCreated, None, &t)).await?;
         Ok(t)
     }
@@ -1118,10 +1173,10 @@ impl Operation for Events {
     const MODE: Mode = Mode::Snapshot;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Feed> {
         let head = c
-            .opt("SELECT feed_seq, feed_pruned FROM tenants WHERE id = $1", &[Arg::Int(self.tenant)])
+            .opt("SELECT feed_seq, feed_pruned, guard_held FROM tenants WHERE id = $1", &[Arg::Int(self.tenant)])
             .await?
             .ok_or(StoreError::NotFound)?;
-        let (position, pruned) = (head.int(0)?, head.int(1)?);
+        let (position, pruned, held_from) = (head.int(0)?, head.int(1)?, head.opt_int(2)?);
         let limit = i64::try_from(self.limit).unwrap_or(i64::MAX);
         let args = [Arg::Int(self.tenant), Arg::Int(self.after), Arg::Int(limit)];
         let sql = "SELECT seq, id, type, at, body FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
@@ -1132,7 +1187,61 @@ impl Operation for Events {
                 Ok(Event { seq: r.int(0)?, id: r.text(1)?, kind: r.text(2)?, at: instant(r.int(3)?), body: r.text(4)? })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Feed { events, position, pruned })
+        Ok(Feed { events, position, pruned, held_from })
+    }
+}
+
+pub(crate) struct SetGuard {
+    name: String,
+    settings: GuardSettings,
+}
+
+impl Operation for SetGuard {
+    type Output = Option<Tenant>;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Tenant>> {
+        let g = &self.settings;
+        let args = [
+            Arg::Text(self.name.clone()),
+            Arg::opt_int(g.share_permille),
+            Arg::opt_int(g.min_users),
+            Arg::opt_int(g.window.map(|w| i64::try_from(w.whole_microseconds()).unwrap_or(i64::MAX))),
+        ];
+        let sql = format!(
+            "UPDATE tenants SET guard_share = COALESCE(CAST($2 AS BIGINT), guard_share),
+             guard_min = COALESCE(CAST($3 AS BIGINT), guard_min), guard_window = COALESCE(CAST($4 AS BIGINT), guard_window)
+             WHERE name = $1 RETURNING {TENANT_COLS}"
+        );
+        c.opt(&sql, &args).await?.map(tenant_row).transpose()
+    }
+}
+
+pub(crate) struct ReleaseGuard {
+    name: String,
+    discard: bool,
+    now: OffsetDateTime,
+}
+
+impl Operation for ReleaseGuard {
+    type Output = Option<Tenant>;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<Tenant>> {
+        let sql = format!(
+            "SELECT id, guard_held, feed_seq FROM tenants WHERE name = $1{}",
+            c.dialect().lock(Lock::NoKeyUpdate)
+        );
+        let Some(row) = c.opt(&sql, &[Arg::Text(self.name.clone())]).await? else { return Ok(None) };
+        let (id, held, head) = (row.int(0)?, row.opt_int(1)?, row.int(2)?);
+        if let (Some(from), true) = (held, self.discard) {
+            let sql = "UPDATE deliveries SET discard_from = $2, discard_to = $3 WHERE tenant_id = $1";
+            c.exec(sql, &[Arg::Int(id), Arg::Int(from), Arg::Int(head)]).await?;
+        }
+        let base = active_users(c, id).await?;
+        let sql = format!(
+            "UPDATE tenants SET guard_held = NULL, guard_tripped_at = NULL, guard_start = $2, guard_count = 0,
+             guard_base = $3 WHERE id = $1 RETURNING {TENANT_COLS}"
+        );
+        c.opt(&sql, &[Arg::Int(id), Arg::Int(micros(self.now)), Arg::Int(base)]).await?.map(tenant_row).transpose()
     }
 }
 
@@ -1296,7 +1405,18 @@ impl<E: Engine> Store for E {
     fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64> {
         self.signal().subscribe_all()
     }
+    async fn set_guard(&self, name: String, settings: GuardSettings) -> Result<Option<Tenant>> {
+        self.execute(SetGuard { name, settings }).await
+    }
+    async fn release_guard(&self, name: String, discard: bool, now: OffsetDateTime) -> Result<Option<Tenant>> {
+        self.execute(ReleaseGuard { name, discard, now }).await
+    }
     async fn create_webhook(&self, webhook: Webhook) -> Result<()> {
+        // It starts at the feed's position: number what is committed first, so that "from now
+        // on" means what was acknowledged before.
+        if let Some(t) = webhook.tenant {
+            self.settle(t).await?;
+        }
         self.execute(hooks::CreateWebhook(webhook)).await
     }
     async fn list_webhooks(&self) -> Result<Vec<(Webhook, Vec<Delivery>)>> {

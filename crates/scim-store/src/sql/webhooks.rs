@@ -12,7 +12,7 @@ use crate::{Result, StoreError};
 const WEBHOOK_COLS: &str =
     "w.id, w.url, w.tenant_id, w.events, w.format, w.secret, w.old_secret, w.old_secret_until, w.created";
 const DELIVERY_COLS: &str = "d.webhook_id, d.tenant_id, t.name, d.position, t.feed_seq, d.failures, d.failing_since, \
-     d.next_at, d.last_at, d.last_outcome, d.failed";
+     d.next_at, d.last_at, d.last_outcome, d.failed, t.guard_held, d.discard_from, d.discard_to";
 
 fn webhook_row(mut r: Row) -> Result<Webhook> {
     let events = r.text(3)?;
@@ -45,6 +45,8 @@ fn delivery_row(mut r: Row) -> Result<Delivery> {
         last_at: r.opt_int(8)?.map(instant),
         last_outcome: r.opt_text(9)?,
         failed: r.int(10)? != 0,
+        held_from: r.opt_int(11)?,
+        discard: r.opt_int(12)?.zip(r.opt_int(13)?),
     })
 }
 
@@ -160,7 +162,7 @@ impl Operation for ReplayWebhook {
             return Ok(false);
         }
         let position = Arg::Int(self.from.saturating_sub(1).max(0));
-        let set = "position = $2, failures = 0, failing_since = NULL, next_at = 0, failed = 0";
+        let set = "position = $2, failures = 0, failing_since = NULL, next_at = 0, failed = 0, discard_from = NULL, discard_to = NULL";
         match self.tenant {
             Some(t) => {
                 let sql = format!("UPDATE deliveries SET {set} WHERE webhook_id = $1 AND tenant_id = $3");
@@ -208,6 +210,7 @@ impl Operation for ClaimDeliveries {
             .query(
                 "SELECT d.webhook_id, d.tenant_id FROM deliveries d JOIN tenants t ON t.id = d.tenant_id
                  WHERE d.position < t.feed_seq AND d.failed = 0 AND d.next_at <= $1 AND d.lease_until <= $1
+                   AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held)
                  ORDER BY d.next_at, d.tenant_id LIMIT $2",
                 &[Arg::Int(now), Arg::Int(limit)],
             )

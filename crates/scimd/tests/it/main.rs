@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod events_schema;
 mod feed;
+mod guard;
 mod hostile;
 mod integrity;
 mod lenient;

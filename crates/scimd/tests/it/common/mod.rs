@@ -113,6 +113,24 @@ pub async fn spawn_app_with(settings: HttpSettings, required: &[&str]) -> TestAp
 
 /// A server over `store` (which may wrap a real one), built as `scimd serve` builds it.
 pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings, required: &[&str]) -> TestApp {
+    spawn_app_delivering(store, db, http, required, Default::default()).await
+}
+
+/// A fresh server whose webhooks are delivered with these settings (short timeouts and
+/// back-off for tests).
+pub async fn spawn_app_with_delivery(delivery: scimd::webhooks::DeliverySettings) -> TestApp {
+    let (store, db) = fresh_store().await;
+    spawn_app_delivering(store, db, HttpSettings::default(), &[], delivery).await
+}
+
+/// A server over `store` with these delivery settings.
+pub async fn spawn_app_delivering(
+    store: Arc<dyn Store>,
+    db: TestDb,
+    http: HttpSettings,
+    required: &[&str],
+    delivery: scimd::webhooks::DeliverySettings,
+) -> TestApp {
     let (tenant, token) = add_tenant(&store, "contoso", required).await;
     let settings = Settings {
         database: String::new(),
@@ -122,7 +140,7 @@ pub async fn spawn_app_on(store: Arc<dyn Store>, db: TestDb, http: HttpSettings,
         store: Default::default(),
         admin_hosts: scimd::admin::default_hosts("127.0.0.1:0"),
         retention: Default::default(),
-        webhooks: Default::default(),
+        webhooks: delivery,
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
@@ -468,6 +486,12 @@ impl Store for Spy {
     }
     fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.subscribe_all()
+    }
+    async fn set_guard(&self, name: String, settings: scim_store::GuardSettings) -> StoreResult<Option<Tenant>> {
+        self.inner.set_guard(name, settings).await
+    }
+    async fn release_guard(&self, name: String, discard: bool, now: OffsetDateTime) -> StoreResult<Option<Tenant>> {
+        self.inner.release_guard(name, discard, now).await
     }
     async fn create_webhook(&self, webhook: scim_store::Webhook) -> StoreResult<()> {
         self.inner.create_webhook(webhook).await
