@@ -543,6 +543,8 @@ pub trait Store: Send + Sync + 'static {
         lease_until: OffsetDateTime,
         limit: u64,
     ) -> Result<Vec<Claim>>;
+    /// Moves a delivery on to `position` (never back), as a poll's acknowledgement does.
+    async fn ack_delivery(&self, webhook: String, tenant: i64, position: i64, now: OffsetDateTime) -> Result<bool>;
     /// Records an attempt on a claimed delivery; false if the lease was lost.
     async fn settle_delivery(
         &self,

@@ -21,6 +21,7 @@
 //! | `GET/POST /api/v1/webhooks`, `GET/DELETE /api/v1/webhooks/{id}` | push endpoints (`crate::webhooks`); a create answers the signing secret once |
 //! | `POST /api/v1/webhooks/{id}/test`, `.../replay` `{"from", "tenant"}`, `.../rotate-secret` `{"overlap"}` | a signed ping; deliver again from a position; a new secret (shown once) |
 //! | `POST /api/v1/tenants/{tenant}/release` `{"discard": false}` | releases a tripped mass-deprovisioning guard; `PATCH` of the tenant with `{"guard": {"enabled", "share", "minUsers", "window"}}` sets it |
+//! | `POST /api/v1/webhooks/{id}/poll` `{"ack", "setErrs", "maxEvents", "returnImmediately"}` | RFC 8936 poll of a `set` webhook: `{"sets": {jti: token}, "moreAvailable"}` |
 //! | `GET /api/v1/openapi.json` | this listener's OpenAPI 3.1 document (`docs/openapi.json`, built in); behind the API key like the rest of `/api/v1` |
 //!
 //! where `tenant` is `{"name", "required", "created", "tokens", "activeTokens"}` and `token` is
@@ -683,6 +684,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/webhooks/{id}/test"),
     ("POST", "/api/v1/webhooks/{id}/replay"),
     ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
+    ("POST", "/api/v1/webhooks/{id}/poll"),
 ];
 
 /// `GET /api/v1/openapi.json`: `docs/openapi.json`, the OpenAPI 3.1 description of
@@ -729,6 +731,7 @@ pub fn router(
         .route("/api/v1/webhooks/{id}/test", post(test_webhook))
         .route("/api/v1/webhooks/{id}/replay", post(replay_webhook))
         .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate_webhook_secret))
+        .route("/api/v1/webhooks/{id}/poll", post(poll_webhook))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/metrics", get(metrics))
@@ -1146,7 +1149,7 @@ async fn get_resource<const G: bool>(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewWebhook {
     #[serde(default)]
-    url: String,
+    url: Option<String>,
     #[serde(default)]
     tenant: Option<String>,
     #[serde(default)]
@@ -1178,9 +1181,15 @@ async fn post_webhook(State(s): State<AdminState>, body: Bytes) -> Result<Respon
         return Err(ApiError::BadRequest("give \"tenant\" or \"allTenants\": true, not both".to_owned()));
     }
     let format = req.format.as_deref().unwrap_or("json");
-    let added =
-        crate::webhooks::add(s.store.as_ref(), s.clock.as_ref(), &req.url, req.tenant.as_deref(), &req.events, format)
-            .await?;
+    let added = crate::webhooks::add(
+        s.store.as_ref(),
+        s.clock.as_ref(),
+        req.url.as_deref(),
+        req.tenant.as_deref(),
+        &req.events,
+        format,
+    )
+    .await?;
     tracing::info!(webhook = %added.webhook.id, url = %added.webhook.url, "vendor API: webhook added");
     Ok((StatusCode::CREATED, Json(added)).into_response())
 }
@@ -1208,6 +1217,13 @@ async fn replay_webhook(
     let from = req.from.ok_or_else(|| ApiError::BadRequest("\"from\" (a feed position) is required".to_owned()))?;
     let view = crate::webhooks::replay(s.store.as_ref(), s.clock.as_ref(), &id, from, req.tenant.as_deref()).await?;
     Ok(Json(view).into_response())
+}
+
+/// `POST /api/v1/webhooks/{id}/poll`: RFC 8936 poll of a `set` webhook.
+async fn poll_webhook(State(s): State<AdminState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: crate::webhooks::PollRequest = parse_body(&body)?;
+    let resp = crate::webhooks::poll(s.store.as_ref(), s.clock.as_ref(), &id, &req, &s.scim_origin).await?;
+    Ok(Json(resp).into_response())
 }
 
 async fn rotate_webhook_secret(

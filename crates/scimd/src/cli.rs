@@ -65,8 +65,11 @@ enum WebhookCommand {
     /// Add a receiver; its signing secret is printed alone on the last line, shown once.
     Add {
         /// Where events are POSTed (http:// or https://)
-        #[arg(long)]
-        url: String,
+        #[arg(long, required_unless_present = "poll")]
+        url: Option<String>,
+        /// No URL: the receiver polls POST /api/v1/webhooks/{id}/poll (RFC 8936; --format set)
+        #[arg(long, conflicts_with = "url")]
+        poll: bool,
         /// The tenant whose events it receives [default: every tenant's]
         #[arg(long, value_name = "NAME", conflicts_with = "all_tenants")]
         tenant: Option<String>,
@@ -394,15 +397,15 @@ async fn webhook(cmd: WebhookCommand, settings: &Settings) -> Result<(), Failure
     use crate::webhooks;
     let registry = Arc::new(Registry::standard());
     let clock = SystemClock;
-    if let WebhookCommand::Add { url, .. } = &cmd {
+    if let WebhookCommand::Add { url: Some(url), .. } = &cmd {
         // Check the arguments before touching the database.
         webhooks::check_url(url).map_err(Failure::Usage)?;
     }
     let store = open_store(settings, &registry).await?;
     let s = store.as_ref();
     match cmd {
-        WebhookCommand::Add { url, tenant, all_tenants: _, events, format } => {
-            let added = webhooks::add(s, &clock, &url, tenant.as_deref(), &events, &format).await?;
+        WebhookCommand::Add { url, poll: _, tenant, all_tenants: _, events, format } => {
+            let added = webhooks::add(s, &clock, url.as_deref(), tenant.as_deref(), &events, &format).await?;
             let w = &added.webhook;
             let scope = w.tenant.as_deref().map_or_else(|| "every tenant".to_owned(), |t| format!("tenant {t}"));
             out(&format!(

@@ -11,7 +11,7 @@
 //! | `user.deleted`, `group.deleted` | `prov:delete` |
 //!
 //! Each token has `jti` (the event id), `iat` (the commit time), `iss` (scimd's public URL),
-//! `aud` (the receiver's URL), `txn` (the request id: one request's tokens share it), and
+//! `aud` (the receiver's URL, or the webhook's id for a polled one), `txn` (the request id: one request's tokens share it), and
 //! `sub_id` in the `scim` format (`uri` relative to the SCIM base, `id`, `externalId`). Tenant
 //! events have no SET form and are not sent to `set` webhooks. Tokens are signed with HS256,
 //! keyed with the webhook's secret (the base64-decoded part of `whsec_...`).
@@ -95,7 +95,8 @@ pub fn claims(w: &Webhook, e: &Event, issuer: &str) -> Option<Value> {
         "jti": e.id,
         "iat": e.at.unix_timestamp(),
         "iss": issuer,
-        "aud": w.url,
+        // A polled webhook has no URL: its audience is the webhook itself.
+        "aud": if w.url.is_empty() { &w.id } else { &w.url },
         "txn": txn,
         "sub_id": sub_id,
         "events": events,

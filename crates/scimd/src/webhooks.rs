@@ -76,8 +76,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub struct WebhookView {
     /// The id.
     pub id: String,
-    /// Where events go.
+    /// Where events go; empty for a receiver that polls (RFC 8936).
     pub url: String,
+    /// `push` (POSTed to the URL) or `poll` (the receiver polls `/api/v1/webhooks/{id}/poll`).
+    pub mode: String,
     /// The tenant whose events it receives, or `null` for every tenant.
     pub tenant: Option<String>,
     /// The event types it receives (patterns); empty: all.
@@ -128,6 +130,7 @@ fn view(w: &Webhook, deliveries: &[Delivery], tenant_name: Option<String>, now: 
     WebhookView {
         id: w.id.clone(),
         url: w.url.clone(),
+        mode: if w.url.is_empty() { "poll" } else { "push" }.to_owned(),
         tenant: tenant_name,
         events: w.events.clone(),
         format: w.format.as_str().to_owned(),
@@ -204,15 +207,22 @@ pub fn check_events(patterns: &[String]) -> Result<Vec<String>, String> {
 pub async fn add(
     store: &dyn Store,
     clock: &dyn Clock,
-    url: &str,
+    url: Option<&str>,
     tenant: Option<&str>,
     events: &[String],
     format: &str,
 ) -> Result<AddedView, OpError> {
-    let url = check_url(url).map_err(OpError::Usage)?;
-    let events = check_events(events).map_err(OpError::Usage)?;
     let format = WebhookFormat::parse(format.trim())
         .ok_or_else(|| OpError::Usage(format!("the format is json or set, not \"{format}\"")))?;
+    // Without a URL, a receiver polls for its tokens (RFC 8936): only Security Event Tokens.
+    let url = match url {
+        Some(u) => check_url(u).map_err(OpError::Usage)?,
+        None if format == WebhookFormat::Set => String::new(),
+        None => {
+            return Err(OpError::Usage("a webhook needs a URL (only --format set can be polled without one)".into()));
+        }
+    };
+    let events = check_events(events).map_err(OpError::Usage)?;
     let tenant = match tenant {
         Some(name) => Some(crate::admin::tenant_named(store, name).await?),
         None => None,
@@ -338,6 +348,96 @@ pub async fn test(store: &dyn Store, clock: &dyn Clock, id: &str) -> Result<Test
         Err(e) => (e, false),
     };
     Ok(TestOutcome { id: event_id, outcome, ok })
+}
+
+// ---------------------------------------------------------------- polling (RFC 8936)
+
+/// A poll request (RFC 8936 §2.4): acknowledge what was processed, ask for more.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PollRequest {
+    /// The `jti` of the tokens processed.
+    #[serde(default)]
+    pub ack: Vec<String>,
+    /// Tokens the receiver could not process, by `jti`: they count as delivered.
+    #[serde(default)]
+    pub set_errs: serde_json::Map<String, serde_json::Value>,
+    /// The most tokens to return (0: only acknowledge); default 10, at most 1,000.
+    pub max_events: Option<u64>,
+    /// Answer at once even if there is nothing (else wait up to 30 s for tokens).
+    #[serde(default)]
+    pub return_immediately: bool,
+}
+
+/// A poll response: tokens by `jti`, and whether more are waiting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// Signed tokens (compact JWS), by `jti`.
+    pub sets: serde_json::Map<String, serde_json::Value>,
+    /// More tokens wait beyond these.
+    pub more_available: bool,
+}
+
+/// How long a poll without `returnImmediately` waits for tokens.
+pub const POLL_WAIT: Duration = Duration::from_secs(30);
+
+/// Answers a poll of a `set` webhook: the acknowledged tokens move its deliveries on (up to
+/// the last one acknowledged without an unacknowledged one before it); then up to
+/// `maxEvents` tokens of each tenant's events, oldest first. Tokens not acknowledged are
+/// returned again by the next poll (at least once). A tripped guard holds tokens as it holds
+/// pushes.
+pub async fn poll(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    req: &PollRequest,
+    issuer: &str,
+) -> Result<PollResponse, OpError> {
+    let (w, _) = get(store, id).await?;
+    if w.format != WebhookFormat::Set {
+        return Err(OpError::Usage("only webhooks of format set are polled (RFC 8936)".into()));
+    }
+    let max = usize::try_from(req.max_events.unwrap_or(10).min(1000)).unwrap_or(1000);
+    let done: HashSet<&str> =
+        req.ack.iter().map(String::as_str).chain(req.set_errs.keys().map(String::as_str)).collect();
+    let deadline = tokio::time::Instant::now() + if req.return_immediately { Duration::ZERO } else { POLL_WAIT };
+    let mut signal = store.subscribe_all();
+    loop {
+        signal.borrow_and_update();
+        let (_, deliveries) = get(store, &w.id).await?;
+        let (mut sets, mut more) = (serde_json::Map::new(), false);
+        for d in &deliveries {
+            let feed = store.events(d.tenant, d.position, 1000).await?;
+            let mut done_to = None;
+            let mut gap = false;
+            for e in &feed.events {
+                if feed.held_from.is_some_and(|h| e.seq >= h) {
+                    break;
+                }
+                let token = if w.wants(&e.kind) { crate::set::token(&w, &d.tenant_name, e, issuer) } else { None };
+                match token {
+                    Some(t) if !done.contains(e.id.as_str()) => {
+                        gap = true;
+                        if sets.len() >= max {
+                            more = true;
+                            break;
+                        }
+                        sets.insert(e.id.clone(), serde_json::Value::String(t));
+                    }
+                    _ if !gap => done_to = Some(e.seq),
+                    _ => {}
+                }
+            }
+            if let Some(position) = done_to {
+                store.ack_delivery(w.id.clone(), d.tenant, position, clock.now()).await?;
+            }
+        }
+        if !sets.is_empty() || max == 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(PollResponse { sets, more_available: more });
+        }
+        let _ = tokio::time::timeout_at(deadline, signal.changed()).await;
+    }
 }
 
 // ---------------------------------------------------------------- signing and sending

@@ -209,8 +209,9 @@ impl Operation for ClaimDeliveries {
         let due = c
             .query(
                 "SELECT d.webhook_id, d.tenant_id FROM deliveries d JOIN tenants t ON t.id = d.tenant_id
+                 JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.position < t.feed_seq AND d.failed = 0 AND d.next_at <= $1 AND d.lease_until <= $1
-                   AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held)
+                   AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held) AND w.url <> ''
                  ORDER BY d.next_at, d.tenant_id LIMIT $2",
                 &[Arg::Int(now), Arg::Int(limit)],
             )
@@ -242,6 +243,26 @@ impl Operation for ClaimDeliveries {
             claims.push(Claim { webhook: webhook_row(w)?, delivery: delivery_row(d)? });
         }
         Ok(claims)
+    }
+}
+
+/// Moves a delivery on to `position` (never back): a poll's acknowledgement (RFC 8936).
+pub(crate) struct AckDelivery {
+    pub webhook: String,
+    pub tenant: i64,
+    pub position: i64,
+    pub now: OffsetDateTime,
+}
+
+impl Operation for AckDelivery {
+    type Output = bool;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let args =
+            [Arg::Text(self.webhook.clone()), Arg::Int(self.tenant), Arg::Int(self.position), Arg::Int(micros(self.now))];
+        let sql = "UPDATE deliveries SET position = $3, failures = 0, failing_since = NULL, last_at = $4, last_outcome = 'ack'
+                   WHERE webhook_id = $1 AND tenant_id = $2 AND position < $3";
+        Ok(c.exec(sql, &args).await? > 0)
     }
 }
 

@@ -19,6 +19,7 @@ mod lenient;
 mod oauth;
 mod openapi;
 mod policy;
+mod poll;
 mod props;
 mod quirks;
 mod replay_entra;

@@ -520,6 +520,15 @@ impl Store for Spy {
     ) -> StoreResult<Vec<scim_store::Claim>> {
         self.inner.claim_deliveries(owner, now, lease_until, limit).await
     }
+    async fn ack_delivery(
+        &self,
+        webhook: String,
+        tenant: i64,
+        position: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.inner.ack_delivery(webhook, tenant, position, now).await
+    }
     async fn settle_delivery(
         &self,
         webhook: String,
