@@ -67,6 +67,9 @@ impl Default for DeliverySettings {
     }
 }
 
+/// How long the worker lets commits gather after a wake before it looks for work.
+const COALESCE: Duration = Duration::from_millis(2);
+
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -581,7 +584,9 @@ impl Deliverer {
         loop {
             feeds.borrow_and_update();
             let free = slots.available_permits();
-            if free > 0 {
+            // A read first: the claim is a write, and most wakes find nothing to send.
+            let due = free > 0 && self.store.deliveries_due(self.clock.now()).await.unwrap_or(true);
+            if due {
                 let now = self.clock.now();
                 let lease = now + self.settings.lease;
                 match self.store.claim_deliveries(self.owner.clone(), now, lease, free as u64).await {
@@ -605,7 +610,10 @@ impl Deliverer {
                 }
             }
             tokio::select! {
-                _ = feeds.changed() => {}
+                _ = feeds.changed() => {
+                    // Commits come in bursts: look once for all of a few milliseconds' worth.
+                    tokio::time::sleep(COALESCE).await;
+                }
                 () = self.done.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }

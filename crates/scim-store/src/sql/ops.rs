@@ -1443,6 +1443,9 @@ impl<E: Engine> Store for E {
     ) -> Result<Vec<Claim>> {
         self.execute(hooks::ClaimDeliveries { owner, now, lease_until, limit }).await
     }
+    async fn deliveries_due(&self, now: OffsetDateTime) -> Result<bool> {
+        self.execute(hooks::AnyDue { now }).await
+    }
     async fn ack_delivery(&self, webhook: String, tenant: i64, position: i64, now: OffsetDateTime) -> Result<bool> {
         self.execute(hooks::AckDelivery { webhook, tenant, position, now }).await
     }

@@ -191,6 +191,26 @@ impl Operation for RotateWebhookSecret {
     }
 }
 
+/// The deliveries that have events waiting and may be sent at `$1`: pushed (a URL), not given
+/// up, due, not leased, not held by the tenant's guard.
+const DUE: &str = "FROM deliveries d JOIN tenants t ON t.id = d.tenant_id JOIN webhooks w ON w.id = d.webhook_id
+     WHERE d.position < t.feed_seq AND d.failed = 0 AND d.next_at <= $1 AND d.lease_until <= $1
+       AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held) AND w.url <> ''";
+
+/// Whether any delivery is due (a read, before claiming with a write).
+pub(crate) struct AnyDue {
+    pub now: OffsetDateTime,
+}
+
+impl Operation for AnyDue {
+    type Output = bool;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+        let sql = format!("SELECT 1 {DUE} LIMIT 1");
+        Ok(c.opt(&sql, &[Arg::Int(micros(self.now))]).await?.is_some())
+    }
+}
+
 /// Claims up to `limit` deliveries that have events waiting and are due, for `owner` until
 /// `lease_until`: a delivery leased by another (live) claimant is not taken.
 pub(crate) struct ClaimDeliveries {
@@ -206,16 +226,8 @@ impl Operation for ClaimDeliveries {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Vec<Claim>> {
         let now = micros(self.now);
         let limit = i64::try_from(self.limit).unwrap_or(i64::MAX);
-        let due = c
-            .query(
-                "SELECT d.webhook_id, d.tenant_id FROM deliveries d JOIN tenants t ON t.id = d.tenant_id
-                 JOIN webhooks w ON w.id = d.webhook_id
-                 WHERE d.position < t.feed_seq AND d.failed = 0 AND d.next_at <= $1 AND d.lease_until <= $1
-                   AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held) AND w.url <> ''
-                 ORDER BY d.next_at, d.tenant_id LIMIT $2",
-                &[Arg::Int(now), Arg::Int(limit)],
-            )
-            .await?;
+        let sql = format!("SELECT d.webhook_id, d.tenant_id {DUE} ORDER BY d.next_at, d.tenant_id LIMIT $2");
+        let due = c.query(&sql, &[Arg::Int(now), Arg::Int(limit)]).await?;
         let mut claims = Vec::new();
         for mut row in due {
             let (webhook, tenant) = (row.text(0)?, row.int(1)?);
@@ -258,8 +270,12 @@ impl Operation for AckDelivery {
     type Output = bool;
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
-        let args =
-            [Arg::Text(self.webhook.clone()), Arg::Int(self.tenant), Arg::Int(self.position), Arg::Int(micros(self.now))];
+        let args = [
+            Arg::Text(self.webhook.clone()),
+            Arg::Int(self.tenant),
+            Arg::Int(self.position),
+            Arg::Int(micros(self.now)),
+        ];
         let sql = "UPDATE deliveries SET position = $3, failures = 0, failing_since = NULL, last_at = $4, last_outcome = 'ack'
                    WHERE webhook_id = $1 AND tenant_id = $2 AND position < $3";
         Ok(c.exec(sql, &args).await? > 0)
