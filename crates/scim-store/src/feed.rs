@@ -182,7 +182,7 @@ impl NewEvent {
             ty,
             resource: resource_ref(rec),
             data: resource_data(rec, ty == EventType::GroupCreated),
-            changes: change::changes(before, after),
+            changes: changes(before, after),
             members: None,
         }
     }
@@ -204,7 +204,7 @@ impl NewEvent {
         NewEvent {
             ty,
             resource: json!({"type": "Tenant", "id": after.name, "externalId": null}),
-            changes: change::changes(before.map(tenant_data).as_ref(), Some(&data)),
+            changes: changes(before.map(tenant_data).as_ref(), Some(&data)),
             data,
             members: None,
         }
@@ -216,10 +216,20 @@ impl NewEvent {
         NewEvent {
             ty,
             resource: json!({"type": "Token", "id": after.id, "externalId": null}),
-            changes: change::changes(before.map(token_data).as_ref(), Some(&data)),
+            changes: changes(before.map(token_data).as_ref(), Some(&data)),
             data,
             members: None,
         }
+    }
+}
+
+/// The change of an update, attribute by attribute; nothing for a creation or a deletion,
+/// whose `data` is the whole resource (listing every attribute again would double the size of
+/// the feed's most common event for nothing).
+fn changes(before: Option<&Value>, after: Option<&Value>) -> Vec<Value> {
+    match (before, after) {
+        (Some(_), Some(_)) => change::changes(before, after),
+        _ => Vec::new(),
     }
 }
 

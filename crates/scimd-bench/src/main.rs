@@ -4,9 +4,14 @@
 //! or any server given by `--url` and `--token`) through the scenarios, measures the same
 //! requests against the ceiling (the same HTTP stack answering fixed bodies of the same size),
 //! and prints a table and JSON. `scimd-bench ceiling` is that ceiling server.
+//! `feed-latency` and `feed-read` measure the change feed (`feed.rs`), `replicas` several
+//! scimd processes on one PostgreSQL database (`replicas.rs`).
 
 mod ceiling;
+mod feed;
 mod noisy;
+mod replicas;
+mod report;
 mod scenario;
 mod stats;
 mod sys;
@@ -25,6 +30,9 @@ use serde_json::json;
 
 use scenario::{Ctx, Scenario};
 use stats::{Figures, figures};
+
+/// The reference customer's mandatory attributes (CLIENTS.md), for the benchmark tenants.
+pub const REFERENCE_REQUIRE: &str = "userName,name.familyName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber,emails[type eq \"work\"].value,preferredLanguage,active";
 
 #[derive(Debug, Parser)]
 #[command(name = "scimd-bench", version, max_term_width = 100)]
@@ -47,6 +55,14 @@ enum Command {
         #[arg(long = "answer", value_name = "METHOD=STATUS:BYTES")]
         answers: Vec<String>,
     },
+    /// Commit-to-consumer latency of the change feed: a consumer long-polls it while a writer
+    /// creates users at a fixed rate.
+    FeedLatency(Box<feed::LatencyArgs>),
+    /// Read throughput of the change feed: a tenant filled with N events, then its feed read
+    /// from position 0 in sequential pages.
+    FeedRead(Box<feed::ReadArgs>),
+    /// N scimd processes on one PostgreSQL database, creating users in one tenant or many.
+    Replicas(Box<replicas::ReplicasArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -75,10 +91,7 @@ struct RunArgs {
     #[arg(long)]
     database: Option<PathBuf>,
     /// Mandatory attributes of the benchmark tenant (the reference customer's by default)
-    #[arg(
-        long,
-        default_value = "userName,name.familyName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber,emails[type eq \"work\"].value,preferredLanguage,active"
-    )]
+    #[arg(long, default_value = REFERENCE_REQUIRE)]
     require: String,
     /// Users in the tenant (initial-sync creates them)
     #[arg(long, default_value_t = 10_000)]
@@ -144,11 +157,10 @@ fn main() -> ExitCode {
                 ceiling::serve(&listen, a)
             })
         }
-        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))
-            .and_then(|rt| rt.block_on(run(*args))),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
+        Command::FeedLatency(args) => runtime().and_then(|rt| rt.block_on(feed::latency(*args))),
+        Command::FeedRead(args) => runtime().and_then(|rt| rt.block_on(feed::read(*args))),
+        Command::Replicas(args) => runtime().and_then(|rt| rt.block_on(replicas::run(*args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,6 +169,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// One row of the report: a label of a scenario, on the server and on the ceiling.
@@ -168,6 +187,8 @@ struct Row {
     load_start: f64,
     load_end: f64,
     rss_kib: Option<u64>,
+    /// CPU time the server used during the scenario (its own process, from /proc), seconds.
+    cpu_s: Option<f64>,
     note: String,
     errors: Vec<String>,
 }
@@ -293,6 +314,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                     load_start: p.load_start,
                     load_end: p.load_end,
                     rss_kib: p.rss_kib,
+                    cpu_s: None,
                     note: p.note,
                     errors: p.errors,
                 });
@@ -317,7 +339,9 @@ async fn run(a: RunArgs) -> Result<(), String> {
         let title = format!("{} {}", a.name, sc.name());
         let conc =
             if sc == Scenario::GroupMembers { a.group_concurrency.unwrap_or(a.concurrency) } else { a.concurrency };
+        let cpu_start = pid.and_then(sys::cpu_secs);
         let out = scenario::drive(Arc::clone(&ctx_arc), sc, total, limit, conc, title).await;
+        let cpu_s = cpu_start.zip(pid.and_then(sys::cpu_secs)).map(|(a, b)| b - a);
         let load_end = sys::load1();
         let mem = target::memory(pid);
         let mut back = Arc::try_unwrap(ctx_arc).map_err(|_| "a task kept the context".to_owned())?;
@@ -381,6 +405,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                 load_start,
                 load_end,
                 rss_kib: mem.map(|m| m.rss_kib),
+                cpu_s,
                 note: note.clone(),
                 errors,
             });
@@ -396,6 +421,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                 load_start,
                 load_end,
                 rss_kib: mem.map(|m| m.rss_kib),
+                cpu_s,
                 note: note.clone(),
                 errors: Vec::new(),
             });
@@ -507,6 +533,7 @@ fn row_json(r: &Row) -> serde_json::Value {
         "loadavg_start": r.load_start,
         "loadavg_end": r.load_end,
         "server_rss_kib": r.rss_kib,
+        "server_cpu_s": r.cpu_s,
         "note": r.note,
         "error_samples": r.errors,
     })
@@ -531,6 +558,7 @@ fn table(a: &RunArgs, rows: &[Row], machine: &str, load_start: &str, load_end: &
         "ratio",
         "load",
         "RSS MiB",
+        "CPU s",
         "note",
     ];
     let mut cells: Vec<Vec<String>> = Vec::new();
@@ -557,6 +585,7 @@ fn table(a: &RunArgs, rows: &[Row], machine: &str, load_start: &str, load_end: &
             rat,
             format!("{:.2}>{:.2}", r.load_start, r.load_end),
             r.rss_kib.map_or("-".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+            r.cpu_s.map_or("-".into(), |c| format!("{c:.1}")),
             r.note.clone(),
         ]);
     }

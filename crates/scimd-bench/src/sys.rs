@@ -43,3 +43,22 @@ pub fn cpu() -> String {
     let n = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     format!("{n} x {model}")
 }
+
+/// CPU time of a process so far (user + system), in seconds, from `/proc/PID/stat`.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the fields after the command name, which is in parentheses and may contain spaces
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux
+    Some(ticks as f64 / 100.0)
+}
+
+/// `uptime`'s load part: "load average: 1.00, 0.90, 0.80".
+pub fn uptime_load() -> String {
+    let l = loadavg();
+    let v: Vec<&str> = l.split_whitespace().take(3).collect();
+    format!("load average: {}", v.join(", "))
+}

@@ -13,6 +13,8 @@ pub struct Spawned {
     pub pid: u32,
     /// `http://127.0.0.1:PORT`
     pub origin: String,
+    /// `http://127.0.0.1:PORT` of scimd's admin listener (empty for the ceiling)
+    pub admin: String,
 }
 
 impl Drop for Spawned {
@@ -28,7 +30,7 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn run_cli(bin: &Path, args: &[&str]) -> Result<String, String> {
+pub fn run_cli(bin: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
@@ -67,12 +69,7 @@ pub fn provision(bin: &Path, database: &str, tenant: &str, require: &str) -> Res
         }
     }
     let out = run_cli(bin, &["--database", database, "token", "create", "--tenant", tenant, "--label", "bench"])?;
-    out.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| "scimd token create printed no token".to_owned())
+    last_line(&out).ok_or_else(|| "scimd token create printed no token".to_owned())
 }
 
 /// Starts `scimd serve` on `database`, logging to `log`, and waits for `/healthz`.
@@ -90,9 +87,20 @@ pub async fn start_scimd(bin: &Path, database: &str, log: &Path) -> Result<Spawn
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let pid = child.id();
-    let s = Spawned { child, pid, origin: format!("http://127.0.0.1:{port}") };
+    let s =
+        Spawned { child, pid, origin: format!("http://127.0.0.1:{port}"), admin: format!("http://127.0.0.1:{admin}") };
     wait_healthy(&s.origin, "/healthz").await?;
     Ok(s)
+}
+
+/// Creates an API key of the vendor API; returns the key.
+pub fn api_key(bin: &Path, database: &str) -> Result<String, String> {
+    let out = run_cli(bin, &["--database", database, "api-key", "create", "--label", "bench"])?;
+    last_line(&out).ok_or_else(|| "scimd api-key create printed no key".to_owned())
+}
+
+fn last_line(out: &str) -> Option<String> {
+    out.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned)
 }
 
 /// Starts `scimd-bench ceiling` (this executable) answering `answers` (`METHOD=STATUS:BYTES`).
@@ -111,7 +119,7 @@ pub async fn start_ceiling(answers: &[String]) -> Result<Spawned, String> {
         .spawn()
         .map_err(|e| format!("cannot start the ceiling: {e}"))?;
     let pid = child.id();
-    let s = Spawned { child, pid, origin: format!("http://127.0.0.1:{port}") };
+    let s = Spawned { child, pid, origin: format!("http://127.0.0.1:{port}"), admin: String::new() };
     wait_healthy(&s.origin, "/healthz").await?;
     Ok(s)
 }

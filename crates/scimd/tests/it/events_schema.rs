@@ -169,7 +169,7 @@ async fn events_of_every_type_match_the_published_schema() {
     assert_eq!(alice_events, ["user.created", "user.updated", "user.deactivated", "user.reactivated"]);
     let created = of_type(&events, "user.created")[0];
     assert_eq!(created["resource"]["externalId"], "ext-alice");
-    assert!(created["changes"].as_array().unwrap().iter().all(|c| c["before"].is_null()), "{created}");
+    assert_eq!(created["changes"], json!([]), "a creation's change is its data: {created}");
     let updated = of_type(&events, "user.updated")[0];
     let paths: Vec<&str> = updated["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["name.givenName", "title"], "{updated}");
@@ -266,7 +266,7 @@ async fn the_schema_refuses_events_that_break_the_format() {
         ),
         (
             "with a change without after",
-            with(&user_created, |e| drop(e["changes"][0].as_object_mut().unwrap().remove("after"))),
+            with(&user_created, |e| e["changes"] = json!([{"path": "title", "before": null}])),
         ),
         (
             "with a change of meta",
