@@ -344,7 +344,24 @@ pub async fn set_guard(
     min_users: Option<i64>,
     window: Option<time::Duration>,
 ) -> Result<TenantView, OpError> {
+    check_guard(share, min_users, window)?;
     let t = tenant_named(store, name).await?;
+    let share_permille = match (enabled, share) {
+        (Some(false), _) => Some(0),
+        (_, Some(s)) => Some((s * 1000.0).round().clamp(1.0, 1000.0) as i64),
+        (Some(true), None) if t.guard.share_permille == 0 => Some(scim_store::Guard::default().share_permille),
+        _ => None,
+    };
+    let settings = scim_store::GuardSettings { share_permille, min_users, window };
+    let t = store
+        .set_guard(name.to_owned(), settings)
+        .await?
+        .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
+    tenant_view(store, &t, clock.now()).await
+}
+
+/// Checks guard settings: `share` in (0, 1], `min_users` at least 1, `window` positive.
+pub fn check_guard(share: Option<f64>, min_users: Option<i64>, window: Option<time::Duration>) -> Result<(), OpError> {
     if let Some(s) = share {
         if !(s > 0.0 && s <= 1.0) {
             return Err(OpError::Usage(format!(
@@ -358,18 +375,7 @@ pub async fn set_guard(
     if window.is_some_and(|w| w <= time::Duration::ZERO) {
         return Err(OpError::Usage("the guard's window is a positive duration, e.g. 1h".to_owned()));
     }
-    let share_permille = match (enabled, share) {
-        (Some(false), _) => Some(0),
-        (_, Some(s)) => Some((s * 1000.0).round().clamp(1.0, 1000.0) as i64),
-        (Some(true), None) if t.guard.share_permille == 0 => Some(scim_store::Guard::default().share_permille),
-        _ => None,
-    };
-    let settings = scim_store::GuardSettings { share_permille, min_users, window };
-    let t = store
-        .set_guard(name.to_owned(), settings)
-        .await?
-        .ok_or_else(|| OpError::NotFound(format!("no tenant named \"{name}\"")))?;
-    tenant_view(store, &t, clock.now()).await
+    Ok(())
 }
 
 /// Releases a tenant's tripped guard: push delivery resumes with the held events, or with
@@ -1050,15 +1056,23 @@ async fn patch_tenant(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: TenantPatch = parse_body(&body)?;
+    // Everything is checked before anything changes.
+    let guard = match &req.guard {
+        Some(g) => {
+            let window = g.window.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
+            check_guard(g.share, g.min_users, window)?;
+            Some((g.enabled, g.share, g.min_users, window))
+        }
+        None => None,
+    };
     let mut view = match req.required {
         Some(required) => {
             set_required(s.store.as_ref(), s.clock.as_ref(), &s.registry, &name, &required, &actor).await?
         }
         None => show_tenant(s.store.as_ref(), s.clock.as_ref(), &name).await?,
     };
-    if let Some(g) = req.guard {
-        let window = g.window.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
-        view = set_guard(s.store.as_ref(), s.clock.as_ref(), &name, g.enabled, g.share, g.min_users, window).await?;
+    if let Some((enabled, share, min_users, window)) = guard {
+        view = set_guard(s.store.as_ref(), s.clock.as_ref(), &name, enabled, share, min_users, window).await?;
     }
     // The SCIM listener must apply the new policy at once, not after its cache time.
     if let Ok(Some(t)) = s.store.tenant(name).await {

@@ -342,11 +342,14 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
         let d = crate::admin::parse_duration(r).map_err(|e| ConfigError(format!("[webhooks] retry_for: {e}")))?;
         webhooks.retry_for = d.try_into().map_err(|_| ConfigError("[webhooks] retry_for is out of range".into()))?;
     }
+    let at_least_one = |key: &str, v: u64| {
+        if v == 0 { Err(ConfigError(format!("[webhooks] {key} must be at least 1"))) } else { Ok(v) }
+    };
     if let Some(v) = w.timeout_secs {
-        webhooks.timeout = std::time::Duration::from_secs(limit("timeout_secs", v)?);
+        webhooks.timeout = std::time::Duration::from_secs(at_least_one("timeout_secs", v)?.min(300));
     }
     if let Some(v) = w.concurrency {
-        webhooks.concurrency = limit("concurrency", v)?;
+        webhooks.concurrency = usize::try_from(at_least_one("concurrency", v)?.min(1024)).unwrap_or(1024);
     }
     Ok(Settings { database, listen, admin_listen, http, store, admin_hosts, retention, webhooks })
 }

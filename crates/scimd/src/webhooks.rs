@@ -298,14 +298,16 @@ pub async fn replay(
     tenant: Option<&str>,
 ) -> Result<WebhookView, OpError> {
     if from < 1 {
-        return Err(OpError::Usage("--from is a feed position, 1 or more".to_owned()));
+        return Err(OpError::Usage("the position to replay from is 1 or more".to_owned()));
     }
     let (w, _) = get(store, id).await?;
     let tenant = match tenant {
         Some(name) => Some(crate::admin::tenant_named(store, name).await?.id),
         None => None,
     };
-    store.replay_webhook(w.id.clone(), tenant, from).await?;
+    if !store.replay_webhook(w.id.clone(), tenant, from).await? {
+        return Err(OpError::NotFound(format!("webhook {} does not receive that tenant's events", w.id)));
+    }
     show(store, clock, &w.id).await
 }
 
@@ -341,6 +343,9 @@ pub struct TestOutcome {
 /// Sends a `webhook.ping` event (not part of any feed) to the receiver, signed as events are.
 pub async fn test(store: &dyn Store, clock: &dyn Clock, id: &str) -> Result<TestOutcome, OpError> {
     let (w, _) = get(store, id).await?;
+    if w.url.is_empty() {
+        return Err(OpError::Usage(format!("webhook {} is polled (RFC 8936): it has no URL to send a ping to", w.id)));
+    }
     let now = clock.now();
     let event_id = uuid::Uuid::new_v4().to_string();
     let body = json!({"id": event_id, "type": "webhook.ping", "time": fmt_time(now), "webhook": w.id}).to_string();
@@ -398,8 +403,10 @@ pub async fn poll(
     issuer: &str,
 ) -> Result<PollResponse, OpError> {
     let (w, _) = get(store, id).await?;
-    if w.format != WebhookFormat::Set {
-        return Err(OpError::Usage("only webhooks of format set are polled (RFC 8936)".into()));
+    if w.format != WebhookFormat::Set || !w.url.is_empty() {
+        return Err(OpError::Usage(
+            "only a webhook of format set without a URL is polled (RFC 8936); this one is pushed".into(),
+        ));
     }
     let max = usize::try_from(req.max_events.unwrap_or(10).min(1000)).unwrap_or(1000);
     let done: HashSet<&str> =
@@ -409,7 +416,7 @@ pub async fn poll(
     loop {
         signal.borrow_and_update();
         let (_, deliveries) = get(store, &w.id).await?;
-        let (mut sets, mut more) = (serde_json::Map::new(), false);
+        let (mut sets, mut more, mut moved) = (serde_json::Map::new(), false, false);
         for d in &deliveries {
             let feed = store.events(d.tenant, d.position, 1000).await?;
             let mut done_to = None;
@@ -418,7 +425,13 @@ pub async fn poll(
                 if feed.held_from.is_some_and(|h| e.seq >= h) {
                     break;
                 }
-                let token = if w.wants(&e.kind) { crate::set::token(&w, &d.tenant_name, e, issuer) } else { None };
+                let discarded = d.discard.is_some_and(|(from, to)| (from..=to).contains(&e.seq))
+                    && scim_core::change::EventType::deprovisions_str(&e.kind);
+                let token = if w.wants(&e.kind) && !discarded {
+                    crate::set::token(&w, &d.tenant_name, e, issuer)
+                } else {
+                    None
+                };
                 match token {
                     Some(t) if !done.contains(e.id.as_str()) => {
                         gap = true;
@@ -434,10 +447,15 @@ pub async fn poll(
             }
             if let Some(position) = done_to {
                 store.ack_delivery(w.id.clone(), d.tenant, position, clock.now()).await?;
+                moved = true;
             }
         }
         if !sets.is_empty() || max == 0 || tokio::time::Instant::now() >= deadline {
             return Ok(PollResponse { sets, more_available: more });
+        }
+        if moved {
+            // Only events with no token for this receiver were read: read on from there.
+            continue;
         }
         let _ = tokio::time::timeout_at(deadline, signal.changed()).await;
     }
@@ -564,6 +582,9 @@ impl Deliverer {
     ) -> Result<Arc<Deliverer>, String> {
         let client = http_client(settings.timeout)?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        // A lease outlasts the slowest attempt (the answer's head and its body each get the
+        // timeout), so that no other replica takes a delivery while its event is in flight.
+        let settings = DeliverySettings { lease: settings.lease.max(settings.timeout * 3), ..settings };
         Ok(Arc::new(Deliverer {
             store,
             clock,

@@ -162,15 +162,19 @@ impl Operation for ReplayWebhook {
             return Ok(false);
         }
         let position = Arg::Int(self.from.saturating_sub(1).max(0));
-        let set = "position = $2, failures = 0, failing_since = NULL, next_at = 0, failed = 0, discard_from = NULL, discard_to = NULL";
-        match self.tenant {
+        // The lease goes too: a delivery in flight finds it lost and stops, instead of
+        // recording its position over the replay's.
+        let set = "position = $2, failures = 0, failing_since = NULL, next_at = 0, failed = 0, discard_from = NULL, \
+                   discard_to = NULL, lease_owner = NULL, lease_until = 0";
+        let n = match self.tenant {
             Some(t) => {
                 let sql = format!("UPDATE deliveries SET {set} WHERE webhook_id = $1 AND tenant_id = $3");
                 c.exec(&sql, &[id, position, Arg::Int(t)]).await?
             }
             None => c.exec(&format!("UPDATE deliveries SET {set} WHERE webhook_id = $1"), &[id, position]).await?,
         };
-        Ok(true)
+        // A webhook that does not deliver that tenant's events has nothing to replay.
+        Ok(self.tenant.is_none() || n > 0)
     }
 }
 
@@ -187,7 +191,14 @@ impl Operation for RotateWebhookSecret {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
         let args = [Arg::Text(self.id.clone()), Arg::Text(self.secret.clone()), Arg::Int(micros(self.old_until))];
         let sql = "UPDATE webhooks SET old_secret = secret, old_secret_until = $3, secret = $2 WHERE id = $1";
-        Ok(c.exec(sql, &args).await? > 0)
+        if c.exec(sql, &args).await? == 0 {
+            return Ok(false);
+        }
+        // Deliveries in flight signed with the secrets they were claimed with: their leases go,
+        // so that they stop at their next event and are claimed again with the new secret.
+        let sql = "UPDATE deliveries SET lease_owner = NULL, lease_until = 0 WHERE webhook_id = $1";
+        c.exec(sql, &[Arg::Text(self.id.clone())]).await?;
+        Ok(true)
     }
 }
 
