@@ -161,15 +161,15 @@ pub(crate) struct NewEvent {
 
 impl NewEvent {
     /// The JSON text stored for the event (see the module documentation).
-    pub(crate) fn body(&self, actor: &Actor, at: OffsetDateTime) -> String {
+    pub(crate) fn body(self, actor: &Actor, at: OffsetDateTime) -> String {
         let mut m = Map::new();
         m.insert("time".into(), Value::String(fmt_time(at)));
         m.insert("type".into(), Value::String(self.ty.as_str().into()));
-        m.insert("resource".into(), self.resource.clone());
-        m.insert("data".into(), self.data.clone());
-        m.insert("changes".into(), Value::Array(self.changes.clone()));
-        if let Some(ids) = &self.members {
-            m.insert("members".into(), ids.iter().cloned().map(Value::String).collect());
+        m.insert("resource".into(), self.resource);
+        m.insert("data".into(), self.data);
+        m.insert("changes".into(), Value::Array(self.changes));
+        if let Some(ids) = self.members {
+            m.insert("members".into(), ids.into_iter().map(Value::String).collect());
         }
         m.insert("actor".into(), actor.to_json());
         Value::Object(m).to_string()

@@ -535,8 +535,9 @@ pub trait Store: Send + Sync + 'static {
     /// range, and a replay sends them after all). A new counting window starts at `now`.
     /// `None` if there is no such tenant.
     async fn release_guard(&self, name: String, discard: bool, now: OffsetDateTime) -> Result<Option<Tenant>>;
-    /// Whether any delivery has events waiting and is due at `now` (a read).
-    async fn deliveries_due(&self, now: OffsetDateTime) -> Result<bool>;
+    /// Whether any delivery has events waiting and is due at `now` (a read); `None` when there
+    /// is no delivery at all.
+    async fn deliveries_due(&self, now: OffsetDateTime) -> Result<Option<bool>>;
     /// Claims deliveries with events waiting (see [`webhook`]).
     async fn claim_deliveries(
         &self,

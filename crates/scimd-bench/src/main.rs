@@ -5,7 +5,8 @@
 //! requests against the ceiling (the same HTTP stack answering fixed bodies of the same size),
 //! and prints a table and JSON. `scimd-bench ceiling` is that ceiling server.
 //! `feed-latency` and `feed-read` measure the change feed (`feed.rs`), `replicas` several
-//! scimd processes on one PostgreSQL database (`replicas.rs`).
+//! scimd processes on one PostgreSQL database (`replicas.rs`), `webhooks` push delivery to a
+//! receiver it runs itself (`webhooks.rs`).
 
 mod ceiling;
 mod feed;
@@ -16,6 +17,7 @@ mod scenario;
 mod stats;
 mod sys;
 mod target;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,6 +65,9 @@ enum Command {
     FeedRead(Box<feed::ReadArgs>),
     /// N scimd processes on one PostgreSQL database, creating users in one tenant or many.
     Replicas(Box<replicas::ReplicasArgs>),
+    /// Webhook delivery to a receiver this program runs: one tenant's and T tenants' backlogs,
+    /// commit-to-delivery latency, initial-sync without and with a webhook.
+    Webhooks(Box<webhooks::WebhooksArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
         Command::FeedLatency(args) => runtime().and_then(|rt| rt.block_on(feed::latency(*args))),
         Command::FeedRead(args) => runtime().and_then(|rt| rt.block_on(feed::read(*args))),
         Command::Replicas(args) => runtime().and_then(|rt| rt.block_on(replicas::run(*args))),
+        Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(*args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

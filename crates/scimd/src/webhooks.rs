@@ -606,7 +606,10 @@ impl Deliverer {
             feeds.borrow_and_update();
             let free = slots.available_permits();
             // A read first: the claim is a write, and most wakes find nothing to send.
-            let due = free > 0 && self.store.deliveries_due(self.clock.now()).await.unwrap_or(true);
+            let due = self.store.deliveries_due(self.clock.now()).await.unwrap_or(Some(true));
+            // No webhook at all: commits need not wake this loop (a new one waits a second).
+            let idle = due.is_none();
+            let due = free > 0 && due.unwrap_or(false);
             if due {
                 let now = self.clock.now();
                 let lease = now + self.settings.lease;
@@ -631,7 +634,7 @@ impl Deliverer {
                 }
             }
             tokio::select! {
-                _ = feeds.changed() => {
+                _ = feeds.changed(), if !idle => {
                     // Commits come in bursts: look once for all of a few milliseconds' worth.
                     tokio::time::sleep(COALESCE).await;
                 }

@@ -133,6 +133,7 @@ async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
 /// Appends an event to the tenant's feed (see the module documentation).
 async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: NewEvent) -> Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
+    let ty = ev.ty;
     let body = ev.body(actor, instant(now));
     let seq = if c.dialect().seq_in_write {
         let row = c
@@ -147,13 +148,13 @@ async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: New
         Arg::Int(tenant),
         Arg::opt_int(seq),
         Arg::Text(id),
-        Arg::Text(ev.ty.as_str().into()),
+        Arg::Text(ty.as_str().into()),
         Arg::Int(now),
         Arg::Text(body),
     ];
     c.exec("INSERT INTO events (tenant_id, seq, id, type, at, body) VALUES ($1, $2, $3, $4, $5, $6)", &args).await?;
     c.appended(tenant, seq.unwrap_or(0));
-    if let (Some(seq), true) = (seq, ev.ty.deprovisions()) {
+    if let (Some(seq), true) = (seq, ty.deprovisions()) {
         guard_note(c, tenant, seq, now).await?;
     }
     Ok(())
@@ -1443,7 +1444,7 @@ impl<E: Engine> Store for E {
     ) -> Result<Vec<Claim>> {
         self.execute(hooks::ClaimDeliveries { owner, now, lease_until, limit }).await
     }
-    async fn deliveries_due(&self, now: OffsetDateTime) -> Result<bool> {
+    async fn deliveries_due(&self, now: OffsetDateTime) -> Result<Option<bool>> {
         self.execute(hooks::AnyDue { now }).await
     }
     async fn ack_delivery(&self, webhook: String, tenant: i64, position: i64, now: OffsetDateTime) -> Result<bool> {

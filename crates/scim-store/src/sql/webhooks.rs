@@ -208,17 +208,21 @@ const DUE: &str = "FROM deliveries d JOIN tenants t ON t.id = d.tenant_id JOIN w
      WHERE d.position < t.feed_seq AND d.failed = 0 AND d.next_at <= $1 AND d.lease_until <= $1
        AND (t.guard_held IS NULL OR d.position + 1 < t.guard_held) AND w.url <> ''";
 
-/// Whether any delivery is due (a read, before claiming with a write).
+/// Whether any delivery is due (a read, before claiming with a write); `None` when there is
+/// no delivery at all (no webhook).
 pub(crate) struct AnyDue {
     pub now: OffsetDateTime,
 }
 
 impl Operation for AnyDue {
-    type Output = bool;
+    type Output = Option<bool>;
     const MODE: Mode = Mode::Point;
-    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<bool>> {
+        if c.opt("SELECT 1 FROM deliveries LIMIT 1", &[]).await?.is_none() {
+            return Ok(None);
+        }
         let sql = format!("SELECT 1 {DUE} LIMIT 1");
-        Ok(c.opt(&sql, &[Arg::Int(micros(self.now))]).await?.is_some())
+        Ok(Some(c.opt(&sql, &[Arg::Int(micros(self.now))]).await?.is_some()))
     }
 }
 

@@ -520,7 +520,7 @@ impl Store for Spy {
     ) -> StoreResult<Vec<scim_store::Claim>> {
         self.inner.claim_deliveries(owner, now, lease_until, limit).await
     }
-    async fn deliveries_due(&self, now: OffsetDateTime) -> StoreResult<bool> {
+    async fn deliveries_due(&self, now: OffsetDateTime) -> StoreResult<Option<bool>> {
         self.inner.deliveries_due(now).await
     }
     async fn ack_delivery(
