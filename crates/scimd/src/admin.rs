@@ -1030,6 +1030,16 @@ struct Rotation {
     overlap: Option<String>,
 }
 
+impl Rotation {
+    /// The overlap asked for, or [`DEFAULT_ROTATION_OVERLAP`] (a token's and a webhook
+    /// secret's alike).
+    fn overlap(&self) -> Result<time::Duration, ApiError> {
+        self.overlap
+            .as_deref()
+            .map_or(Ok(DEFAULT_ROTATION_OVERLAP), |o| parse_duration(o).map_err(ApiError::BadRequest))
+    }
+}
+
 async fn get_tenants(State(s): State<AdminState>) -> Result<Response, ApiError> {
     Ok(Json(list_tenants(s.store.as_ref(), s.clock.as_ref()).await?).into_response())
 }
@@ -1246,10 +1256,7 @@ async fn rotate_webhook_secret(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Rotation = parse_body(&body)?;
-    let overlap = match req.overlap.as_deref() {
-        Some(o) => parse_duration(o).map_err(ApiError::BadRequest)?,
-        None => time::Duration::days(1),
-    };
+    let overlap = req.overlap()?;
     let rotated = crate::webhooks::rotate_secret(s.store.as_ref(), s.clock.as_ref(), &id, overlap).await?;
     Ok((StatusCode::CREATED, Json(rotated)).into_response())
 }
@@ -1309,10 +1316,7 @@ async fn rotate_token(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: Rotation = parse_body(&body)?;
-    let overlap = match req.overlap.as_deref() {
-        Some(o) => parse_duration(o).map_err(ApiError::BadRequest)?,
-        None => DEFAULT_ROTATION_OVERLAP,
-    };
+    let overlap = req.overlap()?;
     let rotated = rotate(s.store.as_ref(), s.clock.as_ref(), &id, overlap, &actor).await?;
     s.auth.forget_token(&rotated.replaces);
     tracing::info!(tenant = %rotated.issued.tenant, old = %rotated.replaces, new = %rotated.issued.id, "vendor API: token rotated");

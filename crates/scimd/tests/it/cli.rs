@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tempfile::TempDir;
 
-struct Db {
+/// A database of one test's own, and `scimd` commands on it (also used by `webhooks`).
+pub(super) struct Db {
     dir: TempDir,
     url: String,
     /// The PostgreSQL database behind `url`, dropped with the `Db`.
@@ -36,7 +37,7 @@ impl Drop for PgDatabase {
 }
 
 impl Db {
-    fn new() -> Db {
+    pub(super) fn new() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         Db { dir, url, _pg: None }
@@ -59,7 +60,7 @@ impl Db {
     }
 
     /// `scimd --database URL ARGS...`, with no SCIMD_* variables from the environment.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(super) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
         for var in ["SCIMD_DATABASE", "SCIMD_CONFIG", "SCIMD_LISTEN", "SCIMD_ADMIN_LISTEN", "SCIMD_PUBLIC_URL"] {
             cmd.env_remove(var);
@@ -68,12 +69,12 @@ impl Db {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(super) fn run(&self, args: &[&str]) -> Output {
         self.command(args).stdin(Stdio::null()).output().unwrap()
     }
 
     /// Runs and asserts the exit code; returns stdout.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
+    pub(super) fn expect(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
             out.status.code(),
@@ -301,7 +302,7 @@ fn configuration_file_errors_are_usage_errors_with_line_and_column() {
     assert!(db.expect(0, &["tenant", "list"]).contains("fromenv"), "SCIMD_DATABASE beats the file");
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

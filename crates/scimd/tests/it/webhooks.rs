@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use reqwest::Method;
 use scimd::webhooks::DeliverySettings;
 use serde_json::{Value, json};
 
+use super::cli::{Db, free_port};
 use super::common::*;
 
 /// How long a test waits for deliveries before it fails.
@@ -1222,54 +1223,9 @@ async fn a_set_webhook_receives_rfc_9967_security_event_tokens_signed_with_hs256
 
 // ---------------------------------------------------------------- scimd as a process
 
-/// A SQLite database in a temporary directory, and `scimd` commands on it.
-struct CliDb {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl CliDb {
-    fn new() -> CliDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        CliDb { dir, url }
-    }
-
-    /// `scimd --database URL ARGS...`, with no SCIMD_* variables from the environment.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
-        for var in ["SCIMD_DATABASE", "SCIMD_CONFIG", "SCIMD_LISTEN", "SCIMD_ADMIN_LISTEN", "SCIMD_PUBLIC_URL"] {
-            cmd.env_remove(var);
-        }
-        cmd.env("RUST_LOG", "warn").arg("--database").arg(&self.url).args(args).current_dir(self.dir.path());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().unwrap()
-    }
-
-    /// Runs, asserts the exit code; returns stdout.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "scimd {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `webhook list --json`.
-    fn hooks(&self) -> Value {
-        serde_json::from_str(&self.expect(0, &["webhook", "list", "--json"])).unwrap()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `webhook list --json` on a database.
+fn webhook_list(db: &Db) -> Value {
+    serde_json::from_str(&db.expect(0, &["webhook", "list", "--json"])).unwrap()
 }
 
 /// A running `scimd serve`, killed (SIGKILL) when dropped.
@@ -1280,7 +1236,7 @@ struct Serve {
 }
 
 impl Serve {
-    async fn start(db: &CliDb) -> Serve {
+    async fn start(db: &Db) -> Serve {
         let port = free_port();
         let mut child = db
             .command(&[
@@ -1365,7 +1321,7 @@ fn secret_of_add(out: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kill_9_in_the_middle_of_a_backlog_a_restart_delivers_every_event_in_order_at_most_one_twice() {
-    let db = CliDb::new();
+    let db = Db::new();
     let recv = receiver().await;
     recv.set_delay(150);
     let server = Serve::start(&db).await;
@@ -1373,7 +1329,7 @@ async fn after_a_kill_9_in_the_middle_of_a_backlog_a_restart_delivers_every_even
         server.read_until("Secret Token:").last().unwrap().trim_start_matches("Secret Token:").trim().to_owned();
     let out = db.expect(0, &["webhook", "add", "--url", &recv.url, "--tenant", "default"]);
     let secret = secret_of_add(&out);
-    let start = db.hooks()[0]["deliveries"][0]["position"].as_i64().unwrap();
+    let start = webhook_list(&db)[0]["deliveries"][0]["position"].as_i64().unwrap();
     let w = Writer::at(&format!("{}/scim/v2", server.origin), &token);
     for i in 0..30 {
         w.user(&format!("k{i}@contoso.com")).await;
@@ -1381,7 +1337,7 @@ async fn after_a_kill_9_in_the_middle_of_a_backlog_a_restart_delivers_every_even
     recv.wait_for(5).await;
     server.kill9();
     let at_kill = recv.len();
-    let d = &db.hooks()[0]["deliveries"][0];
+    let d = &webhook_list(&db)[0]["deliveries"][0];
     let position = d["position"].as_i64().unwrap();
     // Each event was sent only after the previous one's acknowledgement was stored.
     assert!(
@@ -1411,14 +1367,14 @@ async fn after_a_kill_9_in_the_middle_of_a_backlog_a_restart_delivers_every_even
     for h in &hits {
         assert_signed(h, &secret);
     }
-    let d = &db.hooks()[0]["deliveries"][0];
+    let d = &webhook_list(&db)[0]["deliveries"][0];
     assert_eq!((d["position"].as_i64(), d["backlog"].as_i64()), (Some(start + 30), Some(0)), "{d}");
     eprintln!("deliveries resumed {resumed_after:?} after the restart ({twice} event delivered twice)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_cli_prints_the_secret_last_lists_the_delivery_state_pings_and_remove_stops_deliveries() {
-    let db = CliDb::new();
+    let db = Db::new();
     db.expect(0, &["tenant", "create", "acme"]);
     let token = db.expect(0, &["token", "create", "--tenant", "acme"]).lines().last().unwrap().to_owned();
     let recv = receiver().await;
@@ -1427,12 +1383,12 @@ async fn the_webhook_cli_prints_the_secret_last_lists_the_delivery_state_pings_a
     db.expect(2, &["webhook", "add", "--url", &recv.url, "--format", "xml"]);
     db.expect(2, &["webhook", "add", "--url", &recv.url, "--events", "nosuch.*"]);
     db.expect(1, &["webhook", "add", "--url", &recv.url, "--tenant", "nosuch"]);
-    assert_eq!(db.hooks(), json!([]));
+    assert_eq!(webhook_list(&db), json!([]));
 
     let out = db.expect(0, &["webhook", "add", "--url", &recv.url, "--tenant", "acme", "--events", "user.*"]);
     let secret = secret_of_add(&out);
     let id = out.split_whitespace().find(|w| w.starts_with("wh_")).unwrap_or_else(|| panic!("no id: {out}")).to_owned();
-    let hooks = db.hooks();
+    let hooks = webhook_list(&db);
     assert_eq!(hooks.as_array().unwrap().len(), 1, "{hooks}");
     let h = &hooks[0];
     assert_eq!((&h["id"], &h["url"], &h["tenant"]), (&json!(id), &json!(recv.url), &json!("acme")), "{h}");
@@ -1449,7 +1405,7 @@ async fn the_webhook_cli_prints_the_secret_last_lists_the_delivery_state_pings_a
     recv.wait_for(3).await;
     let deadline = Instant::now() + WAIT;
     let d = loop {
-        let d = db.hooks()[0]["deliveries"][0].clone();
+        let d = webhook_list(&db)[0]["deliveries"][0].clone();
         if d["backlog"] == 0 && d["position"] == start + 3 {
             break d;
         }
@@ -1483,7 +1439,7 @@ async fn the_webhook_cli_prints_the_secret_last_lists_the_delivery_state_pings_a
 
     // `webhook remove`: nothing more is sent.
     db.expect(0, &["webhook", "remove", &id]);
-    assert_eq!(db.hooks(), json!([]));
+    assert_eq!(webhook_list(&db), json!([]));
     let sent = recv.len();
     w.user("after-remove@acme.com").await;
     // More than the delivery worker's 1 s look-around, so a claim would have happened.
@@ -1495,6 +1451,6 @@ async fn the_webhook_cli_prints_the_secret_last_lists_the_delivery_state_pings_a
     let out = db.expect(0, &["webhook", "add", "--url", &recv.url, "--format", "set"]);
     secret_of_add(&out);
     assert!(out.contains("every tenant"), "{out}");
-    let hooks = db.hooks();
+    let hooks = webhook_list(&db);
     assert_eq!((&hooks[0]["tenant"], &hooks[0]["format"]), (&Value::Null, &json!("set")), "{hooks}");
 }
