@@ -117,6 +117,8 @@ pub struct DeliveryView {
     pub next_attempt: Option<String>,
     /// Given up after the retry period (a replay resumes it).
     pub failed: bool,
+    /// Paused by the tenant's mass-deprovisioning guard (`scimd tenant release` resumes it).
+    pub paused: bool,
 }
 
 /// A webhook just added: its view, and the signing secret shown this once.
@@ -150,6 +152,7 @@ fn view(w: &Webhook, deliveries: &[Delivery], tenant_name: Option<String>, now: 
                 consecutive_failures: d.failures,
                 next_attempt: (d.failures > 0 && !d.failed).then(|| fmt_time(d.next_at)),
                 failed: d.failed,
+                paused: d.held_from.is_some_and(|h| d.position + 1 >= h),
             })
             .collect(),
     }

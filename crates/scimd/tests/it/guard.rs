@@ -97,6 +97,8 @@ async fn a_mass_deactivation_holds_push_delivery_until_released() {
     let (_, t) = admin.send(reqwest::Method::GET, "/tenants/contoso", Value::Null).await;
     assert_eq!(t["guard"]["tripped"], true, "{t}");
     let held_from = t["guard"]["heldFrom"].as_i64().unwrap();
+    let (_, hooks) = admin.send(reqwest::Method::GET, "/webhooks", Value::Null).await;
+    assert_eq!(hooks[0]["deliveries"][0]["paused"], true, "{hooks}");
     assert_eq!(held_from, before[3]["seq"].as_i64().unwrap() + 1);
     // The feed itself is not held: a pull consumer sees everything.
     let feed = format!("{}/api/v1/tenants/contoso/events?after={}", app.admin, held_from - 1);
@@ -105,6 +107,8 @@ async fn a_mass_deactivation_holds_push_delivery_until_released() {
     let (status, t) = admin.send(reqwest::Method::POST, "/tenants/contoso/release", json!({})).await;
     assert_eq!((status, &t["guard"]["tripped"]), (StatusCode::OK, &json!(false)), "{t}");
     let all = settle_at(&got, 7).await;
+    let (_, hooks) = admin.send(reqwest::Method::GET, "/webhooks", Value::Null).await;
+    assert_eq!(hooks[0]["deliveries"][0]["paused"], false, "{hooks}");
     assert_eq!(
         types(&all[4..]),
         ["user.deactivated", "user.deactivated", "user.created"],
