@@ -46,6 +46,8 @@ use crate::{sys, target};
 pub const SINGLE_TARGET_PER_SEC: f64 = 1_000.0;
 /// The issue's target for 10 tenants' deliveries together.
 pub const TENANTS_TARGET_PER_SEC: f64 = 5_000.0;
+/// latency: events later than this after their write's answer are listed as stalls.
+const SLOW_MS: f64 = 50.0;
 
 /// A part of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -354,7 +356,7 @@ struct Started {
     database: String,
     key: String,
     tenants: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn scimd_bin(a: &ServerArgs) -> PathBuf {
@@ -379,7 +381,7 @@ async fn start(a: &ServerArgs, names: &[String]) -> Result<Started, String> {
     }
     let key = target::api_key(&bin, &database)?;
     let spawned = target::start_scimd(&bin, &database, &dir.path().join("scimd.log")).await?;
-    Ok(Started { spawned, database, key, tenants, _dir: dir })
+    Ok(Started { spawned, database, key, tenants, dir })
 }
 
 impl Started {
@@ -445,25 +447,67 @@ impl Started {
         v.get("id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| "POST /api/v1/webhooks: no id".into())
     }
 
-    /// The stored deliveries of a webhook: (tenant, position, backlog, consecutive failures).
-    async fn deliveries(&self, c: &reqwest::Client, id: &str) -> Result<Vec<(String, i64, i64, i64)>, String> {
+    /// The stored deliveries of a webhook.
+    async fn deliveries(&self, c: &reqwest::Client, id: &str) -> Result<Vec<Stored>, String> {
         let v = self.api(c, reqwest::Method::GET, &format!("/api/v1/webhooks/{id}"), None).await?;
         Ok(v.get("deliveries")
             .and_then(Value::as_array)
             .map(|d| {
                 d.iter()
-                    .map(|d| {
-                        (
-                            d.get("tenant").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                            d.get("position").and_then(Value::as_i64).unwrap_or(-1),
-                            d.get("backlog").and_then(Value::as_i64).unwrap_or(-1),
-                            d.get("consecutiveFailures").and_then(Value::as_i64).unwrap_or(-1),
-                        )
+                    .map(|d| Stored {
+                        tenant: d.get("tenant").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        position: d.get("position").and_then(Value::as_i64).unwrap_or(-1),
+                        backlog: d.get("backlog").and_then(Value::as_i64).unwrap_or(-1),
+                        failures: d.get("consecutiveFailures").and_then(Value::as_i64).unwrap_or(-1),
+                        last_outcome: d.get("lastOutcome").and_then(Value::as_str).map(str::to_owned),
                     })
                     .collect()
             })
             .unwrap_or_default())
     }
+
+    /// The lines scimd wrote to its log (stderr, RUST_LOG=warn): warnings and errors.
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("scimd.log"))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A webhook's delivery of one tenant, as the vendor API shows it after a part.
+#[derive(Debug, Clone)]
+struct Stored {
+    tenant: String,
+    position: i64,
+    backlog: i64,
+    failures: i64,
+    last_outcome: Option<String>,
+}
+
+impl Stored {
+    fn to_json(&self) -> Value {
+        json!({"tenant": self.tenant, "position": self.position, "backlog": self.backlog,
+               "consecutive_failures": self.failures, "last_outcome": self.last_outcome})
+    }
+    fn text(&self) -> String {
+        format!(
+            "{}@{} backlog {} failures {} last {}",
+            self.tenant,
+            self.position,
+            self.backlog,
+            self.failures,
+            self.last_outcome.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// Up to 5 lines of a scimd log, and how many there were.
+fn log_summary(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "scimd log: empty".to_owned();
+    }
+    let shown: Vec<&str> = lines.iter().take(5).map(String::as_str).collect();
+    format!("scimd log: {} lines; first: {}", lines.len(), shown.join(" | "))
 }
 
 fn error_text(what: &str, status: u16, body: &[u8]) -> String {
@@ -535,7 +579,8 @@ struct Backlog {
     client_cpu_s: Option<f64>,
     load_start: String,
     load_end: String,
-    stored: Vec<(String, i64, i64, i64)>,
+    stored: Vec<Stored>,
+    log: Vec<String>,
     unsigned: u64,
     unparsed: u64,
     mean_body: usize,
@@ -559,7 +604,7 @@ impl Backlog {
 }
 
 /// The delivery ceiling: bodies of the same size POSTed to a fresh receiver, one at a time per
-/// tenant, in order, by reqwest.
+/// tenant, in order, by reqwest on a runtime of its own.
 struct Ceiling {
     events: u64,
     secs: f64,
@@ -573,15 +618,14 @@ impl Ceiling {
     }
 }
 
-async fn ceiling(tenants: &[String], per_tenant: i64, body_len: usize) -> Result<Ceiling, String> {
-    let r = receiver().await?;
+/// POSTs `per_tenant` bodies of `body_len` bytes for each tenant to `url`, one at a time per
+/// tenant, in order; the seconds it took.
+async fn ceiling_sends(url: String, tenants: Vec<String>, per_tenant: i64, body_len: usize) -> Result<f64, String> {
     let c = client(tenants.len() * 2)?;
-    let expected: BTreeMap<String, (i64, i64)> = tenants.iter().map(|t| (t.clone(), (1, per_tenant))).collect();
-    let me0 = sys::cpu_secs(std::process::id());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in tenants {
-        let (c, url, t) = (c.clone(), r.url.clone(), t.clone());
+        let (c, url) = (c.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             for seq in 1..=per_tenant {
                 let head = format!(
@@ -610,7 +654,28 @@ async fn ceiling(tenants: &[String], per_tenant: i64, body_len: usize) -> Result
     for task in tasks {
         task.await.map_err(|e| format!("ceiling task: {e}"))??;
     }
-    let secs = start.elapsed().as_secs_f64();
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// The ceiling: the sender runs on a runtime (2 worker threads) of its own, so that it never
+/// shares a thread with the receiver, as scimd's sender does not.
+async fn ceiling(tenants: &[String], per_tenant: i64, body_len: usize) -> Result<Ceiling, String> {
+    let r = receiver().await?;
+    let expected: BTreeMap<String, (i64, i64)> = tenants.iter().map(|t| (t.clone(), (1, per_tenant))).collect();
+    let me0 = sys::cpu_secs(std::process::id());
+    let (url, names) = (r.url.clone(), tenants.to_vec());
+    let sender = std::thread::spawn(move || -> Result<f64, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the ceiling's runtime: {e}"))?;
+        rt.block_on(ceiling_sends(url, names, per_tenant, body_len))
+    });
+    let secs = tokio::task::spawn_blocking(move || sender.join())
+        .await
+        .map_err(|e| format!("ceiling: {e}"))?
+        .map_err(|_| "the ceiling's sender panicked".to_owned())??;
     let me1 = sys::cpu_secs(std::process::id());
     let check = check(&r.arrivals(), &expected);
     Ok(Ceiling { events: check.sum(|t| t.unique), secs, check, client_cpu_s: me0.zip(me1).map(|(a, b)| b - a) })
@@ -664,6 +729,7 @@ async fn backlog(a: &WebhooksArgs, part: Part) -> Result<Backlog, String> {
     for id in &ids {
         stored.extend(s.deliveries(&c, id).await?);
     }
+    let log = s.log();
     let last = check.last().unwrap_or(replayed);
     let first = check.first().unwrap_or(replayed);
     let per_tenant_rates = check
@@ -709,6 +775,7 @@ async fn backlog(a: &WebhooksArgs, part: Part) -> Result<Backlog, String> {
         load_start,
         load_end,
         stored,
+        log,
         unsigned,
         unparsed,
         mean_body,
@@ -746,7 +813,8 @@ fn backlog_json(b: &Backlog) -> Value {
         "bench_cpu_s": b.client_cpu_s,
         "load_before": b.load_start,
         "load_after": b.load_end,
-        "stored_deliveries": b.stored.iter().map(|(t, p, bl, f)| json!({"tenant": t, "position": p, "backlog": bl, "consecutive_failures": f})).collect::<Vec<_>>(),
+        "stored_deliveries": b.stored.iter().map(Stored::to_json).collect::<Vec<_>>(),
+        "scimd_log": b.log,
         "unsigned_bodies": b.unsigned,
         "unparsed_bodies": b.unparsed,
         "mean_body_bytes": b.mean_body,
@@ -842,6 +910,8 @@ struct Write {
 
 struct Written {
     writes: Vec<Write>,
+    /// When the first write was due.
+    start: Instant,
     rec: Rec,
     secs: f64,
     max_lag_ms: f64,
@@ -894,7 +964,7 @@ async fn write(c: &reqwest::Client, s: &Started, rate: u64, duration: u64, max_i
     let _ = slots.acquire_many(u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX)).await;
     let secs = start.elapsed().as_secs_f64();
     let (writes, rec) = std::mem::take(&mut *lock(&out));
-    Written { writes, rec, secs, max_lag_ms: max_lag.as_secs_f64() * 1000.0, late }
+    Written { writes, start, rec, secs, max_lag_ms: max_lag.as_secs_f64() * 1000.0, late }
 }
 
 /// `a - b` in microseconds, negative if `a` is earlier.
@@ -921,8 +991,15 @@ struct Latency {
     /// Created users whose event did not arrive within the grace period.
     missed: u64,
     check: Check,
+    /// Events later than SLOW_MS after their write's answer: (seconds into the writing when
+    /// the write was sent, latency ms), in sending order.
+    slow: Vec<(f64, f64)>,
     /// From the last write's answer to the last event's arrival.
     drain_ms: f64,
+    /// From adding the webhook to the warm-up event's arrival.
+    warmup_ms: f64,
+    stored: Vec<Stored>,
+    log: Vec<String>,
     scimd_cpu_s: Option<f64>,
     load_start: String,
     load_end: String,
@@ -931,12 +1008,27 @@ struct Latency {
 async fn latency(a: &WebhooksArgs, rate: u64) -> Result<Latency, String> {
     let s = start(&a.server, &["bench".to_owned()]).await?;
     let c = client(a.max_in_flight + 4)?;
-    let p0 = *s.positions(&c, 0).await?.get("bench").unwrap_or(&0);
     let r = receiver().await?;
     let id = s.add_webhook(&c, &r.url, Some("bench")).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Warm-up, not measured: one user, until its event arrives (a worker that had no webhook
+    // to deliver may only look again on its timer).
+    let added = Instant::now();
+    let auth = s.tenants.first().map(|(_, a)| a.clone()).unwrap_or_default();
+    match create_user(&c, &s.scim(), &auth, "warm", 0).await? {
+        (201, _) => {}
+        (st, b) => return Err(error_text("POST /Users (warm-up)", st, &b)),
+    }
+    let warm_deadline = added + Duration::from_secs(10);
+    while r.count() == 0 && Instant::now() < warm_deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let warmup_ms = r.arrivals().first().map_or(f64::NAN, |x| (x.at - added).as_secs_f64() * 1000.0);
+    let p0 = *s.positions(&c, 0).await?.get("bench").unwrap_or(&0);
     let load_start = sys::uptime_load();
-    eprintln!("  latency {rate}/s: webhook {id} from position {p0}; {load_start}");
+    eprintln!(
+        "  latency {rate}/s: webhook {id}; the warm-up's event arrived {warmup_ms:.0} ms after the webhook was added; \
+         measuring from position {p0}; {load_start}"
+    );
     let cpu0 = sys::cpu_secs(s.spawned.pid);
     let w = write(&c, &s, rate, a.latency_duration, a.max_in_flight).await;
     let cpu1 = sys::cpu_secs(s.spawned.pid);
@@ -948,6 +1040,8 @@ async fn latency(a: &WebhooksArgs, rate: u64) -> Result<Latency, String> {
         wait_for(&r, &expected, last_answer + Duration::from_secs(a.grace), Duration::from_millis(300), "latency")
             .await;
     let load_end = sys::uptime_load();
+    let stored = s.deliveries(&c, &id).await?;
+    let log = s.log();
     let mut at: HashMap<String, Instant> = HashMap::new();
     for x in r.arrivals() {
         if x.kind == "user.created" {
@@ -956,17 +1050,22 @@ async fn latency(a: &WebhooksArgs, rate: u64) -> Result<Latency, String> {
             }
         }
     }
-    let (mut vs_answer, mut vs_sent, mut missed) = (Vec::new(), Vec::new(), 0u64);
+    let (mut vs_answer, mut vs_sent, mut missed, mut slow) = (Vec::new(), Vec::new(), 0u64, Vec::new());
     for x in &w.writes {
         let Some(id) = &x.id else { continue };
         match at.get(id) {
             Some(t) => {
-                vs_answer.push(signed_us(*t, x.answered));
+                let us = signed_us(*t, x.answered);
+                vs_answer.push(us);
                 vs_sent.push(signed_us(*t, x.sent));
+                if us as f64 / 1000.0 > SLOW_MS {
+                    slow.push((x.sent.saturating_duration_since(w.start).as_secs_f64(), us as f64 / 1000.0));
+                }
             }
             None => missed += 1,
         }
     }
+    slow.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut rec = w.rec;
     let samples = rec.samples.clone();
     let writes = figures(&mut rec, w.secs);
@@ -985,7 +1084,11 @@ async fn latency(a: &WebhooksArgs, rate: u64) -> Result<Latency, String> {
         after_send: spread(&mut vs_sent),
         missed,
         check,
+        slow,
         drain_ms,
+        warmup_ms,
+        stored,
+        log,
         scimd_cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
         load_start,
         load_end,
@@ -1012,7 +1115,13 @@ fn latency_json(l: &Latency) -> Value {
         "latency_after_send": l.after_send.to_json(),
         "missed": l.missed,
         "check": l.check.to_json(),
+        "slow_threshold_ms": SLOW_MS,
+        "slow_events": l.slow.len(),
+        "stalls": stalls(&l.slow).iter().map(|(at, n, max)| json!({"at_s": at, "events": n, "max_ms": max})).collect::<Vec<_>>(),
         "last_event_after_last_answer_ms": l.drain_ms,
+        "warmup_event_after_webhook_added_ms": l.warmup_ms,
+        "stored_deliveries": l.stored.iter().map(Stored::to_json).collect::<Vec<_>>(),
+        "scimd_log": l.log,
         "scimd_cpu_s_while_writing": l.scimd_cpu_s,
         "load_before": l.load_start,
         "load_after": l.load_end,
@@ -1035,6 +1144,7 @@ fn latency_table(rows: &[Latency]) -> String {
         "missed",
         "dup",
         "disorder",
+        ">50 ms",
         "drain ms",
         "scimd CPU",
         "load",
@@ -1057,13 +1167,54 @@ fn latency_table(rows: &[Latency]) -> String {
             l.missed.to_string(),
             l.check.sum(|t| t.duplicates).to_string(),
             l.check.sum(|t| t.out_of_order).to_string(),
+            l.slow.len().to_string(),
             format!("{:.0}", l.drain_ms),
             l.scimd_cpu_s.map_or("-".into(), |c| format!("{c:.1}s")),
             load1_pair(&l.load_start, &l.load_end),
-            format!("{} sends >1 ms late (max {:.1} ms)", l.late, l.max_lag_ms),
+            format!(
+                "{} sends >1 ms late (max {:.1} ms); warm-up event {:.0} ms after the webhook was added",
+                l.late, l.max_lag_ms, l.warmup_ms
+            ),
         ]);
     }
-    report::table(&header, &cells, 1)
+    let mut out = report::table(&header, &cells, 1);
+    for l in rows {
+        let st = stalls(&l.slow);
+        if !st.is_empty() {
+            let list: Vec<String> =
+                st.iter().map(|(at, n, max)| format!("{at:.2}s: {n} events, up to {max:.0} ms")).collect();
+            out += &format!(
+                "{}/s: events later than {SLOW_MS:.0} ms, by when their write was sent: {}\n",
+                l.rate,
+                list.join("; ")
+            );
+        }
+        out += &format!(
+            "{}/s: stored delivery: {}; {}\n",
+            l.rate,
+            l.stored.iter().map(Stored::text).collect::<Vec<_>>().join(", "),
+            log_summary(&l.log)
+        );
+    }
+    out
+}
+
+/// Groups slow events (sorted by send time) into stalls: runs whose sends are at most 100 ms
+/// apart; (start s, events, max latency ms) each.
+fn stalls(slow: &[(f64, f64)]) -> Vec<(f64, usize, f64)> {
+    let mut out: Vec<(f64, usize, f64)> = Vec::new();
+    let mut prev = f64::NEG_INFINITY;
+    for (at, ms) in slow {
+        match out.last_mut() {
+            Some(last) if at - prev <= 0.1 => {
+                last.1 += 1;
+                last.2 = last.2.max(*ms);
+            }
+            _ => out.push((*at, 1, *ms)),
+        }
+        prev = *at;
+    }
+    out
 }
 
 // ---------------------------------------------------------------- initial-sync with a webhook
@@ -1303,14 +1454,11 @@ pub async fn run(a: WebhooksArgs) -> Result<(), String> {
                 b.fill.ops - b.fill.errors,
                 b.fill.per_sec,
                 b.fill.errors,
-                b.stored
-                    .iter()
-                    .map(|(t, p, bl, f)| format!("{t}@{p} backlog {bl} failures {f}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                b.stored.iter().map(Stored::text).collect::<Vec<_>>().join(", "),
                 b.unsigned,
                 b.unparsed
             );
+            out += &format!("{}: {}\n", b.part.name(), log_summary(&b.log));
             for e in &b.fill_errors {
                 out += &format!("error sample: {e}\n");
             }
@@ -1375,6 +1523,14 @@ mod tests {
         assert_eq!((ta.unique, ta.duplicates, ta.missing, ta.out_of_order), (3, 1, 1, 1));
         assert_eq!(c.tenants["b"].missing, 0);
         assert!(!c.complete());
+    }
+
+    #[test]
+    fn stalls_group_nearby_slow_events() {
+        let s = stalls(&[(1.0, 60.0), (1.05, 80.0), (1.1, 70.0), (3.0, 55.0)]);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].1, s[1].1), (3, 1));
+        assert!((s[0].2 - 80.0).abs() < 1e-9);
     }
 
     #[test]

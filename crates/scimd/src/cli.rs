@@ -362,34 +362,19 @@ fn init_logging() {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let file = FileConfig::load_optional(cli.config.as_ref())?;
     let mut overrides = Overrides { database: cli.database, ..Overrides::default() };
+    if let Command::Serve(args) = &cli.command {
+        overrides.listen = args.listen.clone();
+        overrides.admin_listen = args.admin_listen.clone();
+        overrides.public_url = args.public_url.clone();
+    }
+    let settings = config::resolve(&file, overrides)?;
     match cli.command {
-        Command::Serve(args) => {
-            overrides.listen = args.listen;
-            overrides.admin_listen = args.admin_listen;
-            overrides.public_url = args.public_url;
-            let settings = config::resolve(&file, overrides)?;
-            serve(settings).await
-        }
-        Command::Tenant(cmd) => {
-            let settings = config::resolve(&file, overrides)?;
-            tenant(cmd, &settings).await
-        }
-        Command::Token(cmd) => {
-            let settings = config::resolve(&file, overrides)?;
-            token(cmd, &settings).await
-        }
-        Command::ApiKey(cmd) => {
-            let settings = config::resolve(&file, overrides)?;
-            api_key(cmd, &settings).await
-        }
-        Command::Events(cmd) => {
-            let settings = config::resolve(&file, overrides)?;
-            events(cmd, &settings).await
-        }
-        Command::Webhook(cmd) => {
-            let settings = config::resolve(&file, overrides)?;
-            webhook(cmd, &settings).await
-        }
+        Command::Serve(_) => serve(settings).await,
+        Command::Tenant(cmd) => tenant(cmd, &settings).await,
+        Command::Token(cmd) => token(cmd, &settings).await,
+        Command::ApiKey(cmd) => api_key(cmd, &settings).await,
+        Command::Events(cmd) => events(cmd, &settings).await,
+        Command::Webhook(cmd) => webhook(cmd, &settings).await,
     }
 }
 

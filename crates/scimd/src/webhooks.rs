@@ -622,12 +622,17 @@ impl Deliverer {
                             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { break };
                             let key = (claim.webhook.id.clone(), claim.delivery.tenant);
                             if !self.lock(&key).insert(key.clone()) {
+                                // Still ours, and still being sent (its lease ran out meanwhile):
+                                // the task sending it goes on.
                                 continue;
                             }
                             let me = Arc::clone(&self);
                             tokio::spawn(async move {
-                                me.deliver(claim).await;
+                                let end = me.deliver(&claim).await;
                                 me.lock(&key).remove(&key);
+                                if let Some(outcome) = end {
+                                    me.settle(&claim, outcome).await;
+                                }
                                 drop(slot);
                                 me.done.notify_one();
                             });
@@ -665,8 +670,10 @@ impl Deliverer {
     }
 
     /// Sends a claimed delivery's waiting events in order, until none is left, one fails, or
-    /// the lease is lost.
-    async fn deliver(&self, c: Claim) {
+    /// the lease is lost. Returns what ends the claim (release, or the failure to record), for
+    /// the caller to record once this process no longer counts the delivery as its own: a
+    /// claim made in between would otherwise be skipped and its lease left to run out.
+    async fn deliver(&self, c: &Claim) -> Option<Outcome> {
         let (w, d) = (&c.webhook, &c.delivery);
         let mut position = d.position;
         loop {
@@ -674,8 +681,7 @@ impl Deliverer {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, webhook = %w.id, tenant = %d.tenant_name, "webhooks: cannot read the feed");
-                    self.settle(&c, Outcome::Released).await;
-                    return;
+                    return Some(Outcome::Released);
                 }
             };
             if position < feed.pruned {
@@ -683,12 +689,10 @@ impl Deliverer {
                 // more; a replay from a kept position resumes it.
                 let outcome = format!("events {}..{} were pruned before delivery", position + 1, feed.pruned);
                 let failed = Outcome::Failed { outcome, next_at: self.clock.now(), failed: true };
-                self.settle(&c, failed).await;
-                return;
+                return Some(failed);
             }
             if feed.events.is_empty() {
-                self.settle(&c, Outcome::Released).await;
-                return;
+                return Some(Outcome::Released);
             }
             let start = position;
             let mut held = false;
@@ -713,8 +717,8 @@ impl Deliverer {
                         let lease_until = self.clock.now() + self.settings.lease;
                         let advanced =
                             Outcome::Advanced { position, outcome: Some(status.as_u16().to_string()), lease_until };
-                        if !self.settle(&c, advanced).await {
-                            return;
+                        if !self.settle(c, advanced).await {
+                            return None;
                         }
                     }
                     r => {
@@ -725,22 +729,20 @@ impl Deliverer {
                         if position > start {
                             // What was skipped before the failure stays done.
                             let lease_until = self.clock.now() + self.settings.lease;
-                            self.settle(&c, Outcome::Advanced { position, outcome: None, lease_until }).await;
+                            self.settle(c, Outcome::Advanced { position, outcome: None, lease_until }).await;
                         }
-                        self.settle(&c, self.failure(d, outcome)).await;
-                        return;
+                        return Some(self.failure(d, outcome));
                     }
                 }
             }
             if position > start {
                 let lease_until = self.clock.now() + self.settings.lease;
-                if !self.settle(&c, Outcome::Advanced { position, outcome: None, lease_until }).await {
-                    return;
+                if !self.settle(c, Outcome::Advanced { position, outcome: None, lease_until }).await {
+                    return None;
                 }
             }
             if held {
-                self.settle(&c, Outcome::Released).await;
-                return;
+                return Some(Outcome::Released);
             }
         }
     }
