@@ -69,6 +69,8 @@ impl Default for DeliverySettings {
 
 /// How long the worker lets commits gather after a wake before it looks for work.
 const COALESCE: Duration = Duration::from_millis(2);
+/// The same while there is no webhook at all.
+const IDLE_COALESCE: Duration = Duration::from_millis(100);
 
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -610,7 +612,8 @@ impl Deliverer {
             let free = slots.available_permits();
             // A read first: the claim is a write, and most wakes find nothing to send.
             let due = self.store.deliveries_due(self.clock.now()).await.unwrap_or(Some(true));
-            // No webhook at all: commits need not wake this loop (a new one waits a second).
+            // No webhook at all: commits wake this loop less often (a new webhook's first event
+            // waits up to IDLE_COALESCE).
             let idle = due.is_none();
             let due = free > 0 && due.unwrap_or(false);
             if due {
@@ -642,9 +645,9 @@ impl Deliverer {
                 }
             }
             tokio::select! {
-                _ = feeds.changed(), if !idle => {
+                _ = feeds.changed() => {
                     // Commits come in bursts: look once for all of a few milliseconds' worth.
-                    tokio::time::sleep(COALESCE).await;
+                    tokio::time::sleep(if idle { IDLE_COALESCE } else { COALESCE }).await;
                 }
                 () = self.done.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
