@@ -656,6 +656,8 @@ struct AdminState {
     /// The public origin of the SCIM listener, for `meta.location` in what it reads.
     scim_origin: Arc<String>,
     prometheus: PrometheusHandle,
+    /// The server's stop signal: long polls end when it turns true.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Every route the admin router serves, as (method, path template as axum spells it): the
@@ -708,6 +710,7 @@ pub fn router(
     hosts: Vec<String>,
     scim_origin: String,
     prometheus: PrometheusHandle,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     let state = AdminState {
         scim: crate::http::vendor_state(app.clone()),
@@ -718,6 +721,7 @@ pub fn router(
         auth: Arc::clone(&app.auth),
         hosts: Arc::new(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),
         prometheus,
+        stopping,
     };
     let api = Router::new()
         .route("/api/v1/tenants", get(get_tenants).post(post_tenant))
@@ -1246,7 +1250,8 @@ async fn replay_webhook(
 /// `POST /api/v1/webhooks/{id}/poll`: RFC 8936 poll of a `set` webhook.
 async fn poll_webhook(State(s): State<AdminState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: crate::webhooks::PollRequest = parse_body(&body)?;
-    let resp = crate::webhooks::poll(s.store.as_ref(), s.clock.as_ref(), &id, &req, &s.scim_origin).await?;
+    let resp =
+        crate::webhooks::poll(s.store.as_ref(), s.clock.as_ref(), &id, &req, &s.scim_origin, Some(&s.stopping)).await?;
     Ok(Json(resp).into_response())
 }
 
@@ -1299,7 +1304,7 @@ async fn get_events(
         Some(w) => crate::feed::parse_wait(w).map_err(ApiError::BadRequest)?,
     };
     let tenant = tenant_named(s.store.as_ref(), &name).await?;
-    match crate::feed::read(s.store.as_ref(), &tenant, after, limit, wait, None).await {
+    match crate::feed::read(s.store.as_ref(), &tenant, after, limit, wait, None, Some(&s.stopping)).await {
         Ok(page) => Ok(([(header::CONTENT_TYPE, "application/json")], page.to_json(&tenant.name)).into_response()),
         Err(e @ (FeedError::Pruned { pruned, position, .. } | FeedError::Ahead { pruned, position, .. })) => {
             Err(ApiError::Gone { detail: e.detail(), pruned, position })

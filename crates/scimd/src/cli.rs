@@ -488,7 +488,7 @@ async fn events(cmd: EventsCommand, settings: &Settings) -> Result<(), Failure> 
     let mut after = i64::try_from(after).map_err(|_| Failure::Usage("--after is too large".into()))?;
     let wait = if follow { crate::feed::MAX_WAIT } else { std::time::Duration::ZERO };
     loop {
-        let page = crate::feed::read(store.as_ref(), &t, after, crate::feed::MAX_LIMIT, wait, Some(TAIL_RECHECK))
+        let page = crate::feed::read(store.as_ref(), &t, after, crate::feed::MAX_LIMIT, wait, Some(TAIL_RECHECK), None)
             .await
             .map_err(|e| Failure::Runtime(e.detail()))?;
         let mut text = String::new();

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use scim_store::{Event, Store, StoreError, Tenant};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Events per page unless asked otherwise.
@@ -94,6 +95,8 @@ impl Page {
 /// to `wait` (at most [`MAX_WAIT`]) for the first one. `recheck`: also read the feed this
 /// often while waiting, for a reader in another process than the writers (`events tail` on
 /// SQLite, which has no cross-process signal).
+/// `stopping`: the server's stop signal; a wait ends when it turns true (a long poll must not
+/// hold up a shutdown).
 pub async fn read(
     store: &dyn Store,
     tenant: &Tenant,
@@ -101,7 +104,9 @@ pub async fn read(
     limit: u64,
     wait: Duration,
     recheck: Option<Duration>,
+    stopping: Option<&watch::Receiver<bool>>,
 ) -> Result<Page, FeedError> {
+    let mut stopping = stopping.cloned();
     let deadline = Instant::now() + wait.min(MAX_WAIT);
     let limit = limit.clamp(1, MAX_LIMIT);
     // Subscribed before the first read: a commit after it is never missed.
@@ -121,9 +126,20 @@ pub async fn read(
             return Ok(Page { events: feed.events, position });
         }
         let nap = recheck.map_or(deadline - now, |r| r.min(deadline - now));
-        if let Ok(Err(_)) = tokio::time::timeout(nap, signal.changed()).await {
-            // The store is going away: answer with nothing new.
-            return Ok(Page { events: Vec::new(), position: after });
+        let stop = async {
+            match stopping.as_mut() {
+                Some(rx) => drop(rx.wait_for(|s| *s).await),
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(nap, signal.changed()) => {
+                if let Ok(Err(_)) = r {
+                    // The store is going away: answer with nothing new.
+                    return Ok(Page { events: Vec::new(), position: after });
+                }
+            }
+            () = stop => return Ok(Page { events: Vec::new(), position: after }),
         }
     }
 }

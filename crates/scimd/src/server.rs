@@ -147,7 +147,8 @@ impl Server {
             }
         };
         let admin_app =
-            crate::admin::router(&self.state, self.admin_hosts, scim_origin, self.prometheus).layer(body_timeout);
+            crate::admin::router(&self.state, self.admin_hosts, scim_origin, self.prometheus, stop_rx.clone())
+                .layer(body_timeout);
         let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);

@@ -406,7 +406,9 @@ pub async fn poll(
     id: &str,
     req: &PollRequest,
     issuer: &str,
+    stopping: Option<&tokio::sync::watch::Receiver<bool>>,
 ) -> Result<PollResponse, OpError> {
+    let mut stopping = stopping.cloned();
     let (w, _) = get(store, id).await?;
     if w.format != WebhookFormat::Set || !w.url.is_empty() {
         return Err(OpError::Usage(
@@ -462,7 +464,17 @@ pub async fn poll(
             // Only events with no token for this receiver were read: read on from there.
             continue;
         }
-        let _ = tokio::time::timeout_at(deadline, signal.changed()).await;
+        let stop = async {
+            match stopping.as_mut() {
+                Some(rx) => drop(rx.wait_for(|s| *s).await),
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, signal.changed()) => {}
+            // The server is stopping: answer with what there is (nothing).
+            () = stop => return Ok(PollResponse { sets, more_available: more }),
+        }
     }
 }
 

@@ -768,3 +768,30 @@ fn events_tail_prints_the_feed_one_json_event_per_line_and_follows_it() {
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!((&event["seq"], &event["type"]), (&json!(4), &json!("tenant.token_created")));
 }
+
+#[test]
+fn sigterm_ends_a_long_poll_of_the_feed_at_once_instead_of_waiting_for_it() {
+    let db = Db::new();
+    let key = db.expect(0, &["api-key", "create"]).lines().last().unwrap().trim().to_owned();
+    let (port, admin_port) = (free_port(), free_port());
+    let server = Server::start(&db, port, admin_port);
+    server.read_until("Secret Token:");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        wait_healthy(&client, &format!("http://127.0.0.1:{admin_port}/healthz")).await;
+        let url = format!("http://127.0.0.1:{admin_port}/api/v1/tenants/default/events?after=2&wait=60s");
+        let poll = tokio::spawn({
+            let (client, key) = (client.clone(), key.clone());
+            async move { client.get(url).bearer_auth(key).send().await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let start = Instant::now();
+        let stopped = tokio::task::spawn_blocking(move || server.stop_cleanly());
+        let answer = poll.await.unwrap().unwrap();
+        assert_eq!(answer.status(), 200, "the long poll is answered, empty");
+        assert_eq!(answer.json::<serde_json::Value>().await.unwrap(), json!({"events": [], "position": 2}));
+        stopped.await.unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5), "stopping took {:?}", start.elapsed());
+    });
+}
