@@ -464,9 +464,17 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a token revoked (`tenant.token_revoked`, unless it already was); false if there was
     /// no such token.
     async fn revoke_token(&self, id: String, now: OffsetDateTime, actor: Actor) -> Result<bool>;
-    /// Makes a token expire at `at` (or earlier, if it already did), as a rotation does
-    /// (`tenant.token_rotated`); false if there is none.
-    async fn expire_token(&self, id: String, at: OffsetDateTime, now: OffsetDateTime, actor: Actor) -> Result<bool>;
+    /// Rotates a token in one transaction: stores `new` (`tenant.token_created`) and makes the
+    /// token `old` expire at `until` (or earlier, if it already did; `tenant.token_rotated`).
+    /// `NotFound` (and nothing stored) if there is no token `old`.
+    async fn rotate_token(
+        &self,
+        new: Token,
+        old: String,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<()>;
     /// Records that a token authenticated a request at `at` (never moving it back).
     async fn touch_token(&self, id: String, at: OffsetDateTime) -> Result<()>;
     /// Deletes the tokens whose label starts with `label_prefix` and which expired before

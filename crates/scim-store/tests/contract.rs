@@ -825,8 +825,36 @@ async fn patches_never_lose_a_concurrent_update(e: Engine) {
     assert_eq!(events(s.as_ref(), t, 0).await.len(), before);
 }
 
+async fn a_rotation_stores_the_new_token_and_expires_the_old_in_one_transaction(e: Engine) {
+    let s = e.s();
+    let t = tenant(s, "a").await;
+    let token = |id: &str| scim_store::Token {
+        id: id.into(),
+        tenant: t,
+        digest: vec![1],
+        label: Some("entra".into()),
+        created: now(),
+        expires: None,
+        revoked: None,
+        last_used: None,
+    };
+    s.create_token(token("old111111111"), Some(actor())).await.unwrap();
+    let until = now() + time::Duration::hours(1);
+    s.rotate_token(token("new111111111"), "old111111111".into(), until, now(), actor()).await.unwrap();
+    assert!(s.token("new111111111".into()).await.unwrap().is_some());
+    let old = s.token("old111111111".into()).await.unwrap().unwrap();
+    assert!((old.expires.unwrap() - until).abs() < time::Duration::milliseconds(1));
+    assert_eq!(types(s, t, 2).await, ["tenant.token_created", "tenant.token_rotated"]);
+    // A rotation of no token keeps nothing of itself.
+    let r = s.rotate_token(token("new222222222"), "nope".into(), until, now(), actor()).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(s.token("new222222222".into()).await.unwrap().is_none(), "the new token was rolled back");
+    assert_eq!(types(s, t, 4).await, Vec::<String>::new());
+}
+
 suite!(
     tenants_and_tokens,
+    a_rotation_stores_the_new_token_and_expires_the_old_in_one_transaction,
     create_get_update_delete,
     uniqueness_is_per_tenant_and_case_insensitive,
     tenants_see_nothing_of_each_other,

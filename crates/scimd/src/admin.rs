@@ -561,9 +561,11 @@ pub async fn rotate(
     let lifetime = old.expires.map(|e| e - old.created);
     let expires = lifetime.and_then(|l| now.checked_add(l));
     let issued = tokens::issue(old.tenant, old.label.clone(), expires, now);
-    store.create_token(issued.record.clone(), Some(actor.clone())).await?;
     let until = now.checked_add(overlap).unwrap_or(now);
-    store.expire_token(id.to_owned(), until, now, actor.clone()).await?;
+    match store.rotate_token(issued.record.clone(), id.to_owned(), until, now, actor.clone()).await {
+        Err(StoreError::NotFound) => return Err(not_found()),
+        r => r?,
+    }
     let replaced = store.token(id.to_owned()).await?.ok_or_else(not_found)?;
     let k = &issued.record;
     Ok(Rotated {

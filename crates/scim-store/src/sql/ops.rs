@@ -696,20 +696,27 @@ impl Operation for SetRequired {
     }
 }
 
-pub(crate) struct ExpireToken {
-    id: String,
-    at: OffsetDateTime,
+/// A token's rotation: the new token and the old one's expiry, in one transaction.
+pub(crate) struct RotateToken {
+    new: Token,
+    old: String,
+    until: OffsetDateTime,
     now: OffsetDateTime,
     actor: Actor,
 }
 
-impl Operation for ExpireToken {
-    type Output = bool;
+impl Operation for RotateToken {
+    type Output = ();
     const MODE: Mode = Mode::Write;
-    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<bool> {
+    async fn run<C: Conn>(&self, c: &mut C, ctx: &Context) -> Result<()> {
+        CreateToken(self.new.clone(), Some(self.actor.clone())).run(c, ctx).await?;
         let set = "expires = CASE WHEN expires IS NULL OR expires > $2 THEN $2 ELSE expires END";
         let why = (EventType::TenantTokenRotated, &self.actor, self.now);
-        change_token(c, &self.id, set, Arg::Int(micros(self.at)), why).await
+        if !change_token(c, &self.old, set, Arg::Int(micros(self.until)), why).await? {
+            // Nothing of the rotation is kept.
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }
 
@@ -1344,8 +1351,15 @@ impl<E: Engine> Store for E {
     ) -> Result<Option<Tenant>> {
         self.execute(SetRequired { name, required, now, actor }).await
     }
-    async fn expire_token(&self, id: String, at: OffsetDateTime, now: OffsetDateTime, actor: Actor) -> Result<bool> {
-        self.execute(ExpireToken { id, at, now, actor }).await
+    async fn rotate_token(
+        &self,
+        new: Token,
+        old: String,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+        actor: Actor,
+    ) -> Result<()> {
+        self.execute(RotateToken { new, old, until, now, actor }).await
     }
     async fn create_api_key(&self, key: ApiKey) -> Result<()> {
         self.execute(CreateApiKey(key)).await

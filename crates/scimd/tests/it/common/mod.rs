@@ -411,14 +411,15 @@ impl Store for Spy {
     ) -> StoreResult<Option<Tenant>> {
         self.inner.set_required(name, required, now, actor).await
     }
-    async fn expire_token(
+    async fn rotate_token(
         &self,
-        id: String,
-        at: OffsetDateTime,
+        new: Token,
+        old: String,
+        until: OffsetDateTime,
         now: OffsetDateTime,
         actor: Actor,
-    ) -> StoreResult<bool> {
-        self.inner.expire_token(id, at, now, actor).await
+    ) -> StoreResult<()> {
+        self.inner.rotate_token(new, old, until, now, actor).await
     }
     async fn create_api_key(&self, key: scim_store::ApiKey) -> StoreResult<()> {
         self.inner.create_api_key(key).await
