@@ -200,7 +200,8 @@ pub async fn create_user(
     Ok((status, bytes))
 }
 
-fn error_text(what: &str, status: u16, body: &[u8]) -> String {
+/// A failed request's message: what, the status and the start of the body.
+pub fn error_text(what: &str, status: u16, body: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
     format!("{what}: {status}: {text}")
 }
@@ -227,11 +228,35 @@ async fn position(client: &reqwest::Client, s: &Server) -> Result<(i64, u64), St
 
 // ---------------------------------------------------------------- feed-latency
 
-/// One write of the writer.
-struct Write {
-    id: Option<String>,
-    sent: Instant,
-    answered: Instant,
+/// One write of a paced writer: the id of the user it created (none if it failed), when it was
+/// sent and answered.
+pub struct Write {
+    pub id: Option<String>,
+    pub sent: Instant,
+    pub answered: Instant,
+}
+
+/// Creates user `k` (as [`create_user`]) and times it; the write, and the error if it failed.
+pub async fn timed_create(
+    client: &reqwest::Client,
+    scim: &str,
+    auth: &str,
+    prefix: &str,
+    k: u64,
+) -> (Write, Option<String>) {
+    let sent = Instant::now();
+    let r = create_user(client, scim, auth, prefix, k).await;
+    let answered = Instant::now();
+    let id = match r {
+        Ok((201, body)) => serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+            .ok_or_else(|| "POST /Users: 201 without an id".to_owned()),
+        Ok((status, body)) => Err(error_text("POST /Users", status, &body)),
+        Err(e) => Err(e),
+    };
+    let err = id.as_ref().err().cloned();
+    (Write { id: id.ok(), sent, answered }, err)
 }
 
 /// What the consumer saw.
@@ -389,23 +414,13 @@ async fn write(client: reqwest::Client, s: &Server, rate: u64, duration: u64, ma
         let (client, scim, auth, out, progress) =
             (client.clone(), Arc::clone(&scim), Arc::clone(&auth), Arc::clone(&out), Arc::clone(&progress));
         tokio::spawn(async move {
-            let sent = Instant::now();
-            let r = create_user(&client, &scim, &auth, "feed", k).await;
-            let answered = Instant::now();
-            let id = match r {
-                Ok((201, body)) => serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
-                    .ok_or_else(|| "POST /Users: 201 without an id".to_owned()),
-                Ok((status, body)) => Err(error_text("POST /Users", status, &body)),
-                Err(e) => Err(e),
-            };
+            let (w, err) = timed_create(&client, &scim, &auth, "feed", k).await;
             let mut o = lock(&out);
-            match &id {
-                Ok(_) => o.1.ok(answered - sent),
-                Err(e) => o.1.fail(answered - sent, e.clone()),
+            match err {
+                None => o.1.ok(w.answered - w.sent),
+                Some(e) => o.1.fail(w.answered - w.sent, e),
             }
-            o.0.push(Write { id: id.ok(), sent, answered });
+            o.0.push(w);
             drop(o);
             progress.fetch_add(1, Ordering::Relaxed);
             drop(permit);

@@ -37,7 +37,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::feed::{ServerArgs, client, create_user, engine, fig_json};
+use crate::feed::{ServerArgs, Write, client, create_user, engine, error_text, fig_json, timed_create};
 use crate::report::{self, Spread, spread};
 use crate::stats::{Figures, Rec, figures};
 use crate::{sys, target};
@@ -510,11 +510,6 @@ fn log_summary(lines: &[String]) -> String {
     format!("scimd log: {} lines; first: {}", lines.len(), shown.join(" | "))
 }
 
-fn error_text(what: &str, status: u16, body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
-    format!("{what}: {status}: {text}")
-}
-
 /// Creates `per_tenant` users in each tenant from `concurrency` tasks (user k goes to tenant
 /// k mod T); the figures of the creates.
 async fn fill(c: &reqwest::Client, s: &Started, per_tenant: u64, concurrency: usize) -> (Figures, Vec<String>) {
@@ -902,12 +897,6 @@ fn load1_pair(a: &str, b: &str) -> String {
 
 // ---------------------------------------------------------------- latency
 
-struct Write {
-    id: Option<String>,
-    sent: Instant,
-    answered: Instant,
-}
-
 struct Written {
     writes: Vec<Write>,
     /// When the first write was due.
@@ -940,23 +929,13 @@ async fn write(c: &reqwest::Client, s: &Started, rate: u64, duration: u64, max_i
         }
         let (c, scim, auth, out) = (c.clone(), Arc::clone(&scim), Arc::clone(&auth), Arc::clone(&out));
         tokio::spawn(async move {
-            let sent = Instant::now();
-            let r = create_user(&c, &scim, &auth, "lat", k).await;
-            let answered = Instant::now();
-            let id = match r {
-                Ok((201, body)) => serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
-                    .ok_or_else(|| "POST /Users: 201 without an id".to_owned()),
-                Ok((status, body)) => Err(error_text("POST /Users", status, &body)),
-                Err(e) => Err(e),
-            };
+            let (w, err) = timed_create(&c, &scim, &auth, "lat", k).await;
             let mut o = lock(&out);
-            match &id {
-                Ok(_) => o.1.ok(answered - sent),
-                Err(e) => o.1.fail(answered - sent, e.clone()),
+            match err {
+                None => o.1.ok(w.answered - w.sent),
+                Some(e) => o.1.fail(w.answered - w.sent, e),
             }
-            o.0.push(Write { id: id.ok(), sent, answered });
+            o.0.push(w);
             drop(o);
             drop(permit);
         });

@@ -307,7 +307,8 @@ pub(super) fn free_port() -> u16 {
 }
 
 /// A running `scimd serve`, killed when dropped.
-struct Server {
+/// A running `scimd serve`, killed (SIGKILL) when dropped (also used by `webhooks`).
+pub(super) struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Collects stderr (echoed into the test's output as it comes) until the process exits.
@@ -315,7 +316,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(db: &Db, port: u16, admin_port: u16) -> Server {
+    pub(super) fn start(db: &Db, port: u16, admin_port: u16) -> Server {
         let mut child = db
             .command(&[
                 "serve",
@@ -354,7 +355,7 @@ impl Server {
     }
 
     /// The stdout lines until one starts with `prefix` (or ~10 s pass).
-    fn read_until(&self, prefix: &str) -> Vec<String> {
+    pub(super) fn read_until(&self, prefix: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -404,7 +405,7 @@ impl Drop for Server {
     }
 }
 
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
+pub(super) async fn wait_healthy(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {

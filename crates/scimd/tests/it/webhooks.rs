@@ -6,10 +6,9 @@
 //! `hmac`/`sha2` directly, not only with `scimd::webhooks::signature`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +19,7 @@ use reqwest::Method;
 use scimd::webhooks::DeliverySettings;
 use serde_json::{Value, json};
 
-use super::cli::{Db, free_port};
+use super::cli::{Db, Server, free_port, wait_healthy};
 use super::common::*;
 
 /// How long a test waits for deliveries before it fails.
@@ -1228,82 +1227,29 @@ fn webhook_list(db: &Db) -> Value {
     serde_json::from_str(&db.expect(0, &["webhook", "list", "--json"])).unwrap()
 }
 
-/// A running `scimd serve`, killed (SIGKILL) when dropped.
+/// A running `scimd serve` (the CLI tests' `Server`, killed when dropped) and its SCIM origin.
 struct Serve {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    server: Server,
     origin: String,
 }
 
 impl Serve {
     async fn start(db: &Db) -> Serve {
         let port = free_port();
-        let mut child = db
-            .command(&[
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{}", free_port()),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("scimd: {line}");
-            }
-        });
+        let server = Server::start(db, port, free_port());
         let origin = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !client.get(format!("{origin}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            assert!(Instant::now() < deadline, "scimd serve did not answer /healthz within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Serve { child, lines, origin }
+        wait_healthy(&reqwest::Client::new(), &format!("{origin}/healthz")).await;
+        Serve { server, origin }
     }
 
-    /// The stdout lines until one starts with `prefix` (or 10 s pass).
+    /// The stdout lines until one starts with `prefix`.
     fn read_until(&self, prefix: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else { break };
-            let done = line.starts_with(prefix);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-        panic!("no line starting with {prefix:?} within 10 s; stdout so far: {seen:#?}");
+        self.server.read_until(prefix)
     }
 
-    /// `kill -9`.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `kill -9` (what dropping the server does).
+    fn kill9(self) {
+        drop(self.server);
     }
 }
 
