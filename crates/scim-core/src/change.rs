@@ -42,11 +42,14 @@ pub enum EventType {
     TenantTokenRevoked,
     /// A token of the tenant was rotated: it stops working at the end of the overlap.
     TenantTokenRotated,
+    /// The tenant's directory health changed (never connected, healthy, warning, failing,
+    /// stale), as scimd derives it from the tenant's SCIM traffic.
+    TenantHealthChanged,
 }
 
 impl EventType {
     /// Every event type, in the order of the documentation.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -62,6 +65,7 @@ impl EventType {
         EventType::TenantTokenCreated,
         EventType::TenantTokenRevoked,
         EventType::TenantTokenRotated,
+        EventType::TenantHealthChanged,
     ];
 
     /// The feed's spelling, e.g. `user.deactivated`.
@@ -82,6 +86,7 @@ impl EventType {
             EventType::TenantTokenCreated => "tenant.token_created",
             EventType::TenantTokenRevoked => "tenant.token_revoked",
             EventType::TenantTokenRotated => "tenant.token_rotated",
+            EventType::TenantHealthChanged => "tenant.health_changed",
         }
     }
 

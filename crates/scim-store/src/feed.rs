@@ -38,6 +38,11 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// scimd itself, e.g. `health` for the health monitor's `tenant.health_changed` events.
+    pub fn system(what: &str) -> Actor {
+        Actor { method: "SYSTEM".into(), path: what.into(), ..Actor::default() }
+    }
+
     /// The command line: `path` is the command, e.g. `scimd token create`.
     pub fn cli(command: &str) -> Actor {
         Actor { method: "CLI".into(), path: command.into(), ..Actor::default() }

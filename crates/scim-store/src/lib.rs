@@ -41,12 +41,14 @@ pub mod plan;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod traffic;
 pub mod webhook;
 
 pub use document::{etag, fmt_time, materialize};
 pub use feed::{Actor, Event, Feed, FeedSignal};
 pub use scim_core::Kind;
 pub use scim_core::change::EventType;
+pub use traffic::{Cycle, Invite, LoggedRequest, RequestQuery, Session, Traffic};
 pub use webhook::{Claim, Delivery, Outcome, Webhook, WebhookFormat};
 
 /// A tenant: one customer of the vendor.
@@ -565,6 +567,45 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
         outcome: Outcome,
     ) -> Result<bool>;
+
+    /// Appends SCIM requests to the provisioning log and folds them into their tenants'
+    /// [`Traffic`] summaries, in one transaction; requests of deleted tenants are dropped.
+    async fn log_requests(&self, entries: Vec<LoggedRequest>) -> Result<()>;
+    /// A tenant's logged requests, newest first.
+    async fn requests(&self, query: RequestQuery) -> Result<Vec<LoggedRequest>>;
+    /// Deletes, in every tenant's log, the requests before `before` and those beyond the newest
+    /// `keep`; returns how many. The [`Traffic`] summaries stay.
+    async fn prune_requests(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64>;
+    /// The traffic summary of one tenant, or of every tenant that had a request.
+    async fn traffic(&self, tenant: Option<i64>) -> Result<Vec<Traffic>>;
+    /// Records a tenant's health status `after` if the recorded one is still `before`, with a
+    /// `tenant.health_changed` event whose `data` is `data`; false if it was not `before` (another
+    /// replica recorded the change) or the tenant is gone.
+    async fn set_health(
+        &self,
+        tenant: i64,
+        before: Option<String>,
+        after: String,
+        data: Value,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Stores a new customer setup link (`NoTenant` if the tenant is gone).
+    async fn create_invite(&self, invite: Invite) -> Result<()>;
+    /// The setup link with this public id.
+    async fn invite(&self, id: String) -> Result<Option<Invite>>;
+    /// A tenant's setup links, newest first.
+    async fn list_invites(&self, tenant: i64) -> Result<Vec<Invite>>;
+    /// Revokes a setup link; false if there is none.
+    async fn revoke_invite(&self, id: String, now: OffsetDateTime) -> Result<bool>;
+    /// Marks a setup link used and stores the token it reveals, in one transaction, if the link
+    /// is unused, unrevoked and unexpired at `now`; false (nothing stored) otherwise.
+    async fn redeem_invite(&self, id: String, token: Token, now: OffsetDateTime, actor: Actor) -> Result<bool>;
+    /// Stores a new console session (and forgets the ones that have ended).
+    async fn create_session(&self, session: Session) -> Result<()>;
+    /// The console session with this public id.
+    async fn session(&self, id: String) -> Result<Option<Session>>;
+    /// Ends a console session.
+    async fn delete_session(&self, id: String) -> Result<()>;
 }
 
 /// Opens (creating and migrating as needed) the store a URL names:

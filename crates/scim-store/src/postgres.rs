@@ -45,8 +45,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode, ORPHANS_REMOVED, Operation,
-    POSTGRES, Row, SqlError, SqlResult, Val, WEBHOOKS,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode, ORPHANS_REMOVED,
+    Operation, POSTGRES, REQUESTS_INDEXES, Row, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -68,6 +68,7 @@ const MIGRATIONS: &[&[&str]] = &[
     &[FEED_TENANT_COLUMNS, FEED],
     &[WEBHOOKS],
     &[GUARD],
+    &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
 ];
 
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
@@ -93,6 +94,24 @@ const CHANNEL: &str = "scimd_feed";
 pub const SWEEP: Duration = Duration::from_secs(1);
 /// The most events one sequencer transaction numbers.
 const SEQUENCE_BATCH: i64 = 10_000;
+
+/// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
+const REQUESTS: &str = "
+CREATE TABLE requests (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    token TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    scim_type TEXT,
+    detail TEXT,
+    latency_us BIGINT NOT NULL,
+    resource TEXT,
+    hint TEXT
+);
+";
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED, Operation, Row,
-    SQLITE, SqlError, SqlResult, Val, WEBHOOKS,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED,
+    Operation, REQUESTS_INDEXES, Row, SQLITE, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -49,7 +49,26 @@ const MIGRATIONS: &[&[&str]] = &[
     &[FEED_TENANT_COLUMNS, FEED],
     &[WEBHOOKS],
     &[GUARD],
+    &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
 ];
+
+/// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
+const REQUESTS: &str = "
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    token TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    scim_type TEXT,
+    detail TEXT,
+    latency_us BIGINT NOT NULL,
+    resource TEXT,
+    hint TEXT
+);
+";
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

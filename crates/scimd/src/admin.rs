@@ -646,20 +646,39 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock) -> Result<Option<Is
     }
 }
 
+/// What the admin listener is assembled with besides the application state.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    /// The names the `Host` header of an API or console request may carry (without port).
+    pub hosts: Vec<String>,
+    /// The public origin of the SCIM listener (for `meta.location` and setup links).
+    pub scim_origin: String,
+    /// How long a console sign-in lasts.
+    pub console_session: time::Duration,
+    /// When the process started (the console's uptime).
+    pub started: std::time::Instant,
+}
+
+/// What the admin listener's handlers (the vendor API's and the console's) share.
 #[derive(Clone)]
-struct AdminState {
-    store: Arc<dyn Store>,
-    registry: Arc<Registry>,
-    clock: Arc<dyn Clock>,
-    auth: Arc<crate::http::AuthCache>,
-    hosts: Arc<Vec<String>>,
+pub(crate) struct AdminState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) auth: Arc<crate::http::AuthCache>,
+    pub(crate) hosts: Arc<Vec<String>>,
     /// The SCIM handlers' machinery, for read access to a tenant's resources.
-    scim: crate::http::SharedState,
-    /// The public origin of the SCIM listener, for `meta.location` in what it reads.
-    scim_origin: Arc<String>,
-    prometheus: PrometheusHandle,
+    pub(crate) scim: crate::http::SharedState,
+    /// The public origin of the SCIM listener, for `meta.location` in what it reads and for
+    /// setup links.
+    pub(crate) scim_origin: Arc<String>,
+    pub(crate) prometheus: PrometheusHandle,
     /// The server's stop signal: long polls end when it turns true.
-    stopping: tokio::sync::watch::Receiver<bool>,
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// How long a console sign-in lasts.
+    pub(crate) console_session: time::Duration,
+    /// When the process started.
+    pub(crate) started: std::time::Instant,
 }
 
 /// Every route the admin router serves, as (method, path template as axum spells it): the
@@ -686,6 +705,11 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tenants/{tenant}/Groups/{id}"),
     ("GET", "/api/v1/tenants/{tenant}/events"),
     ("POST", "/api/v1/tenants/{tenant}/release"),
+    ("GET", "/api/v1/tenants/{tenant}/requests"),
+    ("GET", "/api/v1/tenants/{tenant}/health"),
+    ("GET", "/api/v1/tenants/{tenant}/invites"),
+    ("POST", "/api/v1/tenants/{tenant}/invites"),
+    ("DELETE", "/api/v1/invites/{id}"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/webhooks"),
     ("POST", "/api/v1/webhooks"),
@@ -709,21 +733,22 @@ async fn openapi() -> Response {
 /// `Host` header of an API request may carry (without port).
 pub fn router(
     app: &crate::http::AppState,
-    hosts: Vec<String>,
-    scim_origin: String,
+    options: AdminOptions,
     prometheus: PrometheusHandle,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     let state = AdminState {
         scim: crate::http::vendor_state(app.clone()),
-        scim_origin: Arc::new(scim_origin),
+        scim_origin: Arc::new(options.scim_origin),
         store: Arc::clone(&app.store),
         registry: Arc::clone(&app.registry),
         clock: Arc::clone(&app.clock),
         auth: Arc::clone(&app.auth),
-        hosts: Arc::new(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),
+        hosts: Arc::new(options.hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect()),
         prometheus,
         stopping,
+        console_session: options.console_session,
+        started: options.started,
     };
     let api = Router::new()
         .route("/api/v1/tenants", get(get_tenants).post(post_tenant))
@@ -737,6 +762,10 @@ pub fn router(
         .route("/api/v1/tenants/{tenant}/Groups/{id}", get(get_resource::<true>))
         .route("/api/v1/tenants/{tenant}/events", get(get_events))
         .route("/api/v1/tenants/{tenant}/release", post(release_tenant))
+        .route("/api/v1/tenants/{tenant}/requests", get(get_requests))
+        .route("/api/v1/tenants/{tenant}/health", get(get_health))
+        .route("/api/v1/tenants/{tenant}/invites", get(get_invites).post(post_invite))
+        .route("/api/v1/invites/{id}", delete(delete_invite))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/webhooks", get(get_webhooks).post(post_webhook))
         .route("/api/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
@@ -750,6 +779,7 @@ pub fn router(
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .merge(api)
+        .merge(crate::console::router(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route of the vendor API".to_owned()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not support the request's method".to_owned())
@@ -758,13 +788,14 @@ pub fn router(
         .layer(axum::middleware::map_response(json_error_bodies))
 }
 
-/// Gives every error response that is not JSON already the API's error body: axum's own
-/// rejections (a body over the limit, a path that is not UTF-8) answer in plain text.
+/// Gives every error response that is not JSON (or a console page) already the API's error
+/// body: axum's own rejections (a body over the limit, a path that is not UTF-8) answer in
+/// plain text.
 async fn json_error_bodies(resp: Response) -> Response {
     let status = resp.status();
     let is_json =
         resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || is_json || crate::ui::is_html(&resp) {
         return resp;
     }
     let (code, detail) = match status {
@@ -798,7 +829,7 @@ pub fn default_hosts(listen: &str) -> Vec<String> {
 }
 
 /// The host of a `Host` header, without port and brackets, lower-cased.
-fn host_name(value: &str) -> String {
+pub(crate) fn host_name(value: &str) -> String {
     let v = value.trim();
     let host = if let Some(rest) = v.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
@@ -1173,6 +1204,73 @@ async fn get_resource<const G: bool>(
     let kind = crate::http::route_kind::<G>();
     let base = format!("{}/scim/v2", s.scim_origin);
     Ok(Json(crate::http::vendor_get(&s.scim, tenant, base, kind, &id, &params).await?).into_response())
+}
+
+/// The query of `GET /api/v1/tenants/{tenant}/requests`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestsQuery {
+    status: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+fn query_number<T: std::str::FromStr>(name: &str, v: Option<&str>) -> Result<Option<T>, ApiError> {
+    v.map(|v| v.trim().parse::<T>().map_err(|_| ApiError::BadRequest(format!("{name} must be a number, not \"{v}\""))))
+        .transpose()
+}
+
+/// `GET /api/v1/tenants/{tenant}/requests?status=4xx&since=1h&before=ID&limit=N`: the
+/// provisioning log, newest first.
+async fn get_requests(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: RequestsQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}; use status, since, before and limit")))?;
+    let listing = crate::reqlog::Listing {
+        status: q.status,
+        since: q.since,
+        before: query_number("before", q.before.as_deref())?,
+        limit: query_number("limit", q.limit.as_deref())?,
+    };
+    let now = s.clock.now();
+    let requests = crate::reqlog::list(s.store.as_ref(), now, &name, &listing).await?;
+    let next = if requests.len() as u64 == listing.limit.unwrap_or(100) { requests.last().map(|r| r.id) } else { None };
+    Ok(Json(json!({"requests": requests, "next": next})).into_response())
+}
+
+/// `GET /api/v1/tenants/{tenant}/health`: the tenant's directory health.
+async fn get_health(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(crate::health::tenant_health(s.store.as_ref(), s.clock.as_ref(), &name).await?).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewInvite {
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+async fn get_invites(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(crate::setup::list_invites(s.store.as_ref(), s.clock.as_ref(), &name).await?).into_response())
+}
+
+/// `POST /api/v1/tenants/{tenant}/invites` `{"expires": "7d"}`: 201 with the link, shown once.
+async fn post_invite(State(s): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: NewInvite = parse_body(&body)?;
+    let expires = req.expires.as_deref().map(parse_duration).transpose().map_err(ApiError::BadRequest)?;
+    let view = crate::setup::create_invite(s.store.as_ref(), s.clock.as_ref(), &name, expires, &s.scim_origin).await?;
+    tracing::info!(tenant = %name, invite = %view.id, "vendor API: setup link made");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn delete_invite(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = crate::setup::revoke_invite(s.store.as_ref(), s.clock.as_ref(), &id).await?;
+    tracing::info!(invite = %view.id, "vendor API: setup link revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -91,6 +91,35 @@ pub struct FileConfig {
     /// `[webhooks]`: how events are pushed.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `product_name`: the vendor's product, as the customer's setup page and the console name
+    /// it, e.g. `"Acme HR"`. Default: "the application".
+    pub product_name: Option<String>,
+    /// `[request_log]`: the provisioning log.
+    #[serde(default)]
+    pub request_log: RequestLogConfig,
+    /// `[console]`: the support console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The `[request_log]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLogConfig {
+    /// `enabled`: whether every SCIM request of a tenant is logged. Default true.
+    pub enabled: Option<bool>,
+    /// `retention`: how long a request is kept (`30d`, `12h`, or `forever`). Default 30 days.
+    pub retention: Option<String>,
+    /// `max_per_tenant`: the most requests kept per tenant (the oldest go first). Default 100000.
+    pub max_per_tenant: Option<u64>,
+}
+
+/// The `[console]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// `session`: how long a console sign-in lasts (`8h`, `30m`). Default 8 hours.
+    pub session: Option<String>,
 }
 
 /// The `[webhooks]` table.
@@ -243,7 +272,14 @@ pub struct Settings {
     pub retention: Retention,
     /// How events are pushed to webhooks.
     pub webhooks: crate::webhooks::DeliverySettings,
+    /// How the provisioning log is kept.
+    pub request_log: crate::reqlog::LogSettings,
+    /// How long a console sign-in lasts.
+    pub console_session: time::Duration,
 }
+
+/// How long a console sign-in lasts unless configured.
+pub const DEFAULT_CONSOLE_SESSION: time::Duration = time::Duration::hours(8);
 
 /// Combines the command line and the file (command line first) over the defaults, and checks
 /// the result.
@@ -351,7 +387,48 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
     if let Some(v) = w.concurrency {
         webhooks.concurrency = usize::try_from(at_least_one("concurrency", v)?.min(1024)).unwrap_or(1024);
     }
-    Ok(Settings { database, listen, admin_listen, http, store, admin_hosts, retention, webhooks })
+    if let Some(name) = &file.product_name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ConfigError("product_name must be 1 to 100 characters, without control characters".into()));
+        }
+        http.product_name = name.to_owned();
+    }
+    let mut request_log = crate::reqlog::LogSettings::default();
+    let r = &file.request_log;
+    if let Some(on) = r.enabled {
+        request_log.enabled = on;
+    }
+    if let Some(age) = &r.retention {
+        request_log.age = match age.trim() {
+            "forever" => None,
+            a => Some(
+                crate::admin::parse_duration(a).map_err(|e| ConfigError(format!("[request_log] retention: {e}")))?,
+            ),
+        };
+    }
+    if let Some(n) = r.max_per_tenant {
+        if n == 0 {
+            return Err(ConfigError("[request_log] max_per_tenant must be at least 1".into()));
+        }
+        request_log.count = Some(n);
+    }
+    let console_session = match &file.console.session {
+        Some(d) => crate::admin::parse_duration(d).map_err(|e| ConfigError(format!("[console] session: {e}")))?,
+        None => DEFAULT_CONSOLE_SESSION,
+    };
+    Ok(Settings {
+        database,
+        listen,
+        admin_listen,
+        http,
+        store,
+        admin_hosts,
+        retention,
+        webhooks,
+        request_log,
+        console_session,
+    })
 }
 
 /// A `[limits]` value converted to the type of the setting it goes to: at least 1, and small

@@ -44,6 +44,9 @@ pub struct Server {
     admin_hosts: Vec<String>,
     retention: config::Retention,
     webhooks: crate::webhooks::DeliverySettings,
+    request_log: crate::reqlog::LogSettings,
+    log_queue: Option<tokio::sync::mpsc::Receiver<scim_store::LoggedRequest>>,
+    console_session: time::Duration,
     scim: TcpListener,
     admin: TcpListener,
     prometheus: PrometheusHandle,
@@ -80,12 +83,16 @@ impl Server {
         let scim = bind(&settings.listen, "SCIM").await?;
         let admin = bind(&settings.admin_listen, "admin").await?;
         let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
-        let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()) };
+        let (log, log_queue) = crate::reqlog::RequestLog::new(&settings.request_log);
+        let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()), log };
         Ok(Server {
             state,
             admin_hosts: settings.admin_hosts.clone(),
             retention: settings.retention,
             webhooks: settings.webhooks,
+            request_log: settings.request_log,
+            log_queue,
+            console_session: settings.console_session,
             scim,
             admin,
             prometheus,
@@ -125,8 +132,20 @@ impl Server {
                 prometheus.run_upkeep();
             }
         });
-        let pruner =
-            tokio::spawn(prune_events(Arc::clone(&self.state.store), Arc::clone(&self.state.clock), self.retention));
+        let pruner = tokio::spawn(prune_events(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            self.retention,
+            self.request_log,
+        ));
+        let log_writer = self
+            .log_queue
+            .map(|rx| tokio::spawn(crate::reqlog::run_writer(Arc::clone(&self.state.store), rx, stop_rx.clone())));
+        let monitor = tokio::spawn(crate::health::run_monitor(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            stop_rx.clone(),
+        ));
         let http = Arc::clone(&self.state.settings);
         let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
         let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
@@ -146,14 +165,30 @@ impl Server {
                 None
             }
         };
-        let admin_app =
-            crate::admin::router(&self.state, self.admin_hosts, scim_origin, self.prometheus, stop_rx.clone())
-                .layer(body_timeout);
+        let admin_app = crate::admin::router(
+            &self.state,
+            crate::admin::AdminOptions {
+                hosts: self.admin_hosts,
+                scim_origin,
+                console_session: self.console_session,
+                started: std::time::Instant::now(),
+            },
+            self.prometheus,
+            stop_rx.clone(),
+        )
+        .layer(body_timeout);
         let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);
         upkeep.abort();
         pruner.abort();
+        monitor.abort();
+        // The writer saw the stop signal: it writes what is queued, then ends.
+        if let Some(w) = log_writer {
+            if tokio::time::timeout(Duration::from_secs(5), w).await.is_err() {
+                tracing::warn!("the provisioning log's last requests could not be written in time");
+            }
+        }
         if let Some(d) = deliverer {
             d.abort();
         }
@@ -163,9 +198,14 @@ impl Server {
 /// How often the change feed is pruned (and once at start).
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Prunes the change feed by the retention in force, every [`PRUNE_EVERY`]. Every replica
-/// does; the pruning is idempotent.
-async fn prune_events(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: config::Retention) {
+/// Prunes the change feed and the provisioning log by the retention in force, every
+/// [`PRUNE_EVERY`]. Every replica does; the pruning is idempotent.
+async fn prune_events(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention: config::Retention,
+    log: crate::reqlog::LogSettings,
+) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tick.tick().await;
@@ -174,6 +214,12 @@ async fn prune_events(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: c
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "pruned the change feed"),
             Err(e) => tracing::warn!(error = %e, "pruning the change feed failed"),
+        }
+        let before = log.age.and_then(|age| clock.now().checked_sub(age));
+        match store.prune_requests(before, log.count).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "pruned the provisioning log"),
+            Err(e) => tracing::warn!(error = %e, "pruning the provisioning log failed"),
         }
     }
 }

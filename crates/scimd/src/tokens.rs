@@ -8,7 +8,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt as _;
-use scim_store::{ApiKey, Token};
+use scim_store::{ApiKey, Invite, Session, Token};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -73,6 +73,71 @@ pub fn issue_api_key(label: Option<String>, now: OffsetDateTime) -> (ApiKey, Str
     let (id, secret_part) = fresh();
     let record = ApiKey { id: id.clone(), digest: digest(&secret_part), label, created: now, revoked: None };
     (record, format!("{API_KEY_PREFIX}{id}_{secret_part}"))
+}
+
+/// The prefix of customer setup links' secrets (`scimdi_<id>_<secret>`, the last part of
+/// `/setup/<secret>`).
+pub const INVITE_PREFIX: &str = "scimdi_";
+
+/// The prefix of console session cookies (`scimdc_<id>_<secret>`).
+pub const SESSION_PREFIX: &str = "scimdc_";
+
+/// Makes a new setup link for `tenant`, working until `expires`: the record to store and the
+/// secret of its URL, to show once.
+pub fn issue_invite(tenant: i64, expires: OffsetDateTime, now: OffsetDateTime) -> (Invite, String) {
+    let (id, secret_part) = fresh();
+    let record = Invite {
+        id: id.clone(),
+        tenant,
+        digest: digest(&secret_part),
+        created: now,
+        expires,
+        revoked: None,
+        redeemed: None,
+        token: None,
+    };
+    (record, format!("{INVITE_PREFIX}{id}_{secret_part}"))
+}
+
+/// Splits a setup link's secret into its public id and its secret part.
+pub fn split_invite(presented: &str) -> Option<(&str, &str)> {
+    split_with(INVITE_PREFIX, presented)
+}
+
+/// Whether `secret` is the secret of the setup link `record` (whatever its state).
+pub fn verify_invite(record: &Invite, secret: &str) -> bool {
+    same_digest(&digest(secret), &record.digest)
+}
+
+/// Makes a new console session signed in with `api_key`, ending at `expires`: the record to
+/// store and the cookie's value.
+pub fn issue_session(api_key: &str, expires: OffsetDateTime, now: OffsetDateTime) -> (Session, String) {
+    let (id, secret_part) = fresh();
+    let (_, csrf) = fresh();
+    let record = Session {
+        id: id.clone(),
+        digest: digest(&secret_part),
+        api_key: api_key.to_owned(),
+        csrf,
+        created: now,
+        expires,
+    };
+    (record, format!("{SESSION_PREFIX}{id}_{secret_part}"))
+}
+
+/// Splits a session cookie into its public id and its secret part.
+pub fn split_session(presented: &str) -> Option<(&str, &str)> {
+    split_with(SESSION_PREFIX, presented)
+}
+
+/// Whether `secret` is the secret of the session `record` and it has not ended at `now`.
+pub fn verify_session(record: &Session, secret: &str, now: OffsetDateTime) -> bool {
+    same_digest(&digest(secret), &record.digest) && now < record.expires
+}
+
+/// Whether two texts are equal, compared in constant time (CSRF tokens).
+pub fn same_text(a: &str, b: &str) -> bool {
+    same_digest(a.as_bytes(), b.as_bytes())
 }
 
 /// Splits a presented API key into its public id and its secret part.

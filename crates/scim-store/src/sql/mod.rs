@@ -12,6 +12,7 @@ use crate::{Kind, Result, StoreError};
 
 pub(crate) mod filter;
 pub(crate) mod ops;
+pub(crate) mod traffic;
 pub(crate) mod webhooks;
 
 /// Migration step of both engines: rows left by tenants deleted while their writes were in
@@ -82,6 +83,56 @@ ALTER TABLE tenants ADD COLUMN guard_held BIGINT;
 ALTER TABLE tenants ADD COLUMN guard_tripped_at BIGINT;
 ALTER TABLE deliveries ADD COLUMN discard_from BIGINT;
 ALTER TABLE deliveries ADD COLUMN discard_to BIGINT;
+";
+
+/// Migration step of both engines (version 8): each tenant's traffic summary (directory
+/// health is derived from it), customer setup links and console sessions. The provisioning
+/// log itself (`requests`) is made by each engine: its key is spelled differently.
+pub(crate) const CONSOLE: &str = "
+CREATE TABLE traffic (
+    tenant_id BIGINT PRIMARY KEY,
+    first_request BIGINT,
+    last_request BIGINT,
+    first_success BIGINT,
+    last_success BIGINT,
+    first_user BIGINT,
+    last_write BIGINT,
+    unauthorized_streak BIGINT NOT NULL DEFAULT 0,
+    cycle_start BIGINT,
+    cycle_last BIGINT,
+    cycle_requests BIGINT NOT NULL DEFAULT 0,
+    cycle_errors BIGINT NOT NULL DEFAULT 0,
+    prev_start BIGINT,
+    prev_last BIGINT,
+    prev_requests BIGINT NOT NULL DEFAULT 0,
+    prev_errors BIGINT NOT NULL DEFAULT 0,
+    health TEXT
+);
+CREATE TABLE invites (
+    id TEXT PRIMARY KEY,
+    tenant_id BIGINT NOT NULL,
+    digest TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    revoked BIGINT,
+    redeemed BIGINT,
+    token_id TEXT
+);
+CREATE INDEX invites_tenant ON invites (tenant_id);
+CREATE TABLE console_sessions (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    api_key_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT NOT NULL
+);
+";
+
+/// The indexes of the provisioning log (both engines, after each made its `requests` table).
+pub(crate) const REQUESTS_INDEXES: &str = "
+CREATE INDEX requests_tenant ON requests (tenant_id, id);
+CREATE INDEX requests_errors ON requests (tenant_id, id) WHERE status >= 400;
 ";
 
 /// Migration step of both engines: case-insensitive keys are case-folded, not lower-cased: a

@@ -20,11 +20,13 @@ use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::traffic as tr;
 use super::webhooks as hooks;
 use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
 use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::feed::NewEvent;
 use crate::plan::{self, IndexKeys};
+use crate::traffic::{Invite, LoggedRequest, RequestQuery, Session, Traffic};
 use crate::{
     Actor, ApiKey, Claim, Create, Delete, Delivery, Event, Feed, Get, GroupRef, Guard, GuardSettings, Kind, Limits,
     Load, MemberRow, Members, Outcome, Page, Patch, Query, Record, Result, Store, StoreError, Tenant, Token, Update,
@@ -124,14 +126,14 @@ fn resource_conflict(e: SqlError, kind: Kind, keys: &IndexKeys) -> StoreError {
 // ---------------------------------------------------------------- building blocks
 
 /// Checks that the tenant exists, and on PostgreSQL keeps it from being deleted until commit.
-async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
+pub(crate) async fn lock_tenant<C: Conn>(c: &mut C, tenant: i64) -> Result<()> {
     let sql = format!("SELECT 1 FROM tenants WHERE id = $1{}", c.dialect().lock(Lock::KeyShare));
     c.opt(&sql, &[Arg::Int(tenant)]).await?.ok_or(StoreError::NoTenant)?;
     Ok(())
 }
 
 /// Appends an event to the tenant's feed (see the module documentation).
-async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: NewEvent) -> Result<()> {
+pub(crate) async fn event<C: Conn>(c: &mut C, tenant: i64, actor: &Actor, now: i64, ev: NewEvent) -> Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
     let ty = ev.ty;
     let body = ev.body(actor, instant(now));
@@ -547,6 +549,9 @@ impl Operation for DeleteTenant {
             "DELETE FROM deliveries WHERE tenant_id = $1",
             "DELETE FROM deliveries WHERE webhook_id IN (SELECT id FROM webhooks WHERE tenant_id = $1)",
             "DELETE FROM webhooks WHERE tenant_id = $1",
+            "DELETE FROM requests WHERE tenant_id = $1",
+            "DELETE FROM traffic WHERE tenant_id = $1",
+            "DELETE FROM invites WHERE tenant_id = $1",
             "DELETE FROM tenants WHERE id = $1",
         ] {
             c.exec(sql, std::slice::from_ref(&id)).await?;
@@ -555,7 +560,7 @@ impl Operation for DeleteTenant {
     }
 }
 
-pub(crate) struct CreateToken(Token, Option<Actor>);
+pub(crate) struct CreateToken(pub(crate) Token, pub(crate) Option<Actor>);
 
 impl Operation for CreateToken {
     type Output = ();
@@ -1473,5 +1478,63 @@ impl<E: Engine> Store for E {
         outcome: Outcome,
     ) -> Result<bool> {
         self.execute(hooks::SettleDelivery { webhook, tenant, owner, now, outcome }).await
+    }
+
+    async fn log_requests(&self, entries: Vec<LoggedRequest>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.execute(tr::LogRequests(entries)).await
+    }
+    async fn requests(&self, q: RequestQuery) -> Result<Vec<LoggedRequest>> {
+        self.execute(tr::Requests(q)).await
+    }
+    async fn prune_requests(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64> {
+        if before.is_none() && keep.is_none() {
+            return Ok(0);
+        }
+        let before = before.map(micros);
+        let mut total = 0;
+        for t in self.execute(ListTenants).await? {
+            total += self.execute(tr::PruneRequests { tenant: t.id, before, keep }).await?;
+        }
+        Ok(total)
+    }
+    async fn traffic(&self, tenant: Option<i64>) -> Result<Vec<Traffic>> {
+        self.execute(tr::TrafficOf(tenant)).await
+    }
+    async fn set_health(
+        &self,
+        tenant: i64,
+        before: Option<String>,
+        after: String,
+        data: Value,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.execute(tr::SetHealth { tenant, before, after, data, now }).await
+    }
+    async fn create_invite(&self, invite: Invite) -> Result<()> {
+        self.execute(tr::CreateInvite(invite)).await
+    }
+    async fn invite(&self, id: String) -> Result<Option<Invite>> {
+        Ok(self.execute(tr::Invites::Id(id)).await?.pop())
+    }
+    async fn list_invites(&self, tenant: i64) -> Result<Vec<Invite>> {
+        self.execute(tr::Invites::Tenant(tenant)).await
+    }
+    async fn revoke_invite(&self, id: String, now: OffsetDateTime) -> Result<bool> {
+        self.execute(tr::RevokeInvite { id, now }).await
+    }
+    async fn redeem_invite(&self, id: String, token: Token, now: OffsetDateTime, actor: Actor) -> Result<bool> {
+        self.execute(tr::RedeemInvite { id, token, now, actor }).await
+    }
+    async fn create_session(&self, session: Session) -> Result<()> {
+        self.execute(tr::CreateSession(session)).await
+    }
+    async fn session(&self, id: String) -> Result<Option<Session>> {
+        self.execute(tr::SessionById(id)).await
+    }
+    async fn delete_session(&self, id: String) -> Result<()> {
+        self.execute(tr::DeleteSession(id)).await
     }
 }

@@ -197,19 +197,87 @@ async fn authenticate(sh: &SharedState, presented: &str) -> Result<(Arc<Tenant>,
     Ok((tenant, token))
 }
 
+/// The resource a response is about, for the provisioning log.
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceId(pub String);
+
+/// What the provisioning log needs of a request before it is answered.
+struct Pending {
+    at: time::OffsetDateTime,
+    start: Instant,
+    method: String,
+    path: String,
+    resource: Option<String>,
+}
+
+impl Pending {
+    fn new(sh: &SharedState, req: &Request) -> Pending {
+        Pending {
+            at: sh.app.clock.now(),
+            start: Instant::now(),
+            method: req.method().as_str().to_owned(),
+            path: crate::reqlog::logged_path(req.uri()),
+            resource: crate::reqlog::path_resource(req.uri().path()),
+        }
+    }
+
+    /// Hands the finished request to the provisioning log (which never makes it wait).
+    fn record(self, sh: &SharedState, tenant: i64, token: Option<String>, resp: &Response) {
+        let refusal = resp.extensions().get::<super::error::Refusal>();
+        let failed = resp.status().is_client_error() || resp.status().is_server_error();
+        let detail = refusal.filter(|_| failed).map(|r| crate::reqlog::clip(&r.detail));
+        let hint = detail.as_deref().and_then(super::hints::for_refusal);
+        let resource = resp.extensions().get::<ResourceId>().map(|r| r.0.clone()).or(self.resource);
+        sh.app.log.record(scim_store::LoggedRequest {
+            id: 0,
+            tenant,
+            at: self.at,
+            token,
+            method: self.method,
+            path: self.path,
+            status: resp.status().as_u16(),
+            scim_type: refusal.filter(|_| failed).and_then(|r| r.scim_type).map(str::to_owned),
+            detail,
+            latency_us: i64::try_from(self.start.elapsed().as_micros()).unwrap_or(i64::MAX),
+            resource,
+            hint,
+        });
+    }
+}
+
+/// The tenant and id of a presented token that failed authentication, if it names a token at
+/// all (a revoked or expired token, or a wrong secret for a real id): its 401 belongs in that
+/// tenant's log.
+async fn refused_token(sh: &SharedState, presented: &str) -> Option<(i64, String)> {
+    let (id, _) = tokens::split(presented)?;
+    let token = cached_token(sh, id).await.ok()??;
+    let owner = tokens::parent_of(&token).map_or_else(|| token.id.clone(), str::to_owned);
+    Some((token.tenant, owner))
+}
+
 /// The middleware in front of every `/scim/v2` route: authenticates, applies the per-tenant
-/// in-flight limit and puts a [`Ctx`] into the request.
+/// in-flight limit, puts a [`Ctx`] into the request, and logs the request in the tenant's
+/// provisioning log.
 pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, next: Next) -> Response {
     let Some(presented) = bearer(req.headers()) else {
         return ApiError::Unauthorized(NO_TOKEN).into_response();
     };
+    let pending = Pending::new(&sh, &req);
     let (tenant, token) = match authenticate(&sh, presented).await {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            let resp = e.into_response();
+            if let Some((tenant, token)) = refused_token(&sh, presented).await {
+                pending.record(&sh, tenant, Some(token), &resp);
+            }
+            return resp;
+        }
     };
     let name = TenantName(tenant.name.clone());
+    let logged_token = tokens::parent_of(&token).map_or_else(|| token.id.clone(), str::to_owned);
     let Some(permit) = sh.limiter.try_acquire(tenant.id) else {
         let mut resp = ApiError::Overloaded.into_response();
+        pending.record(&sh, tenant.id, Some(logged_token), &resp);
         resp.extensions_mut().insert(name);
         return resp;
     };
@@ -225,9 +293,11 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
         method: req.method().as_str().to_owned(),
         path: path.strip_prefix("/scim/v2").filter(|p| !p.is_empty()).unwrap_or(path).to_owned(),
     };
+    let tenant_id = tenant.id;
     req.extensions_mut().insert(Ctx { tenant, base, actor });
     let mut resp = next.run(req).await;
     drop(permit);
+    pending.record(&sh, tenant_id, Some(logged_token), &resp);
     resp.extensions_mut().insert(name);
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);

@@ -146,6 +146,13 @@ impl ApiError {
     }
 }
 
+/// The error a response carries, for the provisioning log (`scimType` and detail as sent).
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (error, extra) = self.into_parts();
@@ -154,6 +161,8 @@ impl IntoResponse for ApiError {
         if let Some((name, value)) = extra {
             resp.headers_mut().insert(name, value);
         }
+        resp.extensions_mut()
+            .insert(Refusal { scim_type: error.scim_type.map(ScimType::as_str), detail: error.detail });
         resp
     }
 }

@@ -47,6 +47,32 @@ pub(crate) fn entra_source(path: &str) -> Option<&'static str> {
     Some(source)
 }
 
+/// The Okta source (a user profile expression) typically mapped to a SCIM path, if any.
+pub(crate) fn okta_source(path: &str) -> Option<&'static str> {
+    let mut key = path.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    let enterprise = ENTERPRISE_USER.to_ascii_lowercase();
+    if let Some(rest) = key.strip_prefix(&enterprise).and_then(|r| r.strip_prefix(':')) {
+        key = rest.to_owned();
+    }
+    let source = match key.as_str() {
+        "username" => "user.login (Application username format)",
+        "displayname" => "user.displayName",
+        "name.givenname" => "user.firstName",
+        "name.familyname" => "user.lastName",
+        "title" => "user.title",
+        "preferredlanguage" => "user.preferredLanguage",
+        "active" => "managed by Okta (not mapped)",
+        "emails" | "emails.value" | "emails[type eq \"work\"].value" => "user.email",
+        "phonenumbers[type eq \"work\"].value" => "user.primaryPhone",
+        "phonenumbers[type eq \"mobile\"].value" => "user.mobilePhone",
+        "employeenumber" => "user.employeeNumber",
+        "department" => "user.department",
+        "organization" => "user.organization",
+        _ => return None,
+    };
+    Some(source)
+}
+
 /// The `detail` of a refused create or change: every missing path, in the policy's order, then
 /// the Entra mapping to add for each path that has a typical source, in one sentence.
 pub(crate) fn missing_required(missing: &[&str]) -> String {
@@ -64,8 +90,69 @@ pub(crate) fn missing_required(missing: &[&str]) -> String {
     detail
 }
 
+const MISSING: &str = "required attribute missing: ";
+
+/// The hint the provisioning log shows for a refusal it recognises: for missing mandatory
+/// attributes ([`missing_required`]), the Entra mapping to add for each.
+pub(crate) fn for_refusal(detail: &str) -> Option<String> {
+    let rest = detail.strip_prefix(MISSING)?;
+    let paths = rest.split(" — ").next()?;
+    let entra = rest.rsplit_once(" (Entra ID: ").and_then(|(_, m)| m.strip_suffix(')'));
+    Some(match entra {
+        Some(m) => format!("add these attribute mappings in Entra ID (source -> target): {m}"),
+        None => format!("map a source attribute to each of: {paths}"),
+    })
+}
+
+/// The resource type, attribute and value of a uniqueness conflict's detail (as the store words
+/// it: `userName "x" is already used by another User of this tenant ...`); `None` for other
+/// details and for values shown cut.
+pub(crate) fn conflict_value(detail: &str) -> Option<(scim_core::Kind, &'static str, String)> {
+    let (attr, rest) = detail.split_once(' ')?;
+    let attr = match attr {
+        "userName" => "userName",
+        "externalId" => "externalId",
+        "displayName" => "displayName",
+        _ => return None,
+    };
+    let (quoted, tail) = rest.split_once(" is already used by another ")?;
+    let value = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    if value.ends_with("...") {
+        return None;
+    }
+    let kind = if tail.starts_with("User") {
+        scim_core::Kind::User
+    } else if tail.starts_with("Group") {
+        scim_core::Kind::Group
+    } else {
+        return None;
+    };
+    Some((kind, attr, value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_log_recognises_its_own_refusals() {
+        let d = missing_required(&["name.givenName", "nickName"]);
+        assert_eq!(
+            for_refusal(&d).as_deref(),
+            Some("add these attribute mappings in Entra ID (source -> target): givenName -> name.givenName")
+        );
+        assert_eq!(
+            for_refusal(&missing_required(&["nickName"])).as_deref(),
+            Some("map a source attribute to each of: nickName")
+        );
+        assert_eq!(for_refusal("something else"), None);
+        let c = "userName \"bjensen@example.com\" is already used by another User of this tenant (compared case-insensitively)";
+        assert_eq!(conflict_value(c), Some((scim_core::Kind::User, "userName", "bjensen@example.com".to_owned())));
+        assert_eq!(conflict_value("externalId \"abc...\" is already used by another User of this tenant"), None);
+        assert_eq!(
+            conflict_value("displayName \"Sales\" is already used by another Group of this tenant"),
+            Some((scim_core::Kind::Group, "displayName", "Sales".to_owned()))
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -61,6 +61,7 @@ pub use auth::PeerAddr;
 pub(crate) use auth::{REQUEST_ID, bearer, request_id};
 pub(crate) use body::is_json_media_type;
 pub use error::ApiError;
+pub(crate) use hints::{conflict_value, entra_source, okta_source};
 pub use lenient::LenientIo;
 pub use state::{AppState, AuthCache, HttpSettings};
 
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/scim/v2/oauth/token", post(oauth::token))
         .merge(scim)
+        .merge(crate::setup::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -171,7 +173,7 @@ fn status_class(status: u16) -> &'static str {
 /// body-limit and extractor rejections).
 async fn scim_error_bodies(resp: Response) -> Response {
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) || crate::ui::is_html(&resp) {
         return resp;
     }
     let is_scim =
@@ -249,6 +251,12 @@ pub(crate) async fn vendor_get(
     Ok(proj.apply(&def, &render::resource(&ctx.base, &rec)))
 }
 
+/// The public origin of a request to the SCIM listener (see `auth::origin`).
+pub(crate) fn public_origin(sh: &SharedState, headers: &axum::http::HeaderMap, peer: Option<PeerAddr>) -> String {
+    let forwarded = auth::forwarded_from_trusted(peer, &sh.settings().trusted_proxies);
+    auth::origin(sh.settings().public_url.as_deref(), headers, forwarded)
+}
+
 // ----- unauthenticated -----
 
 async fn healthz() -> Response {
@@ -320,6 +328,7 @@ fn resource_response(
     let full = render::resource(&ctx.base, rec);
     let mut resp = scim_json(status, &proj.apply(def, &full));
     set_etag(&mut resp, rec.version);
+    resp.extensions_mut().insert(auth::ResourceId(rec.id.clone()));
     if status == StatusCode::CREATED {
         if let Ok(v) = HeaderValue::from_str(&render::location(&ctx.base, rec.kind, &rec.id)) {
             resp.headers_mut().insert(header::LOCATION, v);

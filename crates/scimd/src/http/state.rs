@@ -27,6 +27,8 @@ pub struct AppState {
     pub auth: Arc<AuthCache>,
     /// Limits and knobs of the HTTP API.
     pub settings: Arc<HttpSettings>,
+    /// Where every finished SCIM request of a tenant goes (the provisioning log).
+    pub log: crate::reqlog::RequestLog,
 }
 
 /// Limits and knobs of the HTTP API.
@@ -62,6 +64,8 @@ pub struct HttpSettings {
     /// The proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host` are believed (when
     /// `public_url` is unset). Default: loopback only.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The vendor's product name, as the customer's setup page and the console say it.
+    pub product_name: String,
 }
 
 impl Default for HttpSettings {
@@ -81,6 +85,7 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             trusted_proxies: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
+            product_name: "the application".to_owned(),
         }
     }
 }
