@@ -14,6 +14,7 @@ pub mod console;
 pub mod feed;
 pub mod health;
 pub mod http;
+pub mod rates;
 pub mod reqlog;
 pub mod server;
 pub mod set;

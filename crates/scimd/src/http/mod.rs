@@ -127,6 +127,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
+    crate::rates::record(status);
     let tenant = resp.extensions().get::<TenantName>().map_or("-", |t| t.0.as_str());
     metrics::counter!(
         "scimd_http_requests_total",

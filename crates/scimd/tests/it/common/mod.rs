@@ -141,6 +141,8 @@ pub async fn spawn_app_delivering(
         admin_hosts: scimd::admin::default_hosts("127.0.0.1:0"),
         retention: Default::default(),
         webhooks: delivery,
+        request_log: Default::default(),
+        console_session: scimd::config::DEFAULT_CONSOLE_SESSION,
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
@@ -532,6 +534,52 @@ impl Store for Spy {
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         self.inner.ack_delivery(webhook, tenant, position, now).await
+    }
+    async fn log_requests(&self, entries: Vec<scim_store::LoggedRequest>) -> StoreResult<()> {
+        self.inner.log_requests(entries).await
+    }
+    async fn requests(&self, q: scim_store::RequestQuery) -> StoreResult<Vec<scim_store::LoggedRequest>> {
+        self.inner.requests(q).await
+    }
+    async fn prune_requests(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> StoreResult<u64> {
+        self.inner.prune_requests(before, keep).await
+    }
+    async fn traffic(&self, tenant: Option<i64>) -> StoreResult<Vec<scim_store::Traffic>> {
+        self.inner.traffic(tenant).await
+    }
+    async fn set_health(
+        &self,
+        tenant: i64,
+        before: Option<String>,
+        after: String,
+        data: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.inner.set_health(tenant, before, after, data, now).await
+    }
+    async fn create_invite(&self, invite: scim_store::Invite) -> StoreResult<()> {
+        self.inner.create_invite(invite).await
+    }
+    async fn invite(&self, id: String) -> StoreResult<Option<scim_store::Invite>> {
+        self.inner.invite(id).await
+    }
+    async fn list_invites(&self, tenant: i64) -> StoreResult<Vec<scim_store::Invite>> {
+        self.inner.list_invites(tenant).await
+    }
+    async fn revoke_invite(&self, id: String, now: OffsetDateTime) -> StoreResult<bool> {
+        self.inner.revoke_invite(id, now).await
+    }
+    async fn redeem_invite(&self, id: String, token: Token, now: OffsetDateTime, actor: Actor) -> StoreResult<bool> {
+        self.inner.redeem_invite(id, token, now, actor).await
+    }
+    async fn create_session(&self, session: scim_store::Session) -> StoreResult<()> {
+        self.inner.create_session(session).await
+    }
+    async fn session(&self, id: String) -> StoreResult<Option<scim_store::Session>> {
+        self.inner.session(id).await
+    }
+    async fn delete_session(&self, id: String) -> StoreResult<()> {
+        self.inner.delete_session(id).await
     }
     async fn settle_delivery(
         &self,
