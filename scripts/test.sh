@@ -5,6 +5,8 @@
 #   2. cargo test --workspace (the store contract suite on SQLite and PostgreSQL, the HTTP API
 #      on SQLite, the CLI), then the HTTP suite again on PostgreSQL (SCIMD_TEST_ENGINE=postgres);
 #   3. the public SCIM conformance suite scim2-tester against a live scimd (scripts/conformance.sh).
+# The console's browser tests (crates/scimd/tests/browser) drive Debian's headless `chromium`
+# through `chromedriver` (package `chromium-driver`); they are installed here when missing (as root).
 # Set SCIMD_SKIP_CONFORMANCE=1 to leave out step 3 (it needs PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,16 @@ if [ -z "${SCIMD_TEST_POSTGRES_URL:-}" ]; then
     eval "$pg_env"
 fi
 : "${SCIMD_TEST_POSTGRES_URL:?no PostgreSQL: the store contract tests would be skipped}"
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver" >&2
+        exit 1
+    fi
+    echo "== installing chromium and chromium-driver"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
 
 echo "== cargo test"
 cargo test --workspace

@@ -15,7 +15,7 @@ use scim_store::{Actor, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, IssuedView, OpError, TenantView, TokenView};
-use crate::clock::SystemClock;
+use crate::clock::{Clock as _, SystemClock};
 use crate::config::{self, ConfigError, FileConfig, Overrides, Settings};
 use crate::http::HttpSettings;
 use crate::server::{Server, ServerError};
@@ -58,6 +58,30 @@ enum Command {
     /// Push the change feed to receivers: add, list, remove, test, replay, rotate-secret.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Read a tenant's provisioning log: its SCIM requests, newest first.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The tenant
+    #[arg(long)]
+    tenant: String,
+    /// Only refused requests (4xx and 5xx)
+    #[arg(long, conflicts_with = "status")]
+    errors: bool,
+    /// Only this status or class: 2xx, 4xx, 5xx, errors, or e.g. 409
+    #[arg(long)]
+    status: Option<String>,
+    /// Only requests since this RFC 3339 time or this long ago (30m, 1h, 7d)
+    #[arg(long)]
+    since: Option<String>,
+    /// The most requests to print (1 to 1000)
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// Print one JSON object per line instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +255,33 @@ enum TenantCommand {
         #[arg(long, value_name = "DURATION", value_parser = admin::parse_duration)]
         window: Option<time::Duration>,
     },
+    /// Make a one-time setup link for the tenant's admin: it shows the Tenant URL, reveals a
+    /// new secret token once and guides the Entra ID setup. The URL is printed alone on the
+    /// last line.
+    Invite {
+        /// The tenant's name
+        name: String,
+        /// How long the link works, e.g. 7d, 48h
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_duration)]
+        expires: Option<time::Duration>,
+        /// The public URL the link is made on (default: public_url of the configuration, else
+        /// the listen address)
+        #[arg(long, env = "SCIMD_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// List a tenant's setup links.
+    Invites {
+        /// The tenant's name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a setup link (by the id `tenant invites` shows).
+    RevokeInvite {
+        /// The link's id
+        id: String,
+    },
     /// Delete a tenant with all its users, groups and tokens.
     Delete {
         /// The tenant's name
@@ -375,6 +426,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ApiKey(cmd) => api_key(cmd, &settings).await,
         Command::Events(cmd) => events(cmd, &settings).await,
         Command::Webhook(cmd) => webhook(cmd, &settings).await,
+        Command::Log(args) => log(args, &settings).await,
     }
 }
 
@@ -555,7 +607,59 @@ async fn tenant(cmd: TenantCommand, settings: &Settings) -> Result<(), Failure> 
         TenantCommand::Show { name, json: as_json } => {
             let store = open_store(settings, &registry).await?;
             let t = admin::show_tenant(store.as_ref(), &clock, &name).await?;
-            out(&if as_json { json(&t)? } else { tenant_details(&t) })
+            let h = crate::health::tenant_health(store.as_ref(), &clock, &name).await?;
+            if as_json {
+                let mut v = serde_json::to_value(&t).map_err(|e| Failure::Runtime(e.to_string()))?;
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("health".into(), serde_json::to_value(&h).map_err(|e| Failure::Runtime(e.to_string()))?);
+                }
+                out(&json(&v)?)
+            } else {
+                out(&(tenant_details(&t) + &health_details(&h)))
+            }
+        }
+        TenantCommand::Invite { name, expires, public_url } => {
+            let store = open_store(settings, &registry).await?;
+            let public = public_url.as_deref().map(config::check_public_url).transpose()?;
+            let origin = crate::setup::public_origin(
+                public.as_deref().or(settings.http.public_url.as_deref()),
+                &settings.listen,
+            );
+            let i = crate::setup::create_invite(store.as_ref(), &clock, &name, expires, &origin).await?;
+            out(&format!(
+                "setup link {} for tenant {}, works until {} (once it reveals a token, it shows it no more;                  revoke with: scimd tenant revoke-invite {})\n{}\n",
+                i.id,
+                i.tenant,
+                i.expires,
+                i.id,
+                i.url.unwrap_or_default()
+            ))
+        }
+        TenantCommand::Invites { name, json: as_json } => {
+            let store = open_store(settings, &registry).await?;
+            let list = crate::setup::list_invites(store.as_ref(), &clock, &name).await?;
+            if as_json {
+                return out(&json(&list)?);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.id.clone(),
+                        i.state.to_owned(),
+                        i.created.clone(),
+                        i.expires.clone(),
+                        dash(i.redeemed.as_deref()).to_owned(),
+                        dash(i.token.as_deref()).to_owned(),
+                    ]
+                })
+                .collect();
+            out(&table(&["ID", "STATE", "CREATED", "EXPIRES", "REVEALED", "TOKEN"], &rows))
+        }
+        TenantCommand::RevokeInvite { id } => {
+            let store = open_store(settings, &registry).await?;
+            let i = crate::setup::revoke_invite(store.as_ref(), &clock, &id).await?;
+            out(&format!("revoked setup link {} of tenant {}\n", i.id, i.tenant))
         }
         TenantCommand::Release { name, discard } => {
             let store = open_store(settings, &registry).await?;
@@ -730,6 +834,70 @@ fn tenant_details(t: &TenantView) -> String {
         "name:     {}\ncreated:  {}\nrequired: {required}\ntokens:   {} ({} active)\nguard:    {guard}\n",
         t.name, t.created, t.tokens, t.active_tokens
     )
+}
+
+fn health_details(h: &crate::health::Health) -> String {
+    let mut text = format!(
+        "health:   {}\nlast request: {}\nlast write:   {}\n401 streak:   {}\n",
+        h.status.as_str(),
+        dash(h.last_request.as_deref()),
+        dash(h.last_write.as_deref()),
+        h.unauthorized_streak
+    );
+    if let Some(c) = &h.cycle {
+        text += &format!(
+            "cycle:        {} to {}, {} requests, {} errors ({:.1}%)\n",
+            c.start,
+            c.last,
+            c.requests,
+            c.errors,
+            c.error_rate * 100.0
+        );
+    }
+    for p in &h.problems {
+        text += &format!("problem:      {}: {}\n", p.code, p.detail);
+    }
+    text
+}
+
+async fn log(args: LogArgs, settings: &Settings) -> Result<(), Failure> {
+    let registry = Arc::new(Registry::standard());
+    let store = open_store(settings, &registry).await?;
+    let listing = crate::reqlog::Listing {
+        status: if args.errors { Some("errors".to_owned()) } else { args.status },
+        since: args.since,
+        before: None,
+        limit: Some(args.limit),
+    };
+    let list = crate::reqlog::list(store.as_ref(), SystemClock.now(), &args.tenant, &listing).await?;
+    if args.json {
+        let mut text = String::new();
+        for r in &list {
+            text += &serde_json::to_string(r).map_err(|e| Failure::Runtime(e.to_string()))?;
+            text.push('\n');
+        }
+        return out(&text);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            let mut why = r.detail.clone().unwrap_or_default();
+            if let Some(h) = &r.hint {
+                why = format!("{why} [fix: {h}]");
+            }
+            vec![
+                r.time.clone(),
+                dash(r.token.as_deref()).to_owned(),
+                format!("{} {}", r.method, r.path),
+                r.status.to_string(),
+                dash(r.scim_type.as_deref()).to_owned(),
+                format!("{:.1}", r.latency_ms),
+                dash(r.resource.as_deref()).to_owned(),
+                if why.is_empty() { "-".to_owned() } else { why },
+            ]
+        })
+        .collect();
+    out(&table(&["TIME", "TOKEN", "REQUEST", "STATUS", "SCIMTYPE", "MS", "RESOURCE", "DETAIL"], &rows))
 }
 
 fn token_table(list: &[TokenView]) -> String {

@@ -322,7 +322,7 @@ pub async fn monitor_once(store: &dyn Store, clock: &dyn Clock) -> Result<usize,
         if unchanged {
             continue;
         }
-        let data = json!({"status": h.status, "problems": h.problems});
+        let data = json!({"name": t.name, "status": h.status, "problems": h.problems});
         if store.set_health(t.id, recorded, h.status.as_str().to_owned(), data, now).await? {
             changes += 1;
         }

@@ -23,7 +23,7 @@ h2 { font-size: 1.25rem; margin: 1.8rem 0 .6rem; }
 a { color: var(--accent); }
 a:focus, button:focus, input:focus, select:focus, textarea:focus, summary:focus { outline: 3px solid #f5a623; outline-offset: 2px; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
-th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
 th { font-weight: 600; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Consolas, monospace; font-size: .92em; }
 pre { background: #f3f3f3; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }

@@ -317,7 +317,12 @@ impl Operation for SetHealth {
             ty: EventType::TenantHealthChanged,
             resource: json!({"type": "Tenant", "id": name, "externalId": null}),
             data: self.data.clone(),
-            changes: vec![json!({"path": "health.status", "before": self.before, "after": self.after})],
+            // No status recorded yet: the tenant had never connected.
+            changes: vec![json!({
+                "path": "health.status",
+                "before": self.before.as_deref().unwrap_or("never_connected"),
+                "after": self.after,
+            })],
             members: None,
         };
         event(c, self.tenant, &Actor::system("health"), micros(self.now), ev).await?;

@@ -131,6 +131,13 @@ async fn events_of_every_type_match_the_published_schema() {
     let (status, _) = vendor(&app, &key, Method::DELETE, &format!("/api/v1/tokens/{new}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
+    // The health monitor notices the tenant is connected (once its requests reach the log).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while scimd::health::monitor_once(app.store.as_ref(), &scimd::clock::SystemClock).await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no tenant.health_changed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     // Every event validates, and every type the schema names was seen.
     let events = all_events(&app, &key).await;
     let v = validator();
