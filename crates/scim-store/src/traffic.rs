@@ -125,7 +125,9 @@ impl Traffic {
             if r.is_write() {
                 self.last_write = Some(self.last_write.map_or(at, |l| l.max(at)));
             }
-            if r.method == "POST" && r.status == 201 && r.path == "/Users" {
+            // The path keeps query parameter names (`/Users?aadOptscim062020`).
+            let path = r.path.split('?').next().unwrap_or_default();
+            if r.method == "POST" && r.status == 201 && path == "/Users" {
                 self.first_user.get_or_insert(at);
             }
         }

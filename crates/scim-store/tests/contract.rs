@@ -852,6 +852,413 @@ async fn a_rotation_stores_the_new_token_and_expires_the_old_in_one_transaction(
     assert_eq!(types(s, t, 4).await, Vec::<String>::new());
 }
 
+// ------------------------------------------- the provisioning log, health, setup links, sessions
+
+/// A fixed instant with whole microseconds (what both engines store), `min` minutes on.
+fn at(min: i64) -> OffsetDateTime {
+    let base = OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap();
+    base + time::Duration::minutes(min)
+}
+
+/// Now, cut to whole microseconds (the stores keep microseconds).
+fn now_us() -> OffsetDateTime {
+    let n = now();
+    n.replace_nanosecond(n.nanosecond() / 1000 * 1000).unwrap()
+}
+
+/// A logged request at minute `min`.
+fn logged(tenant: i64, min: i64, method: &str, path: &str, status: u16) -> scim_store::LoggedRequest {
+    scim_store::LoggedRequest {
+        id: 0,
+        tenant,
+        at: at(min),
+        token: Some("tok111111111".into()),
+        method: method.into(),
+        path: path.into(),
+        status,
+        scim_type: None,
+        detail: None,
+        latency_us: 1234,
+        resource: None,
+        hint: None,
+    }
+}
+
+/// A tenant's logged requests, newest first, as `q` (with the tenant) selects.
+async fn requests_of(s: &dyn Store, q: scim_store::RequestQuery) -> Vec<scim_store::LoggedRequest> {
+    s.requests(q).await.unwrap()
+}
+
+fn all_of(tenant: i64) -> scim_store::RequestQuery {
+    scim_store::RequestQuery { tenant, limit: 1000, ..Default::default() }
+}
+
+fn statuses_of(list: &[scim_store::LoggedRequest]) -> Vec<u16> {
+    list.iter().map(|r| r.status).collect()
+}
+
+fn minutes_of(list: &[scim_store::LoggedRequest]) -> Vec<i64> {
+    list.iter().map(|r| (r.at - at(0)).whole_minutes()).collect()
+}
+
+/// The log keeps every field of each request; it lists a tenant's requests newest first (by
+/// key, in the order they were logged), filtered by instant, key and status range, and never
+/// another tenant's; requests of a tenant that does not exist are dropped.
+async fn the_request_log_lists_newest_first_with_filters(e: Engine) {
+    let s = e.s();
+    let a = tenant(s, "a").await;
+    let b = tenant(s, "b").await;
+    let mut full = logged(a, 0, "POST", "/Users", 409);
+    full.scim_type = Some("uniqueness".into());
+    full.detail = Some("userName \"x\" is already used by another User of this tenant".into());
+    full.hint = Some("userName \"x\" is held by User u1".into());
+    full.resource = Some("u9".into());
+    full.latency_us = 987_654;
+    let batch = vec![
+        full.clone(),
+        logged(a, 1, "GET", "/Users?filter", 200),
+        logged(b, 1, "GET", "/Users", 200),
+        logged(a, 2, "POST", "/Users", 400),
+        logged(a, 3, "GET", "/Users/x", 404),
+        logged(9_999_999, 3, "GET", "/Users", 200),
+    ];
+    s.log_requests(batch).await.unwrap();
+    s.log_requests(vec![logged(a, 4, "PATCH", "/Users/u1", 200), logged(a, 5, "DELETE", "/Users/u1", 500)])
+        .await
+        .unwrap();
+    s.log_requests(vec![]).await.unwrap();
+
+    let list = requests_of(s, all_of(a)).await;
+    assert_eq!(minutes_of(&list), [5, 4, 3, 2, 1, 0], "newest first");
+    assert!(list.windows(2).all(|w| w[0].id > w[1].id), "keys increase in log order: {list:?}");
+    let oldest = list.last().unwrap();
+    assert_eq!(scim_store::LoggedRequest { id: 0, ..oldest.clone() }, full, "every field round-trips");
+    assert_eq!(statuses_of(&requests_of(s, all_of(b)).await), [200], "b sees only its own");
+    assert!(requests_of(s, all_of(9_999_999)).await.is_empty(), "no log for a tenant that does not exist");
+
+    let q = |f: fn(&mut scim_store::RequestQuery)| {
+        let mut q = all_of(a);
+        f(&mut q);
+        q
+    };
+    assert_eq!(statuses_of(&requests_of(s, q(|q| q.status = Some((400, 499)))).await), [404, 400, 409]);
+    assert_eq!(statuses_of(&requests_of(s, q(|q| q.status = Some((500, 599)))).await), [500]);
+    assert_eq!(statuses_of(&requests_of(s, q(|q| q.status = Some((200, 200)))).await), [200, 200]);
+    assert_eq!(minutes_of(&requests_of(s, q(|q| q.since = Some(at(3)))).await), [5, 4, 3], "since is inclusive");
+    assert_eq!(minutes_of(&requests_of(s, q(|q| q.limit = 2)).await), [5, 4]);
+    let before = list[1].id;
+    let older = requests_of(s, scim_store::RequestQuery { before: Some(before), ..all_of(a) }).await;
+    assert_eq!(minutes_of(&older), [3, 2, 1, 0], "before is exclusive");
+    let page = requests_of(
+        s,
+        scim_store::RequestQuery {
+            tenant: a,
+            since: Some(at(1)),
+            before: Some(before),
+            status: Some((200, 499)),
+            limit: 2,
+        },
+    )
+    .await;
+    assert_eq!((minutes_of(&page), statuses_of(&page)), (vec![3, 2], vec![404, 400]), "all filters at once");
+    // Another tenant's key range is no way in.
+    let b_id = requests_of(s, all_of(b)).await[0].id;
+    let q = scim_store::RequestQuery { before: Some(i64::MAX), ..all_of(b) };
+    assert_eq!(requests_of(s, q).await.iter().map(|r| r.id).collect::<Vec<_>>(), [b_id]);
+}
+
+/// The traffic summary is folded as requests are logged, batch after batch, exactly as
+/// `Traffic::apply` folds them one by one: first and last instants, the 401 streak across
+/// batches, and provisioning cycles split by a pause longer than `CYCLE_GAP`.
+async fn the_traffic_summary_folds_across_batches(e: Engine) {
+    let s = e.s();
+    let a = tenant(s, "a").await;
+    let b = tenant(s, "b").await;
+    let batches = [
+        vec![
+            logged(a, 0, "GET", "/Users?filter", 401),
+            logged(a, 1, "GET", "/Users?filter", 401),
+            logged(a, 2, "GET", "/Users?filter", 200),
+            logged(a, 3, "POST", "/Users", 201),
+            logged(a, 4, "GET", "/Users/x", 404),
+            logged(a, 5, "GET", "/Users", 401),
+        ],
+        vec![logged(a, 6, "GET", "/Users", 401), logged(a, 7, "POST", "/Users/.search", 401)],
+        vec![logged(a, 30, "POST", "/Users", 400), logged(a, 31, "PATCH", "/Users/u1", 200)],
+    ];
+    let mut want = scim_store::Traffic { tenant: a, ..Default::default() };
+    assert!(s.traffic(Some(a)).await.unwrap().is_empty(), "no summary before the first request");
+    for (i, batch) in batches.iter().enumerate() {
+        s.log_requests(batch.clone()).await.unwrap();
+        for r in batch {
+            want.apply(r);
+        }
+        let got = s.traffic(Some(a)).await.unwrap();
+        assert_eq!(got, [want.clone()], "after batch {i}");
+        if i == 1 {
+            assert_eq!(got[0].unauthorized_streak, 3, "the streak goes on across batches");
+        }
+    }
+    let t = s.traffic(Some(a)).await.unwrap().remove(0);
+    assert_eq!(
+        (t.first_request, t.last_request, t.first_success, t.last_success, t.first_user, t.last_write),
+        (Some(at(0)), Some(at(31)), Some(at(2)), Some(at(31)), Some(at(3)), Some(at(31)))
+    );
+    assert_eq!(t.unauthorized_streak, 0);
+    let cycle =
+        |start, last, requests, errors| Some(scim_store::Cycle { start: at(start), last: at(last), requests, errors });
+    assert_eq!(t.previous, cycle(0, 7, 8, 5), "a 404 is no error; the 401s are");
+    assert_eq!(t.cycle, cycle(30, 31, 2, 1));
+    assert_eq!(t.health, None);
+    // Every tenant with traffic, and only those.
+    assert_eq!(s.traffic(None).await.unwrap().iter().map(|t| t.tenant).collect::<Vec<_>>(), [a]);
+    s.log_requests(vec![logged(b, 0, "GET", "/Users", 200)]).await.unwrap();
+    assert_eq!(s.traffic(None).await.unwrap().iter().map(|t| t.tenant).collect::<Vec<_>>(), [a, b]);
+}
+
+/// Pruning deletes, per tenant, the requests before an instant and those beyond the newest
+/// `keep`; the traffic summaries stay.
+async fn the_request_log_is_pruned_by_age_and_by_count(e: Engine) {
+    let s = e.s();
+    let a = tenant(s, "a").await;
+    let b = tenant(s, "b").await;
+    s.log_requests((0..10).map(|m| logged(a, m, "GET", "/Users", 200)).collect()).await.unwrap();
+    s.log_requests((20..23).map(|m| logged(b, m, "GET", "/Groups", 200)).collect()).await.unwrap();
+    let summaries = s.traffic(None).await.unwrap();
+    assert_eq!(s.prune_requests(None, None).await.unwrap(), 0);
+
+    assert_eq!(s.prune_requests(Some(at(5)), None).await.unwrap(), 5, "a's minutes 0 to 4");
+    assert_eq!(minutes_of(&requests_of(s, all_of(a)).await), [9, 8, 7, 6, 5]);
+    assert_eq!(minutes_of(&requests_of(s, all_of(b)).await), [22, 21, 20]);
+
+    assert_eq!(s.prune_requests(None, Some(2)).await.unwrap(), 4, "3 of a's, 1 of b's");
+    assert_eq!(minutes_of(&requests_of(s, all_of(a)).await), [9, 8], "the newest 2 of each tenant");
+    assert_eq!(minutes_of(&requests_of(s, all_of(b)).await), [22, 21]);
+    assert_eq!(s.prune_requests(None, Some(2)).await.unwrap(), 0, "idempotent");
+
+    assert_eq!(s.prune_requests(Some(at(22)), Some(10)).await.unwrap(), 3, "both rules at once");
+    assert!(requests_of(s, all_of(a)).await.is_empty());
+    assert_eq!(minutes_of(&requests_of(s, all_of(b)).await), [22]);
+    assert_eq!(s.traffic(None).await.unwrap(), summaries, "the summaries survive the pruning");
+    // New requests are logged after a pruning as before.
+    s.log_requests(vec![logged(a, 40, "GET", "/Users", 200)]).await.unwrap();
+    assert_eq!(minutes_of(&requests_of(s, all_of(a)).await), [40]);
+}
+
+/// A health status is recorded only if the recorded one is still `before` (of several replicas
+/// noticing the same change, one records it), each time with one `tenant.health_changed` event.
+async fn set_health_compares_and_sets_with_one_event(e: Engine) {
+    let s = e.store.clone().unwrap();
+    let a = tenant(s.as_ref(), "a").await;
+    let from = events(s.as_ref(), a, 0).await.last().unwrap().seq;
+    let data = json!({"status": "healthy", "problems": []});
+    assert!(s.set_health(a, None, "healthy".into(), data.clone(), now()).await.unwrap());
+    assert!(!s.set_health(a, None, "failing".into(), json!({}), now()).await.unwrap(), "before is stale");
+    assert!(!s.set_health(a, Some("failing".into()), "stale".into(), json!({}), now()).await.unwrap());
+    assert_eq!(s.traffic(Some(a)).await.unwrap()[0].health.as_deref(), Some("healthy"));
+    let failing = json!({"status": "failing", "problems": [{"code": "unauthorized", "detail": "401s"}]});
+    assert!(s.set_health(a, Some("healthy".into()), "failing".into(), failing.clone(), now()).await.unwrap());
+    assert!(!s.set_health(9_999_999, None, "healthy".into(), json!({}), now()).await.unwrap(), "no such tenant");
+
+    let evs = events(s.as_ref(), a, from).await;
+    assert_eq!(evs.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["tenant.health_changed"; 2]);
+    let first = body(&evs[0]);
+    assert_eq!(first["changes"], json!([{"path": "health.status", "before": "never_connected", "after": "healthy"}]));
+    assert_eq!(first["data"], data);
+    assert_eq!(first["resource"], json!({"type": "Tenant", "id": "a", "externalId": null}));
+    let second = body(&evs[1]);
+    assert_eq!(second["changes"], json!([{"path": "health.status", "before": "healthy", "after": "failing"}]));
+    assert_eq!(second["data"], failing);
+
+    // Two replicas at once: one records the change, one event.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(
+                async move { s.set_health(a, Some("failing".into()), "healthy".into(), json!({}), now()).await },
+            )
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1, "one of the racing replicas records the change");
+    assert_eq!(events(s.as_ref(), a, from).await.len(), 3);
+    assert_eq!(s.traffic(Some(a)).await.unwrap()[0].health.as_deref(), Some("healthy"));
+    // The health survives more traffic being folded in.
+    s.log_requests(vec![logged(a, 0, "GET", "/Users", 200)]).await.unwrap();
+    assert_eq!(s.traffic(Some(a)).await.unwrap()[0].health.as_deref(), Some("healthy"));
+}
+
+fn invite_rec(id: &str, tenant: i64, expires: OffsetDateTime) -> scim_store::Invite {
+    scim_store::Invite {
+        id: id.into(),
+        tenant,
+        digest: vec![0xde, 0xad, 0xbe, 0xef],
+        created: now_us() - time::Duration::minutes(1),
+        expires,
+        revoked: None,
+        redeemed: None,
+        token: None,
+    }
+}
+
+fn token_rec(id: &str, tenant: i64) -> scim_store::Token {
+    scim_store::Token {
+        id: id.into(),
+        tenant,
+        digest: vec![7],
+        label: Some("setup link".into()),
+        created: now(),
+        expires: None,
+        revoked: None,
+        last_used: None,
+    }
+}
+
+/// A setup link reveals one token: the redemption marks it used and stores the token in one
+/// transaction, once, and never for a revoked or expired link or another tenant's token.
+async fn redeem_invite_stores_its_token_only_once(e: Engine) {
+    let s = e.store.clone().unwrap();
+    let a = tenant(s.as_ref(), "a").await;
+    let b = tenant(s.as_ref(), "b").await;
+    let day = now_us() + time::Duration::days(1);
+    let open = invite_rec("inv111111111", a, day);
+    s.create_invite(open.clone()).await.unwrap();
+    assert_eq!(s.invite("inv111111111".into()).await.unwrap(), Some(open.clone()), "round-trips");
+    assert_eq!(s.invite("nope".into()).await.unwrap(), None);
+    let r = s.create_invite(invite_rec("inv999999999", 9_999_999, day)).await;
+    assert!(matches!(r, Err(StoreError::NoTenant)), "{r:?}");
+
+    let from = events(s.as_ref(), a, 0).await.last().unwrap().seq;
+    let when = now_us();
+    assert!(s.redeem_invite(open.id.clone(), token_rec("tok111111111", a), when, actor()).await.unwrap());
+    let used = s.invite(open.id.clone()).await.unwrap().unwrap();
+    assert_eq!((used.redeemed, used.token.as_deref()), (Some(when), Some("tok111111111")));
+    assert_eq!(s.token("tok111111111".into()).await.unwrap().unwrap().tenant, a, "the token is stored");
+    assert_eq!(types(s.as_ref(), a, from).await, ["tenant.token_created"]);
+    assert!(!s.redeem_invite(open.id.clone(), token_rec("tok222222222", a), now(), actor()).await.unwrap());
+    assert!(s.token("tok222222222".into()).await.unwrap().is_none(), "a second redemption stores nothing");
+    let again = s.invite(open.id.clone()).await.unwrap().unwrap();
+    assert_eq!((again.redeemed, again.token.as_deref()), (Some(when), Some("tok111111111")), "unchanged");
+
+    // Revoked, expired, another tenant's token, no such link: nothing.
+    s.create_invite(invite_rec("inv222222222", a, day)).await.unwrap();
+    assert!(s.revoke_invite("inv222222222".into(), now_us()).await.unwrap());
+    assert!(s.invite("inv222222222".into()).await.unwrap().unwrap().revoked.is_some());
+    s.create_invite(invite_rec("inv333333333", a, now_us() - time::Duration::seconds(1))).await.unwrap();
+    s.create_invite(invite_rec("inv444444444", a, day)).await.unwrap();
+    for (id, token) in [
+        ("inv222222222", token_rec("tok333333333", a)),
+        ("inv333333333", token_rec("tok444444444", a)),
+        ("inv444444444", token_rec("tok555555555", b)),
+        ("inv000000000", token_rec("tok666666666", a)),
+    ] {
+        let tid = token.id.clone();
+        assert!(!s.redeem_invite(id.into(), token, now(), actor()).await.unwrap(), "{id}");
+        assert!(s.token(tid).await.unwrap().is_none(), "{id}: nothing stored");
+    }
+    assert!(!s.revoke_invite("inv000000000".into(), now()).await.unwrap());
+    // Revoking twice keeps the first instant.
+    let first = s.invite("inv222222222".into()).await.unwrap().unwrap().revoked;
+    assert!(s.revoke_invite("inv222222222".into(), now_us() + time::Duration::hours(1)).await.unwrap());
+    assert_eq!(s.invite("inv222222222".into()).await.unwrap().unwrap().revoked, first);
+    // The tenant's links, newest first; none of another tenant's.
+    let mut newest = invite_rec("inv555555555", a, day);
+    newest.created = now_us() + time::Duration::seconds(5);
+    s.create_invite(newest).await.unwrap();
+    let listed: Vec<String> = s.list_invites(a).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(listed[0], "inv555555555");
+    assert_eq!(listed.len(), 5);
+    assert!(s.list_invites(b).await.unwrap().is_empty());
+
+    // Racing redemptions of one link: one wins, one token stored.
+    s.create_invite(invite_rec("inv666666666", a, day)).await.unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let token = token_rec(&format!("race{i:08}"), a);
+                s.redeem_invite("inv666666666".into(), token, now(), actor()).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        if r.await.unwrap().unwrap() {
+            won.push(format!("race{i:08}"));
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let stored: Vec<String> =
+        s.list_tokens(a).await.unwrap().into_iter().map(|t| t.id).filter(|id| id.starts_with("race")).collect();
+    assert_eq!(stored, won);
+    assert_eq!(s.invite("inv666666666".into()).await.unwrap().unwrap().token, won.first().cloned());
+}
+
+/// Deleting a tenant deletes its provisioning log, traffic summary and setup links; later
+/// requests of it are dropped; other tenants keep theirs.
+async fn deleting_a_tenant_removes_its_log_traffic_and_invites(e: Engine) {
+    let s = e.s();
+    let a = tenant(s, "a").await;
+    let b = tenant(s, "b").await;
+    s.log_requests(vec![logged(a, 0, "GET", "/Users", 200), logged(b, 0, "GET", "/Users", 200)]).await.unwrap();
+    assert!(s.set_health(a, None, "healthy".into(), json!({}), now()).await.unwrap());
+    let day = now_us() + time::Duration::days(1);
+    s.create_invite(invite_rec("inva11111111", a, day)).await.unwrap();
+    s.create_invite(invite_rec("invb11111111", b, day)).await.unwrap();
+
+    assert!(s.delete_tenant("a".into()).await.unwrap());
+    assert!(requests_of(s, all_of(a)).await.is_empty());
+    assert!(s.traffic(Some(a)).await.unwrap().is_empty());
+    assert_eq!(s.traffic(None).await.unwrap().iter().map(|t| t.tenant).collect::<Vec<_>>(), [b]);
+    assert!(s.invite("inva11111111".into()).await.unwrap().is_none());
+    assert!(s.list_invites(a).await.unwrap().is_empty());
+    // A request of the deleted tenant still queued when it went is dropped.
+    s.log_requests(vec![logged(a, 1, "GET", "/Users", 200)]).await.unwrap();
+    assert!(requests_of(s, all_of(a)).await.is_empty());
+    assert!(s.traffic(Some(a)).await.unwrap().is_empty());
+    assert!(!s.set_health(a, Some("healthy".into()), "stale".into(), json!({}), now()).await.unwrap());
+    // b keeps everything.
+    assert_eq!(requests_of(s, all_of(b)).await.len(), 1);
+    assert!(s.invite("invb11111111".into()).await.unwrap().is_some());
+}
+
+/// Console sessions: stored, read and ended; the ones that have ended are forgotten when the
+/// next one is made.
+async fn console_sessions_are_created_read_deleted_and_expired_ones_purged(e: Engine) {
+    let s = e.s();
+    let session = |id: &str, created: OffsetDateTime, expires: OffsetDateTime| scim_store::Session {
+        id: id.into(),
+        digest: vec![1, 2, 3, 0xff],
+        api_key: "key111111111".into(),
+        csrf: format!("csrf-{id}"),
+        created,
+        expires,
+    };
+    let n = now_us();
+    let live = session("ses111111111", n, n + time::Duration::hours(8));
+    s.create_session(live.clone()).await.unwrap();
+    assert_eq!(s.session(live.id.clone()).await.unwrap(), Some(live.clone()), "round-trips");
+    assert_eq!(s.session("nope".into()).await.unwrap(), None);
+    s.delete_session(live.id.clone()).await.unwrap();
+    assert_eq!(s.session(live.id.clone()).await.unwrap(), None);
+    s.delete_session("nope".into()).await.unwrap();
+
+    // One that ended an hour ago (made when it was still running) is gone after the next create.
+    let old = session("ses222222222", n - time::Duration::hours(9), n - time::Duration::hours(1));
+    s.create_session(old.clone()).await.unwrap();
+    let other = session("ses333333333", n - time::Duration::hours(2), n + time::Duration::hours(6));
+    s.create_session(other.clone()).await.unwrap();
+    assert_eq!(s.session(old.id.clone()).await.unwrap(), Some(old.clone()), "not yet ended when that one was made");
+    let next = session("ses444444444", n, n + time::Duration::hours(8));
+    s.create_session(next.clone()).await.unwrap();
+    assert_eq!(s.session(old.id.clone()).await.unwrap(), None, "the ended session is forgotten");
+    assert_eq!(s.session(other.id.clone()).await.unwrap(), Some(other));
+    assert_eq!(s.session(next.id.clone()).await.unwrap(), Some(next));
+}
+
 suite!(
     tenants_and_tokens,
     a_rotation_stores_the_new_token_and_expires_the_old_in_one_transaction,
@@ -868,6 +1275,13 @@ suite!(
     a_query_reads_one_snapshot_while_writers_run,
     patches_never_lose_a_concurrent_update,
     residual_queries_page_and_sort_across_candidate_batches,
+    the_request_log_lists_newest_first_with_filters,
+    the_traffic_summary_folds_across_batches,
+    the_request_log_is_pruned_by_age_and_by_count,
+    set_health_compares_and_sets_with_one_event,
+    redeem_invite_stores_its_token_only_once,
+    deleting_a_tenant_removes_its_log_traffic_and_invites,
+    console_sessions_are_created_read_deleted_and_expired_ones_purged,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

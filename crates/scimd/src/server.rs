@@ -138,9 +138,12 @@ impl Server {
             self.retention,
             self.request_log,
         ));
+        // The log's writer stops only after both listeners finished their requests, so that
+        // the requests of the shutdown grace period are logged too.
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let log_writer = self
             .log_queue
-            .map(|rx| tokio::spawn(crate::reqlog::run_writer(Arc::clone(&self.state.store), rx, stop_rx.clone())));
+            .map(|rx| tokio::spawn(crate::reqlog::run_writer(Arc::clone(&self.state.store), rx, drain_rx)));
         let monitor = tokio::spawn(crate::health::run_monitor(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
@@ -183,7 +186,8 @@ impl Server {
         upkeep.abort();
         pruner.abort();
         monitor.abort();
-        // The writer saw the stop signal: it writes what is queued, then ends.
+        // The writer writes what is queued, then ends.
+        let _ = drain_tx.send(true);
         if let Some(w) = log_writer {
             if tokio::time::timeout(Duration::from_secs(5), w).await.is_err() {
                 tracing::warn!("the provisioning log's last requests could not be written in time");
