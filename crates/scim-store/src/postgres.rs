@@ -96,22 +96,7 @@ pub const SWEEP: Duration = Duration::from_secs(1);
 const SEQUENCE_BATCH: i64 = 10_000;
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
-const REQUESTS: &str = "
-CREATE TABLE requests (
-    id BIGSERIAL PRIMARY KEY,
-    tenant_id BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    token TEXT,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    status BIGINT NOT NULL,
-    scim_type TEXT,
-    detail TEXT,
-    latency_us BIGINT NOT NULL,
-    resource TEXT,
-    hint TEXT
-);
-";
+const REQUESTS: &str = crate::sql::requests_table!("BIGSERIAL PRIMARY KEY");
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

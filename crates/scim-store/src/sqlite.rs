@@ -53,22 +53,7 @@ const MIGRATIONS: &[&[&str]] = &[
 ];
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
-const REQUESTS: &str = "
-CREATE TABLE requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    token TEXT,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    status BIGINT NOT NULL,
-    scim_type TEXT,
-    detail TEXT,
-    latency_us BIGINT NOT NULL,
-    resource TEXT,
-    hint TEXT
-);
-";
+const REQUESTS: &str = crate::sql::requests_table!("INTEGER PRIMARY KEY AUTOINCREMENT");
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -129,6 +129,21 @@ CREATE TABLE console_sessions (
 );
 ";
 
+/// The provisioning log's table (version 8), with the engine's spelling of its key: increasing
+/// in the order requests were logged, never reused.
+macro_rules! requests_table {
+    ($key:literal) => {
+        concat!(
+            "CREATE TABLE requests (id ",
+            $key,
+            ", tenant_id BIGINT NOT NULL, at BIGINT NOT NULL, token TEXT, method TEXT NOT NULL, \
+             path TEXT NOT NULL, status BIGINT NOT NULL, scim_type TEXT, detail TEXT, \
+             latency_us BIGINT NOT NULL, resource TEXT, hint TEXT);"
+        )
+    };
+}
+pub(crate) use requests_table;
+
 /// The indexes of the provisioning log (both engines, after each made its `requests` table).
 pub(crate) const REQUESTS_INDEXES: &str = "
 CREATE INDEX requests_tenant ON requests (tenant_id, id);
