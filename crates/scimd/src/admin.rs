@@ -657,6 +657,19 @@ pub struct AdminOptions {
     pub console_session: time::Duration,
     /// When the process started (the console's uptime).
     pub started: std::time::Instant,
+    /// The database engine, as the console names it (`SQLite`, `PostgreSQL`).
+    pub engine: &'static str,
+}
+
+/// The database engine a URL names, as the console shows it.
+pub fn engine_name(database: &str) -> &'static str {
+    if database.starts_with("sqlite://") {
+        "SQLite"
+    } else if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        "PostgreSQL"
+    } else {
+        "unknown"
+    }
 }
 
 /// What the admin listener's handlers (the vendor API's and the console's) share.
@@ -679,6 +692,8 @@ pub(crate) struct AdminState {
     pub(crate) console_session: time::Duration,
     /// When the process started.
     pub(crate) started: std::time::Instant,
+    /// The database engine's name.
+    pub(crate) engine: &'static str,
 }
 
 /// Every route the admin router serves, as (method, path template as axum spells it): the
@@ -749,6 +764,7 @@ pub fn router(
         stopping,
         console_session: options.console_session,
         started: options.started,
+        engine: options.engine,
     };
     let api = Router::new()
         .route("/api/v1/tenants", get(get_tenants).post(post_tenant))

@@ -180,7 +180,7 @@ fn closed_page(why: Closed) -> Response {
             "Your vendor contact withdrew this link. Ask them for a new one.",
         ),
     };
-    ui::respond(status, ui::page(title, None, html! { h1 { (title) } p { (text) } }))
+    ui::respond_secret_url(status, ui::page(title, None, html! { h1 { (title) } p { (text) } }))
 }
 
 /// The link's invite and tenant, if it is valid and open (not expired, not revoked).
@@ -203,7 +203,7 @@ async fn open_link(sh: &SharedState, secret: &str) -> Result<(Invite, Tenant), R
 fn unavailable() -> Response {
     let m =
         html! { h1 { "Please try again" } p { "The service cannot answer right now. Reload the page in a minute." } };
-    ui::respond(StatusCode::SERVICE_UNAVAILABLE, ui::page("Please try again", None, m))
+    ui::respond_secret_url(StatusCode::SERVICE_UNAVAILABLE, ui::page("Please try again", None, m))
 }
 
 fn tenant_url(sh: &SharedState, headers: &HeaderMap, peer: Option<crate::http::PeerAddr>) -> String {
@@ -219,7 +219,7 @@ async fn show(
     match open_link(&sh, &secret).await {
         Ok((invite, tenant)) => {
             let url = tenant_url(&sh, &headers, peer.map(|p| p.0));
-            ui::respond(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await)
+            ui::respond_secret_url(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await)
         }
         Err(resp) => resp,
     }
@@ -237,7 +237,7 @@ async fn reveal(
     };
     let url = tenant_url(&sh, &headers, peer.map(|p| p.0));
     if invite.redeemed.is_some() {
-        return ui::respond(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await);
+        return ui::respond_secret_url(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await);
     }
     let now = sh.app.clock.now();
     let issued = tokens::issue(tenant.id, Some(TOKEN_LABEL.to_owned()), None, now);
@@ -250,11 +250,13 @@ async fn reveal(
     match sh.store().redeem_invite(invite.id.clone(), issued.record.clone(), now, actor).await {
         Ok(true) => {
             let used = Invite { redeemed: Some(now), token: Some(issued.record.id.clone()), ..invite };
-            ui::respond(StatusCode::OK, setup_page(&sh, &used, &tenant, &url, Some(&issued.secret)).await)
+            ui::respond_secret_url(StatusCode::OK, setup_page(&sh, &used, &tenant, &url, Some(&issued.secret)).await)
         }
         // Someone else clicked first (or the link just expired): show the page as it is now.
         Ok(false) => match open_link(&sh, &secret).await {
-            Ok((invite, tenant)) => ui::respond(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await),
+            Ok((invite, tenant)) => {
+                ui::respond_secret_url(StatusCode::OK, setup_page(&sh, &invite, &tenant, &url, None).await)
+            }
             Err(resp) => resp,
         },
         Err(e) => {

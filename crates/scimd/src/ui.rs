@@ -44,6 +44,14 @@ form.inline { display: inline; }
 .pager a { margin-right: 1rem; }
 .skip { position: absolute; left: -9999px; }
 .skip:focus { left: 1rem; top: 1rem; background: #fff; color: #000; padding: .4rem; z-index: 10; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+fieldset { border: 1px solid var(--line); margin: 1rem 0; padding: .4rem 1rem .8rem; }
+legend { font-weight: 600; padding: 0 .3rem; }
+.checks label, label.inline-label { display: inline; font-weight: normal; margin: 0; }
+.check-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: .15rem 1rem; word-break: break-word; }
+input.short { min-width: 0; width: 5rem; }
+nav ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0 1.5rem; }
+details > summary { cursor: pointer; color: var(--accent); }
 "#;
 
 /// The copy buttons' script: a button with `data-copy="ID"` copies the text of element `ID`.
@@ -84,14 +92,16 @@ pub fn copy_button(target: &str, what: &str) -> Markup {
 }
 
 /// An HTML response: never cached (pages show secrets and live state), never framed, no
-/// resources from elsewhere, no referrer (the setup link's URL is a secret).
+/// resources from elsewhere, no referrer to other sites. (`same-origin`, not `no-referrer`:
+/// with `no-referrer` browsers send `Origin: null` on the page's own form posts, which the
+/// console's origin check must refuse.)
 pub fn respond(status: StatusCode, markup: Markup) -> Response {
     let mut resp = (status, markup.into_string()).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -100,6 +110,15 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
              img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
+    resp
+}
+
+/// An HTML response whose own URL is a secret (the customer's setup page): as [`respond`], and
+/// no referrer at all. Its one form needs no origin check (the secret in its URL is the
+/// credential).
+pub fn respond_secret_url(status: StatusCode, markup: Markup) -> Response {
+    let mut resp = respond(status, markup);
+    resp.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     resp
 }
 

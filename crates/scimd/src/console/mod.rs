@@ -25,7 +25,10 @@ use crate::admin::AdminState;
 use crate::tokens;
 use crate::ui;
 
+pub(crate) mod activity;
 pub(crate) mod pages;
+pub(crate) mod resources;
+pub(crate) mod tenant;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "scimd_console";

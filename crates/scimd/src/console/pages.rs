@@ -135,8 +135,7 @@ pub(crate) fn seg(s: &str) -> String {
 
 /// `path?query` with the non-empty parameters of `pairs`, form-encoded.
 pub(crate) fn href(path: &str, pairs: &[(&str, String)]) -> String {
-    let kept: Vec<(&str, &str)> =
-        pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.as_str())).collect();
+    let kept: Vec<(&str, &str)> = pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.as_str())).collect();
     if kept.is_empty() {
         return path.to_owned();
     }
@@ -149,9 +148,9 @@ pub(crate) fn tenant_href(name: &str) -> String {
     format!("/console/tenants/{}", seg(name))
 }
 
-/// A tenant's status badge.
+/// A tenant's status badge (spelled as the API and the CLI spell it).
 pub(crate) fn status_badge(status: Status) -> Markup {
-    html! { span class={ "status status-" (status.as_str()) } { (status.as_str().replace('_', " ")) } }
+    html! { span class={ "status status-" (status.as_str()) } { (status.as_str()) } }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,8 +244,8 @@ async fn service_health(State(s): State<AdminState>, Extension(signed): Extensio
                     th scope="row" { "Database" }
                     td #database {
                         @match &ping {
-                            Ok(()) => { span.status.status-healthy { "answers" } }
-                            Err(_) => { span.status.status-failing { "does not answer" } " (the cause is in the server log)" }
+                            Ok(()) => { (s.engine) " " span.status.status-healthy { "answers" } }
+                            Err(_) => { (s.engine) " " span.status.status-failing { "does not answer" } " (the cause is in the server log)" }
                         }
                     }
                 }
