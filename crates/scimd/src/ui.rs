@@ -16,8 +16,9 @@ pub const CSS: &str = r#"
 body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); margin: 0; }
 header.top { background: #0d2240; color: #fff; padding: .6rem 1.2rem; display: flex; gap: 1.5rem; align-items: center; flex-wrap: wrap; }
 header.top a { color: #fff; }
+header.top .muted { color: #d6deea; }
 header.top nav a { margin-right: 1rem; }
-main { padding: 1rem 1.2rem 3rem; max-width: 72rem; }
+main { padding: 1rem 1.2rem 3rem; max-width: 100rem; }
 h1 { font-size: 1.6rem; margin: .5rem 0 1rem; }
 h2 { font-size: 1.25rem; margin: 1.8rem 0 .6rem; }
 a { color: var(--accent); }

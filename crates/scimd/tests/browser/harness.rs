@@ -155,6 +155,13 @@ impl App {
         v.url.unwrap()
     }
 
+    /// Issues a token for the tenant, as `scimd token create` does; returns the secret.
+    pub async fn token(&self, tenant: i64) -> String {
+        let issued = scimd::tokens::issue(tenant, Some("test".into()), None, self.clock.now());
+        self.store.create_token(issued.record, Some(Actor::cli("test"))).await.unwrap();
+        issued.secret
+    }
+
     /// The tenant named `name`, as stored now.
     pub async fn stored_tenant(&self, name: &str) -> Option<Tenant> {
         self.store.tenant(name.to_owned()).await.unwrap()
@@ -337,10 +344,8 @@ impl Drop for Driver {
             std::thread::sleep(Duration::from_millis(50));
         }
         // Whatever is left of the group (a browser that did not quit) goes too.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
+        let _ =
+            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -367,7 +372,13 @@ impl Browser {
     pub async fn wait_for(&self, css: &str) -> Element {
         match self.c.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
             Ok(e) => e,
-            Err(e) => panic!("no element `{css}` on {} within {WAIT:?}: {e}", self.url().await),
+            Err(e) => {
+                panic!(
+                    "no element `{css}` on {} within {WAIT:?} ({e}); the page shows: {}",
+                    self.url().await,
+                    self.page_text().await
+                )
+            }
         }
     }
 
@@ -376,9 +387,27 @@ impl Browser {
         !self.c.find_all(Locator::Css(css)).await.unwrap().is_empty()
     }
 
-    /// The text of an element (waited for).
+    /// The rendered text of an element (waited for), read in one script call: a part of the
+    /// page that a script re-renders (the setup page's status) cannot go stale in between.
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.unwrap()
+        let script = format!(
+            "var e = document.querySelector({sel}); return e ? e.innerText : null;",
+            sel = serde_json::to_string(css).unwrap()
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Value::String(t) = self.js(&script).await {
+                return t;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no element `{css}` on {} within {WAIT:?}; the page shows: {}",
+                    self.url().await,
+                    self.page_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Clicks an element (waited for); accepts a confirmation dialog if the click opened one.
@@ -392,6 +421,13 @@ impl Browser {
         let e = self.wait_for(css).await;
         e.clear().await.unwrap();
         e.send_keys(text).await.unwrap();
+    }
+
+    /// The text of the page (the start of it), for failure messages.
+    pub async fn page_text(&self) -> String {
+        let v = self.c.execute("return document.body ? document.body.innerText : '';", vec![]).await;
+        let text = v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        text.chars().take(1500).collect()
     }
 
     /// The current URL.
@@ -412,7 +448,9 @@ impl Browser {
             if now == path {
                 return;
             }
-            assert!(Instant::now() < deadline, "expected to land on {path}, still on {}", self.url().await);
+            if Instant::now() >= deadline {
+                panic!("expected to land on {path}, still on {} showing: {}", self.url().await, self.page_text().await);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -462,6 +500,7 @@ impl Browser {
     pub async fn shot(&self, name: &str) {
         let Some(dir) = screenshot_dir() else { return };
         std::fs::create_dir_all(&dir).unwrap();
+        self.js("window.scrollTo(0, 0); return null;").await;
         let height = self.js("return document.documentElement.scrollHeight;").await.as_u64().unwrap_or(1024);
         let height = u32::try_from(height.clamp(1024, 2400)).unwrap_or(1024);
         // Window size includes the (headless) browser frame; a little extra avoids a scroll bar.
