@@ -14,6 +14,18 @@ use crate::filter::Filter;
 use crate::path::Path;
 use crate::registry::ResourceDef;
 
+/// The reference customer's mandatory attributes (DESIGN.md, tenant policy): the preset the
+/// console offers for a new tenant.
+pub const REFERENCE: [&str; 7] = [
+    "userName",
+    "name.familyName",
+    "name.givenName",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    "emails[type eq \"work\"].value",
+    "preferredLanguage",
+    "active",
+];
+
 /// A tenant's mandatory attributes for one resource type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequiredPaths {

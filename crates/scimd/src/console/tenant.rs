@@ -19,22 +19,13 @@ use super::pages::{
     actor, form_error, op_failed, percent, see_other, seg, show, status_badge, status_of, tenant_href, unavailable,
 };
 use super::{CsrfForm, Signed, csrf_field};
+// The reference policy a new tenant starts with (checked by default).
 use crate::admin::{self, AdminState, OpError, TokenView};
 use crate::{setup, tokens, ui, webhooks};
+use scim_core::policy::REFERENCE;
 
 /// A form's fields as sent, repeated names included (the attribute checkboxes).
 type Pairs = Vec<(String, String)>;
-
-/// The reference policy a new tenant starts with (checked by default).
-pub(crate) const REFERENCE: [&str; 7] = [
-    "userName",
-    "name.familyName",
-    "name.givenName",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
-    "emails[type eq \"work\"].value",
-    "preferredLanguage",
-    "active",
-];
 
 /// How long a rotated token keeps working unless the form says (the field's default).
 const DEFAULT_OVERLAP: &str = "24h";
