@@ -29,15 +29,7 @@ pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:
 
 /// The reference customer's mandatory attributes (DESIGN.md, tenant policy), which the new-tenant
 /// form checks by default.
-pub const REFERENCE_REQUIRED: &[&str] = &[
-    "userName",
-    "name.familyName",
-    "name.givenName",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
-    "emails[type eq \"work\"].value",
-    "preferredLanguage",
-    "active",
-];
+pub const REFERENCE_REQUIRED: &[&str] = &scim_core::policy::REFERENCE;
 
 /// How long a test waits for a page or an element.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -23,15 +23,7 @@ pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// The reference customer's mandatory attributes (DESIGN.md, tenant policy).
-pub const REFERENCE_REQUIRED: &[&str] = &[
-    "userName",
-    "name.familyName",
-    "name.givenName",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
-    "emails[type eq \"work\"].value",
-    "preferredLanguage",
-    "active",
-];
+pub const REFERENCE_REQUIRED: &[&str] = &scim_core::policy::REFERENCE;
 
 /// A running server with one tenant and its token.
 pub struct TestApp {
