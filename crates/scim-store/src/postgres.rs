@@ -96,7 +96,7 @@ pub const SWEEP: Duration = Duration::from_secs(1);
 const SEQUENCE_BATCH: i64 = 10_000;
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
-const REQUESTS: &str = crate::sql::requests_table!("BIGSERIAL PRIMARY KEY");
+const REQUESTS: &str = crate::sql::requests_table!("");
 
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

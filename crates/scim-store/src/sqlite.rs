@@ -53,7 +53,7 @@ const MIGRATIONS: &[&[&str]] = &[
 ];
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
-const REQUESTS: &str = crate::sql::requests_table!("INTEGER PRIMARY KEY AUTOINCREMENT");
+const REQUESTS: &str = crate::sql::requests_table!(" WITHOUT ROWID");
 
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -73,7 +73,13 @@ fn compare(d: &Dialect, col: &str, op: Op, arg: &Arg, args: &mut Vec<Arg>) -> St
         Op::Gt => format!("{col} > {p}"),
         Op::Ge => format!("{col} >= {p}"),
         Op::Contains => format!("{pos}({col}, {p}) > 0"),
-        Op::StartsWith => d.starts_with(col, &p),
+        Op::StartsWith => {
+            let upper = match (d.starts_with_fn, arg) {
+                (None, Arg::Text(prefix)) => super::prefix_upper_bound(prefix).map(|u| bind(d, args, Arg::Text(u))),
+                _ => None,
+            };
+            d.starts_with(col, &p, upper.as_deref())
+        }
         Op::EndsWith => format!("substr({col}, length({col}) - length({p}) + 1) = {p}"),
     }
 }

@@ -106,7 +106,8 @@ CREATE TABLE traffic (
     prev_last BIGINT,
     prev_requests BIGINT NOT NULL DEFAULT 0,
     prev_errors BIGINT NOT NULL DEFAULT 0,
-    health TEXT
+    health TEXT,
+    log_seq BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE invites (
     id TEXT PRIMARY KEY,
@@ -129,16 +130,18 @@ CREATE TABLE console_sessions (
 );
 ";
 
-/// The provisioning log's table (version 8), with the engine's spelling of its key: increasing
-/// in the order requests were logged, never reused.
+/// The provisioning log's table (version 8): keyed by tenant and a number per tenant given by
+/// the log's writer (`traffic.log_seq`, under the traffic row's lock), so one B-tree serves
+/// both the writes and a tenant's newest-first listing. `$suffix` is the engine's table option
+/// (SQLite: `WITHOUT ROWID`, the key is the table).
 macro_rules! requests_table {
-    ($key:literal) => {
+    ($suffix:literal) => {
         concat!(
-            "CREATE TABLE requests (id ",
-            $key,
-            ", tenant_id BIGINT NOT NULL, at BIGINT NOT NULL, token TEXT, method TEXT NOT NULL, \
-             path TEXT NOT NULL, status BIGINT NOT NULL, scim_type TEXT, detail TEXT, \
-             latency_us BIGINT NOT NULL, resource TEXT, hint TEXT);"
+            "CREATE TABLE requests (tenant_id BIGINT NOT NULL, id BIGINT NOT NULL, at BIGINT NOT NULL, \
+             token TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status BIGINT NOT NULL, scim_type TEXT, \
+             detail TEXT, latency_us BIGINT NOT NULL, resource TEXT, hint TEXT, PRIMARY KEY (tenant_id, id))",
+            $suffix,
+            ";"
         )
     };
 }
@@ -146,7 +149,6 @@ pub(crate) use requests_table;
 
 /// The indexes of the provisioning log (both engines, after each made its `requests` table).
 pub(crate) const REQUESTS_INDEXES: &str = "
-CREATE INDEX requests_tenant ON requests (tenant_id, id);
 CREATE INDEX requests_errors ON requests (tenant_id, id) WHERE status >= 400;
 ";
 
@@ -350,12 +352,15 @@ impl Dialect {
         }
     }
 
-    /// `col` starts with the text of placeholder `p`: PostgreSQL's `starts_with` is an index
-    /// range scan under the C collation; SQLite compares a prefix.
-    pub fn starts_with(&self, col: &str, p: &str) -> String {
-        match self.starts_with_fn {
-            Some(f) => format!("{f}({col}, {p})"),
-            None => format!("substr({col}, 1, length({p})) = {p}"),
+    /// `col` starts with the text of placeholder `p`, as an index range scan: PostgreSQL's
+    /// `starts_with` under the C collation; on SQLite the range `p <= col < upper`, where `upper`
+    /// (placeholder `upper`, see [`prefix_upper_bound`]) is the first text after every text
+    /// that starts with `p` (none: every text from `p` on).
+    pub fn starts_with(&self, col: &str, p: &str, upper: Option<&str>) -> String {
+        match (self.starts_with_fn, upper) {
+            (Some(f), _) => format!("{f}({col}, {p})"),
+            (None, Some(u)) => format!("({col} >= {p} AND {col} < {u})"),
+            (None, None) => format!("{col} >= {p}"),
         }
     }
 
@@ -394,6 +399,23 @@ impl Dialect {
         }
         format!("(SELECT {} FROM {}) AS u", select.join(", "), from.join(" "))
     }
+}
+
+/// The least text greater than every text that starts with `prefix`, in the byte order of
+/// UTF-8 (which is the order of code points): `prefix` with its last character raised by one
+/// (surrogates skipped), after dropping trailing characters that cannot be raised. `None` when
+/// there is no such text (an empty prefix, or one of U+10FFFF only): then every text from
+/// `prefix` on starts with it.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// A failed statement: a broken uniqueness constraint (named by the engine's words for it,
@@ -504,5 +526,27 @@ pub trait Engine: Send + Sync + 'static {
     fn settle(&self, tenant: i64) -> impl Future<Output = Result<()>> + Send {
         let _ = tenant;
         async { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn the_upper_bound_of_a_prefix_is_just_past_every_text_that_starts_with_it() {
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"), "surrogates skipped");
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+        for (p, s) in [("ab", "ab"), ("ab", "abz\u{10FFFF}\u{10FFFF}"), ("é", "éa")] {
+            let u = prefix_upper_bound(p).unwrap_or_default();
+            assert!(p <= s && s < u.as_str(), "{p} <= {s} < {u}");
+        }
+        for (p, s) in [("ab", "ac"), ("ab", "b"), ("ab", "aa")] {
+            let u = prefix_upper_bound(p).unwrap_or_default();
+            assert!(!(p <= s && s < u.as_str()), "{s} is outside [{p}, {u})");
+        }
     }
 }

@@ -141,6 +141,9 @@ impl Operation for LogRequests {
                     Arg::Int(c.map_or(0, |c| c.errors)),
                 ]
             };
+            // The requests' numbers in the tenant's log follow the last one given.
+            let row = c.opt("SELECT log_seq FROM traffic WHERE tenant_id = $1", &[Arg::Int(tenant)]).await?;
+            let mut seq = row.map(|r| r.int(0)).transpose()?.unwrap_or(0);
             let mut args = vec![
                 Arg::Int(tenant),
                 opt(t.first_request),
@@ -153,32 +156,23 @@ impl Operation for LogRequests {
             ];
             args.extend(cyc(t.cycle));
             args.extend(cyc(t.previous));
+            args.push(Arg::Int(seq + reqs.len() as i64));
             let sql = "UPDATE traffic SET first_request = $2, last_request = $3, first_success = $4, \
                 last_success = $5, first_user = $6, last_write = $7, unauthorized_streak = $8, cycle_start = $9, \
                 cycle_last = $10, cycle_requests = $11, cycle_errors = $12, prev_start = $13, prev_last = $14, \
-                prev_requests = $15, prev_errors = $16 WHERE tenant_id = $1";
+                prev_requests = $15, prev_errors = $16, log_seq = $17 WHERE tenant_id = $1";
             c.exec(sql, &args).await?;
             for chunk in reqs.chunks(INSERT_ROWS) {
                 let mut values = Vec::with_capacity(chunk.len());
-                let mut args = Vec::with_capacity(chunk.len() * 11);
+                let mut args = Vec::with_capacity(chunk.len() * 12);
                 for r in chunk {
                     let n = args.len();
-                    values.push(format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6,
-                        n + 7,
-                        n + 8,
-                        n + 9,
-                        n + 10,
-                        n + 11
-                    ));
+                    let row: Vec<String> = (n + 1..=n + 12).map(|i| format!("${i}")).collect();
+                    values.push(format!("({})", row.join(", ")));
+                    seq += 1;
                     args.extend([
                         Arg::Int(r.tenant),
+                        Arg::Int(seq),
                         Arg::Int(micros(r.at)),
                         Arg::opt_text(r.token.as_deref()),
                         Arg::Text(r.method.clone()),
@@ -192,8 +186,8 @@ impl Operation for LogRequests {
                     ]);
                 }
                 let sql = format!(
-                    "INSERT INTO requests (tenant_id, at, token, method, path, status, scim_type, detail, latency_us, \
-                     resource, hint) VALUES {}",
+                    "INSERT INTO requests (tenant_id, id, at, token, method, path, status, scim_type, detail, \
+                     latency_us, resource, hint) VALUES {}",
                     values.join(", ")
                 );
                 c.exec(&sql, &args).await?;
