@@ -45,7 +45,7 @@ impl Default for LogSettings {
 /// The most requests the writer appends in one transaction.
 const BATCH: usize = 1024;
 /// How long the writer lets requests gather before it writes them.
-const GATHER: Duration = Duration::from_millis(50);
+const GATHER: Duration = Duration::from_millis(100);
 /// The longest path and detail kept, in characters.
 const MAX_TEXT: usize = 1000;
 
@@ -125,7 +125,9 @@ pub(crate) fn path_resource(path: &str) -> Option<String> {
 }
 
 /// Writes queued requests until the queue closes (every [`RequestLog`] handle is gone) or
-/// `stop` turns true; then writes what is still queued.
+/// `stop` turns true; then writes what is still queued. After the first request of a batch it
+/// sleeps for [`GATHER`] instead of waiting for each next one, so that a logged request costs
+/// its sender a push on the queue and no wake-up of the writer.
 pub async fn run_writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<LoggedRequest>,
@@ -133,30 +135,36 @@ pub async fn run_writer(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let first = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.wait_for(|s| *s) => None,
+        let got = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            _ = stop.wait_for(|s| *s) => 0,
         };
-        let Some(first) = first else { break };
-        batch.push(first);
-        // Let a burst gather, so that one transaction takes many requests.
-        let deadline = tokio::time::Instant::now() + GATHER;
+        if got == 0 {
+            break;
+        }
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(GATHER) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
         while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => batch.push(e),
-                Ok(None) | Err(_) => break,
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
         write(&store, std::mem::take(&mut batch)).await;
-    }
-    rx.close();
-    while let Ok(e) = rx.try_recv() {
-        batch.push(e);
-        if batch.len() >= BATCH {
-            write(&store, std::mem::take(&mut batch)).await;
+        if stopping {
+            break;
         }
     }
-    write(&store, batch).await;
+    rx.close();
+    loop {
+        let n = rx.recv_many(&mut batch, BATCH).await;
+        if n == 0 {
+            break;
+        }
+        write(&store, std::mem::take(&mut batch)).await;
+    }
 }
 
 async fn write(store: &Arc<dyn Store>, mut batch: Vec<LoggedRequest>) {
