@@ -6,9 +6,11 @@
 //! and prints a table and JSON. `scimd-bench ceiling` is that ceiling server.
 //! `feed-latency` and `feed-read` measure the change feed (`feed.rs`), `replicas` several
 //! scimd processes on one PostgreSQL database (`replicas.rs`), `webhooks` push delivery to a
-//! receiver it runs itself (`webhooks.rs`).
+//! receiver it runs itself (`webhooks.rs`), `console` the provisioning log's cost to
+//! initial-sync and the support console's pages at 1,000,000 users (`console.rs`).
 
 mod ceiling;
+mod console;
 mod feed;
 mod noisy;
 mod replicas;
@@ -68,6 +70,9 @@ enum Command {
     /// Webhook delivery to a receiver this program runs: one tenant's and T tenants' backlogs,
     /// commit-to-delivery latency, initial-sync without and with a webhook.
     Webhooks(Box<webhooks::WebhooksArgs>),
+    /// The provisioning log's cost to initial-sync (off and on, alternating), and the support
+    /// console's pages for a tenant of 1,000,000 users.
+    Console(Box<console::ConsoleArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +172,7 @@ fn main() -> ExitCode {
         Command::FeedRead(args) => runtime().and_then(|rt| rt.block_on(feed::read(*args))),
         Command::Replicas(args) => runtime().and_then(|rt| rt.block_on(replicas::run(*args))),
         Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(*args))),
+        Command::Console(args) => runtime().and_then(|rt| rt.block_on(console::run(*args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

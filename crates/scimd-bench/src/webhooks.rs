@@ -1236,41 +1236,16 @@ async fn sync_round(a: &WebhooksArgs, round: u64, with: bool) -> Result<SyncRun,
     let load_start = sys::uptime_load();
     eprintln!("  sync {label}: {load_start}");
     let json_path = dir.path().join("run.json");
-    let out = tokio::process::Command::new(&exe)
-        .arg("run")
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.arg("run")
         .args(["--name", &label])
         .arg("--scimd-bin")
         .arg(&bin)
         .arg("--database")
         .arg(&db)
         .args(["--users", &a.sync_users.to_string(), "--scenarios", "initial-sync", "--no-ceiling", "--json"])
-        .arg(&json_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    eprint!("{}", String::from_utf8_lossy(&out.stdout));
-    if !out.status.success() {
-        return Err(format!("scimd-bench run ({label}) failed: {}", out.status));
-    }
-    let doc = read_json(&json_path)?;
-    let row = doc
-        .get("rows")
-        .and_then(Value::as_array)
-        .and_then(|rows| rows.iter().find(|r| r.get("scenario").and_then(Value::as_str) == Some("initial-sync")))
-        .ok_or_else(|| format!("{}: no initial-sync row", json_path.display()))?;
-    let f = |k: &str| row.pointer(&format!("/server/{k}")).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let fig = Figures {
-        ops: row.pointer("/server/ops").and_then(Value::as_u64).unwrap_or(0),
-        errors: row.pointer("/server/errors").and_then(Value::as_u64).unwrap_or(0),
-        secs: f("secs"),
-        per_sec: f("per_sec"),
-        p50_ms: f("p50_ms"),
-        p99_ms: f("p99_ms"),
-        max_ms: f("max_ms"),
-    };
+        .arg(&json_path);
+    let (fig, row) = initial_sync(cmd, &exe, &json_path, &label).await?;
     let arrivals = r.arrivals();
     let delivered = arrivals.iter().filter(|x| x.kind == "user.created").count() as u64;
     let (check, delivery_secs) = if with {
@@ -1300,7 +1275,46 @@ async fn sync_round(a: &WebhooksArgs, round: u64, with: bool) -> Result<SyncRun,
     })
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
+/// Runs `cmd` (a `scimd-bench run --scenarios initial-sync ... --json JSON_PATH` child),
+/// shows its table, and returns its initial-sync figures and JSON row.
+pub(crate) async fn initial_sync(
+    mut cmd: tokio::process::Command,
+    exe: &Path,
+    json_path: &Path,
+    label: &str,
+) -> Result<(Figures, Value), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        return Err(format!("scimd-bench run ({label}) failed: {}", out.status));
+    }
+    let doc = read_json(json_path)?;
+    let row = doc
+        .get("rows")
+        .and_then(Value::as_array)
+        .and_then(|rows| rows.iter().find(|r| r.get("scenario").and_then(Value::as_str) == Some("initial-sync")))
+        .cloned()
+        .ok_or_else(|| format!("{}: no initial-sync row", json_path.display()))?;
+    let f = |k: &str| row.pointer(&format!("/server/{k}")).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let fig = Figures {
+        ops: row.pointer("/server/ops").and_then(Value::as_u64).unwrap_or(0),
+        errors: row.pointer("/server/errors").and_then(Value::as_u64).unwrap_or(0),
+        secs: f("secs"),
+        per_sec: f("per_sec"),
+        p50_ms: f("p50_ms"),
+        p99_ms: f("p99_ms"),
+        max_ms: f("max_ms"),
+    };
+    Ok((fig, row))
+}
+
+pub(crate) fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
