@@ -10,6 +10,7 @@ mod common;
 mod api;
 mod cli;
 mod concurrency;
+mod console;
 mod events_schema;
 mod feed;
 mod guard;
