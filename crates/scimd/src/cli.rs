@@ -197,6 +197,13 @@ struct ServeArgs {
     /// meta.location the request's Host
     #[arg(long, env = "SCIMD_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// Serve the SCIM listener over TLS with this certificate chain (PEM, leaf first);
+    /// reloaded on SIGHUP and when the file changes. Needs --tls-key
+    #[arg(long, env = "SCIMD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "SCIMD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,6 +424,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         overrides.listen = args.listen.clone();
         overrides.admin_listen = args.admin_listen.clone();
         overrides.public_url = args.public_url.clone();
+        overrides.tls_cert = args.tls_cert.clone();
+        overrides.tls_key = args.tls_key.clone();
     }
     let settings = config::resolve(&file, overrides)?;
     match cli.command {
@@ -931,19 +940,20 @@ async fn serve(settings: Settings) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot create the first tenant: {e}")))?;
     let tenants = state.store.list_tenants().await.map_err(|e| Failure::Runtime(e.to_string()))?.len();
     metrics::gauge!("scimd_tenants").set(tenants as f64);
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let base = settings.http.public_url.clone().unwrap_or_else(|| {
         // A wildcard address is not one a client can reach: show loopback with the same port.
         let mut shown = scim_addr;
         if shown.ip().is_unspecified() {
             shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{shown}")
+        format!("{scheme}://{shown}")
     });
     if let Some(issued) = first {
         tracing::info!(tenant = %issued.tenant, token = %issued.id, "empty database: created tenant and token");
-        out(&welcome(&issued, &base, &settings.http))?;
+        out(&welcome(&issued, &base, &settings.http, settings.tls.is_some()))?;
     }
-    tracing::info!("SCIM listening on http://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
+    tracing::info!("SCIM listening on {scheme}://{scim_addr}/scim/v2 (Tenant URL {base}/scim/v2)");
     tracing::info!(
         "admin listening on http://{admin_addr} (/metrics, /healthz, /readyz; vendor API under /api/v1 with an API key)"
     );
@@ -982,7 +992,7 @@ async fn shutdown_signal() -> &'static str {
 }
 
 /// What `serve` prints once, on an empty database.
-fn welcome(issued: &IssuedView, base: &str, http: &HttpSettings) -> String {
+fn welcome(issued: &IssuedView, base: &str, http: &HttpSettings, tls: bool) -> String {
     let mut text = format!(
         "scimd: the database was empty, so tenant \"{tenant}\" was created with a first secret token.\n\
          The token is shown only this once (scimd keeps only its hash); make more with\n\
@@ -999,8 +1009,9 @@ fn welcome(issued: &IssuedView, base: &str, http: &HttpSettings) -> String {
         tenant = issued.tenant,
         token = issued.token,
     );
-    if !http.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
-        text += "  Entra only reaches public HTTPS URLs: put scimd behind a TLS proxy and pass --public-url https://HOST.\n";
+    if !tls && !http.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+        text += "  Entra only reaches public HTTPS URLs: serve TLS (--tls-cert FILE --tls-key FILE) or put scimd \
+                 behind a TLS proxy, and pass --public-url https://HOST.\n";
     }
     text
 }

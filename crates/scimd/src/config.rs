@@ -91,6 +91,12 @@ pub struct FileConfig {
     /// `[webhooks]`: how events are pushed.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `tls_cert`, `tls_key`: PEM files of the SCIM listener's certificate chain and key: it then
+    /// serves HTTPS (TLS 1.3 and 1.2), reloading them on SIGHUP and when they change. Both or
+    /// neither; overridden by `--tls-cert` / `--tls-key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// See `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
     /// `product_name`: the vendor's product, as the customer's setup page and the console name
     /// it, e.g. `"Acme HR"`. Default: "the application".
     pub product_name: Option<String>,
@@ -251,6 +257,10 @@ pub struct Overrides {
     pub admin_listen: Option<String>,
     /// `--public-url` / `SCIMD_PUBLIC_URL`.
     pub public_url: Option<String>,
+    /// `--tls-cert` / `SCIMD_TLS_CERT`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// `--tls-key` / `SCIMD_TLS_KEY`.
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The settings in force, after precedence and validation.
@@ -276,6 +286,8 @@ pub struct Settings {
     pub request_log: crate::reqlog::LogSettings,
     /// How long a console sign-in lasts.
     pub console_session: time::Duration,
+    /// The SCIM listener's certificate and key, when it serves TLS.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// How long a console sign-in lasts unless configured.
@@ -417,6 +429,13 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
         Some(d) => crate::admin::parse_duration(d).map_err(|e| ConfigError(format!("[console] session: {e}")))?,
         None => DEFAULT_CONSOLE_SESSION,
     };
+    let tls_cert = cli.tls_cert.or_else(|| file.tls_cert.clone());
+    let tls_key = cli.tls_key.or_else(|| file.tls_key.clone());
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => return Err(ConfigError("TLS needs both a certificate (tls_cert) and its key (tls_key)".into())),
+    };
     Ok(Settings {
         database,
         listen,
@@ -428,6 +447,7 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
         webhooks,
         request_log,
         console_session,
+        tls,
     })
 }
 
@@ -523,6 +543,7 @@ mod tests {
             listen: Some("127.0.0.1:1".into()),
             admin_listen: None,
             public_url: Some("http://localhost:8080".into()),
+            ..Overrides::default()
         };
         let s = resolve(&file, cli).unwrap();
         assert_eq!((s.listen.as_str(), s.admin_listen.as_str()), ("127.0.0.1:1", "127.0.0.1:9001"));

@@ -19,6 +19,7 @@ pub mod reqlog;
 pub mod server;
 pub mod set;
 pub mod setup;
+pub mod tls;
 pub mod tokens;
 pub mod ui;
 pub mod webhooks;

@@ -48,6 +48,8 @@ pub struct Server {
     log_queue: Option<tokio::sync::mpsc::Receiver<scim_store::LoggedRequest>>,
     console_session: time::Duration,
     engine: &'static str,
+    /// The SCIM listener's TLS: its certificate (reloaded) and the acceptor built on it.
+    tls: Option<(Arc<crate::tls::Reloading>, tokio_rustls::TlsAcceptor)>,
     scim: TcpListener,
     admin: TcpListener,
     prometheus: PrometheusHandle,
@@ -81,6 +83,14 @@ impl Server {
         clock: Arc<dyn Clock>,
         prometheus: PrometheusHandle,
     ) -> Result<Server, ServerError> {
+        let tls = match &settings.tls {
+            Some(files) => {
+                let certs = Arc::new(crate::tls::Reloading::new(files.clone()).map_err(ServerError)?);
+                let config = crate::tls::server_config(Arc::clone(&certs)).map_err(ServerError)?;
+                Some((certs, tokio_rustls::TlsAcceptor::from(config)))
+            }
+            None => None,
+        };
         let scim = bind(&settings.listen, "SCIM").await?;
         let admin = bind(&settings.admin_listen, "admin").await?;
         let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
@@ -95,6 +105,7 @@ impl Server {
             log_queue,
             console_session: settings.console_session,
             engine: crate::admin::engine_name(&settings.database),
+            tls,
             scim,
             admin,
             prometheus,
@@ -154,10 +165,13 @@ impl Server {
         let http = Arc::clone(&self.state.settings);
         let body_timeout = RequestBodyTimeoutLayer::new(http.body_timeout);
         let scim_app = crate::http::router(self.state.clone()).layer(body_timeout.clone());
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let scim_origin = match &http.public_url {
             Some(u) => u.trim_end_matches('/').trim_end_matches("/scim/v2").to_owned(),
-            None => self.scim.local_addr().map(|a| format!("http://{a}")).unwrap_or_default(),
+            None => self.scim.local_addr().map(|a| format!("{scheme}://{a}")).unwrap_or_default(),
         };
+        let cert_watch =
+            self.tls.as_ref().map(|(certs, _)| tokio::spawn(crate::tls::watch(Arc::clone(certs), stop_rx.clone())));
         let deliverer = match crate::webhooks::Deliverer::new(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
@@ -183,12 +197,19 @@ impl Server {
             stop_rx.clone(),
         )
         .layer(body_timeout);
-        let scim = serve(self.scim, scim_app, &http, Io::Lenient, stop_rx.clone());
+        let scim_io = match self.tls {
+            Some((_, acceptor)) => Io::LenientTls(acceptor),
+            None => Io::Lenient,
+        };
+        let scim = serve(self.scim, scim_app, &http, scim_io, stop_rx.clone());
         let admin = serve(self.admin, admin_app, &http, Io::Plain, stop_rx);
         tokio::join!(scim, admin);
         upkeep.abort();
         pruner.abort();
         monitor.abort();
+        if let Some(w) = cert_watch {
+            w.abort();
+        }
         // The writer writes what is queued, then ends.
         let _ = drain_tx.send(true);
         if let Some(w) = log_writer {
@@ -261,10 +282,12 @@ async fn until_stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Whether a listener repairs request targets ([`LenientIo`]) before hyper parses them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a listener repairs request targets ([`LenientIo`]) before hyper parses them, and
+/// whether it terminates TLS first.
+#[derive(Clone)]
 enum Io {
     Lenient,
+    LenientTls(tokio_rustls::TlsAcceptor),
     Plain,
 }
 
@@ -308,8 +331,30 @@ async fn serve(
                 req
             },
         ));
-        match io {
+        match &io {
             Io::Lenient => spawn_connection(&builder, &graceful, LenientIo::new(tcp), service, permit),
+            Io::LenientTls(acceptor) => {
+                // The handshake runs in the connection's own task, within the header timeout, so
+                // a slow or silent client holds only its own slot.
+                let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
+                let limit = http.header_timeout;
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(LenientIo::new(tls)), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                    drop(permit);
+                });
+            }
             Io::Plain => spawn_connection(&builder, &graceful, tcp, service, permit),
         }
     }

@@ -108,6 +108,7 @@ impl App {
             webhooks: Default::default(),
             request_log: Default::default(),
             console_session,
+            tls: None,
         };
         let clock = Arc::new(TestClock::default());
         let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();

@@ -28,5 +28,6 @@ mod quirks;
 mod replay_entra;
 mod replay_okta;
 mod setup_link;
+mod tls;
 mod vendor;
 mod webhooks;

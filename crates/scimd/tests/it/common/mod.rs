@@ -135,6 +135,7 @@ pub async fn spawn_app_delivering(
         webhooks: delivery,
         request_log: Default::default(),
         console_session: scimd::config::DEFAULT_CONSOLE_SESSION,
+        tls: None,
     };
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let server = Server::with_store(
