@@ -170,8 +170,12 @@ impl Server {
             Some(u) => u.trim_end_matches('/').trim_end_matches("/scim/v2").to_owned(),
             None => self.scim.local_addr().map(|a| format!("{scheme}://{a}")).unwrap_or_default(),
         };
-        let cert_watch =
-            self.tls.as_ref().map(|(certs, _)| tokio::spawn(crate::tls::watch(Arc::clone(certs), stop_rx.clone())));
+        // SIGHUP reloads the certificate; without TLS there is nothing to reload, but the signal
+        // must not end the process (`systemctl reload` sends it).
+        let cert_watch = match &self.tls {
+            Some((certs, _)) => tokio::spawn(crate::tls::watch(Arc::clone(certs), stop_rx.clone())),
+            None => tokio::spawn(crate::tls::ignore_hangup(stop_rx.clone())),
+        };
         let deliverer = match crate::webhooks::Deliverer::new(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
@@ -207,9 +211,7 @@ impl Server {
         upkeep.abort();
         pruner.abort();
         monitor.abort();
-        if let Some(w) = cert_watch {
-            w.abort();
-        }
+        cert_watch.abort();
         // The writer writes what is queued, then ends.
         let _ = drain_tx.send(true);
         if let Some(w) = log_writer {

@@ -126,3 +126,20 @@ pub async fn watch(certs: Arc<Reloading>, mut stop: tokio::sync::watch::Receiver
         }
     }
 }
+
+/// Without TLS: logs and otherwise ignores SIGHUP (whose default action would end the
+/// process), until `stop` turns true.
+pub async fn ignore_hangup(mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = stop.wait_for(|s| *s).await;
+}

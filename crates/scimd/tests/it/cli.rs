@@ -796,3 +796,20 @@ fn sigterm_ends_a_long_poll_of_the_feed_at_once_instead_of_waiting_for_it() {
         assert!(start.elapsed() < Duration::from_secs(5), "stopping took {:?}", start.elapsed());
     });
 }
+
+/// `systemctl reload` sends SIGHUP: without TLS there is nothing to reload, and the signal's
+/// default action used to end the process.
+#[test]
+fn sighup_without_tls_leaves_the_server_serving() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = Db::new();
+    let port = free_port();
+    let server = Server::start(&db, port, free_port());
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &health));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &health));
+    server.stop_cleanly();
+}
