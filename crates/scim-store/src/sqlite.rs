@@ -431,6 +431,63 @@ impl Engine for SqliteStore {
 /// The writer thread: takes every write queued (up to [`MAX_BATCH`]), runs them in one
 /// transaction, each in its own savepoint, commits, then answers them. Ends when the store is
 /// dropped.
+/// What a backup wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Database pages copied.
+    pub pages: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Copies the SQLite database at `path` to the new file `to` with SQLite's online backup API,
+/// while other processes may be reading and writing it: every page is copied in one step, in
+/// one read transaction, so the copy is the database as of one commit (in WAL mode the
+/// writers do not wait for it). The copy is written next to `to`, checked with
+/// `PRAGMA quick_check`, synced, and renamed into place; `to` must not exist.
+pub fn backup(path: &str, to: &Path) -> Result<BackupReport> {
+    use rusqlite::OpenFlags;
+    use rusqlite::backup::{Backup, StepResult};
+    let err = |what: &str, e: &dyn std::fmt::Display| StoreError::Backend(format!("backup: {what}: {e}"));
+    if to.exists() {
+        return Err(StoreError::Backend(format!("backup: {} exists already; choose a new file", to.display())));
+    }
+    let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| err(path, &e))?;
+    src.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+    let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "backup".into());
+    let tmp = to.with_file_name(format!(".{name}.partial"));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        let mut dst = Connection::open(&tmp).map_err(|e| err(&tmp.display().to_string(), &e))?;
+        {
+            let b = Backup::new(&src, &mut dst).map_err(db)?;
+            loop {
+                match b.step(-1).map_err(db)? {
+                    StepResult::Done => break,
+                    _ => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        let check: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(db)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt(format!("backup: the copy fails its check: {check}")));
+        }
+        let pages: i64 = dst.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(db)?;
+        dst.close().map_err(|(_, e)| db(e))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| err("sync", &e))?;
+        std::fs::rename(&tmp, to).map_err(|e| err(&to.display().to_string(), &e))?;
+        let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+        Ok(BackupReport { pages: u64::try_from(pages).unwrap_or(0), bytes })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// How often the writer refreshes the query planner's statistics (`PRAGMA optimize`), while it
 /// writes.
 const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);

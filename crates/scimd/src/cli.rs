@@ -60,6 +60,13 @@ enum Command {
     Webhook(WebhookCommand),
     /// Read a tenant's provisioning log: its SCIM requests, newest first.
     Log(LogArgs),
+    /// Copy the SQLite database to a new file, consistent while scimd serves it (SQLite's online
+    /// backup API). For PostgreSQL, use pg_dump.
+    Backup {
+        /// The new file (it must not exist)
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -436,6 +443,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Events(cmd) => events(cmd, &settings).await,
         Command::Webhook(cmd) => webhook(cmd, &settings).await,
         Command::Log(args) => log(args, &settings).await,
+        Command::Backup { to } => backup(&settings, &to).await,
     }
 }
 
@@ -867,6 +875,35 @@ fn health_details(h: &crate::health::Health) -> String {
         text += &format!("problem:      {}: {}\n", p.code, p.detail);
     }
     text
+}
+
+async fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), Failure> {
+    let Some(path) = settings.database.strip_prefix("sqlite://") else {
+        return Err(Failure::Usage(format!(
+            "scimd backup copies SQLite databases; {} is PostgreSQL: use pg_dump, e.g. \
+             pg_dump --format=custom --file=scimd.dump \"$DATABASE_URL\" (and pg_restore to restore)",
+            config::redact_url(&settings.database)
+        )));
+    };
+    if !std::path::Path::new(path).exists() {
+        return Err(Failure::Runtime(format!("no database at {path}")));
+    }
+    if to.exists() {
+        return Err(Failure::Usage(format!("{} exists already: choose a new file", to.display())));
+    }
+    let (path, target) = (path.to_owned(), to.to_owned());
+    let report = tokio::task::spawn_blocking(move || scim_store::sqlite::backup(&path, &target))
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    out(&format!(
+        "backed up {} to {} ({} pages, {} bytes, checked); restore by stopping scimd and putting the file in place \
+         of the database (with no -wal and -shm files beside it)\n",
+        settings.database,
+        to.display(),
+        report.pages,
+        report.bytes
+    ))
 }
 
 async fn log(args: LogArgs, settings: &Settings) -> Result<(), Failure> {

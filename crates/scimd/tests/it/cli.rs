@@ -813,3 +813,73 @@ fn sighup_without_tls_leaves_the_server_serving() {
     rt.block_on(wait_healthy(&reqwest::Client::new(), &health));
     server.stop_cleanly();
 }
+
+/// Creates users `{prefix}0..{n}` through the SCIM API; returns how many were acknowledged.
+async fn create_users(scim: &str, token: &str, prefix: &str, n: usize) -> usize {
+    let client = reqwest::Client::new();
+    let mut ok = 0;
+    for i in 0..n {
+        let r = client
+            .post(format!("{scim}/Users"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"userName": format!("{prefix}{i}@contoso.com")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        ok += 1;
+    }
+    ok
+}
+
+async fn total_users(scim: &str, token: &str) -> u64 {
+    let r = reqwest::Client::new().get(format!("{scim}/Users?count=0")).bearer_auth(token).send().await.unwrap();
+    r.json::<serde_json::Value>().await.unwrap()["totalResults"].as_u64().unwrap()
+}
+
+#[test]
+fn backup_copies_the_sqlite_database_while_it_is_served_and_written() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = Db::new();
+    let port = free_port();
+    let server = Server::start(&db, port, free_port());
+    let token =
+        server.read_until("Secret Token:").last().unwrap().trim_start_matches("Secret Token:").trim().to_owned();
+    let scim = format!("http://127.0.0.1:{port}/scim/v2");
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/healthz")));
+    let before = rt.block_on(create_users(&scim, &token, "a", 50));
+    // Writes go on while the backup runs.
+    let writer = {
+        let (scim, token) = (scim.clone(), token.clone());
+        rt.spawn(async move { create_users(&scim, &token, "b", 200).await })
+    };
+    let copy = db.dir.path().join("copy.db");
+    let out = db.expect(0, &["backup", "--to", copy.to_str().unwrap()]);
+    assert!(out.contains("checked"), "{out}");
+    let during = rt.block_on(writer).unwrap();
+    assert_eq!(during, 200);
+    let again = db.run(&["backup", "--to", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "an existing file is never overwritten");
+    drop(server);
+
+    // The copy is a database scimd serves, as of one moment between the two batches.
+    let copy_db = Db { url: format!("sqlite://{}", copy.display()), dir: tempfile::tempdir().unwrap(), _pg: None };
+    let port = free_port();
+    let _copy_server = Server::start(&copy_db, port, free_port());
+    let scim = format!("http://127.0.0.1:{port}/scim/v2");
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/healthz")));
+    let n = rt.block_on(total_users(&scim, &token));
+    assert!((before as u64..=(before + during) as u64).contains(&n), "{n} users in the copy");
+    let listed = copy_db.expect(0, &["tenant", "list"]);
+    assert!(listed.contains("default"), "{listed}");
+}
+
+#[test]
+fn backup_of_a_postgres_database_says_to_use_pg_dump() {
+    let db = Db { url: "postgres://u:secret@127.0.0.1:1/x".into(), dir: tempfile::tempdir().unwrap(), _pg: None };
+    let out = db.run(&["backup", "--to", "/tmp/never.db"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pg_dump") && !err.contains("secret"), "{err}");
+}
