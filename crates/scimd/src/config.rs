@@ -27,6 +27,7 @@
 //! max_connections = 1024          # open connections per listener; more wait in the backlog
 //! header_timeout_secs = 10        # to send a request head, and idle time between requests
 //! body_timeout_secs = 30          # to send a request body
+//! shutdown_delay_secs = 0         # on SIGTERM, /readyz is 503 this long before the listeners close
 //!
 //! [events]
 //! retention = "90d"               # events older than this are pruned; "forever" keeps them
@@ -212,6 +213,10 @@ pub struct LimitsConfig {
     pub header_timeout_secs: Option<u64>,
     /// `body_timeout_secs`: the time a client has to send a request's body. Default 30.
     pub body_timeout_secs: Option<u64>,
+    /// `shutdown_delay_secs`: on SIGTERM, how long `/readyz` answers 503 while scimd still
+    /// accepts and serves requests, before it stops accepting and lets the requests in flight
+    /// finish (time for a load balancer to take the replica out). Default 0.
+    pub shutdown_delay_secs: Option<u64>,
 }
 
 /// A configuration that cannot be used. Always a usage error (exit code 2).
@@ -352,6 +357,9 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
     }
     if let Some(v) = l.header_timeout_secs {
         http.header_timeout = std::time::Duration::from_secs(limit("header_timeout_secs", v)?);
+    }
+    if let Some(v) = l.shutdown_delay_secs {
+        http.shutdown_delay = std::time::Duration::from_secs(limit_or_off::<u64>("shutdown_delay_secs", v)?.min(300));
     }
     if let Some(v) = l.body_timeout_secs {
         http.body_timeout = std::time::Duration::from_secs(limit("body_timeout_secs", v)?);

@@ -95,7 +95,15 @@ impl Server {
         let admin = bind(&settings.admin_listen, "admin").await?;
         let auth = Arc::new(AuthCache::new(settings.http.token_cache_ttl));
         let (log, log_queue) = crate::reqlog::RequestLog::new(&settings.request_log);
-        let state = AppState { store, registry, clock, auth, settings: Arc::new(settings.http.clone()), log };
+        let state = AppState {
+            store,
+            registry,
+            clock,
+            auth,
+            settings: Arc::new(settings.http.clone()),
+            log,
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
         Ok(Server {
             state,
             admin_hosts: settings.admin_hosts.clone(),
@@ -131,8 +139,16 @@ impl Server {
     /// at most [`SHUTDOWN_GRACE`]).
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Told to stop: readiness turns off at once; after the shutdown delay the listeners
+        // stop accepting and the requests in flight finish.
+        let (draining, delay) = (Arc::clone(&self.state.draining), self.state.settings.shutdown_delay);
         tokio::spawn(async move {
             stop.await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(seconds = delay.as_secs(), "stopping: /readyz answers 503 until the listeners close");
+                tokio::time::sleep(delay).await;
+            }
             let _ = stop_tx.send(true);
         });
         // Histograms of the Prometheus recorder need periodic upkeep when it serves no listener

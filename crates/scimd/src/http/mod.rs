@@ -265,6 +265,9 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(sh): State<SharedState>) -> Response {
+    if sh.app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::Unavailable("shutting down: send new requests to another replica".into()).into_response();
+    }
     match sh.store().ping().await {
         Ok(()) => scim_json(StatusCode::OK, &json!({"status": "ok"})),
         Err(e) => {

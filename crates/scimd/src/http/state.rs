@@ -29,6 +29,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Where every finished SCIM request of a tenant goes (the provisioning log).
     pub log: crate::reqlog::RequestLog,
+    /// Set when the server has been told to stop: `/readyz` answers 503 from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Limits and knobs of the HTTP API.
@@ -66,6 +68,8 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The vendor's product name, as the customer's setup page and the console say it.
     pub product_name: String,
+    /// On SIGTERM, how long `/readyz` answers 503 before the listeners stop accepting.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for HttpSettings {
@@ -86,6 +90,7 @@ impl Default for HttpSettings {
             body_timeout: Duration::from_secs(30),
             trusted_proxies: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
             product_name: "the application".to_owned(),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }

@@ -883,3 +883,53 @@ fn backup_of_a_postgres_database_says_to_use_pg_dump() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pg_dump") && !err.contains("secret"), "{err}");
 }
+
+/// DESIGN.md, graceful shutdown: on SIGTERM readiness turns off first (both listeners' /readyz
+/// answer 503 while requests are still served), then the listeners close and scimd exits 0.
+#[test]
+fn sigterm_turns_readiness_off_for_the_shutdown_delay_then_exits_0() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = Db::new();
+    let config = db.dir.path().join("scimd.toml");
+    std::fs::write(&config, "[limits]\nshutdown_delay_secs = 3\n").unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let mut child = db
+        .command(&[
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (ready, alive, admin_ready) = (
+        format!("http://127.0.0.1:{port}/readyz"),
+        format!("http://127.0.0.1:{port}/healthz"),
+        format!("http://127.0.0.1:{admin}/readyz"),
+    );
+    rt.block_on(wait_healthy(&client, &alive));
+    let status = |url: &str| rt.block_on(async { client.get(url).send().await.map(|r| r.status().as_u16()).ok() });
+    assert_eq!(status(&ready), Some(200));
+    let stopped_at = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&ready), Some(503), "readiness off first");
+    assert_eq!(status(&admin_ready), Some(503));
+    assert_eq!(status(&alive), Some(200), "still serving during the delay");
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(stopped_at.elapsed() < Duration::from_secs(15), "scimd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0));
+    assert!(stopped_at.elapsed() >= Duration::from_secs(3), "the listeners stayed open for the delay");
+}
