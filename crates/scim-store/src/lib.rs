@@ -608,6 +608,37 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id: String) -> Result<()>;
 }
 
+/// What each schema version brought, `MIGRATION_NOTES[i]` for version `i + 1` (both engines
+/// have the same versions).
+pub const MIGRATION_NOTES: [&str; 8] = [
+    "the first schema",
+    "tenant ids are never reused; rows of deleted tenants are removed",
+    "case-insensitive keys are case-folded",
+    "vendor API keys",
+    "the change feed's events, numbered per tenant",
+    "webhooks and their delivery cursors",
+    "the mass-deprovisioning guard",
+    "the provisioning log, directory health, setup links and console sessions",
+];
+
+/// The schema version of the database a URL names (0: none yet) and the version this scimd
+/// writes, read without migrating anything ([`open`] migrates from the one to the other).
+pub async fn schema_versions(url: &str) -> Result<(i64, i64)> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.to_owned();
+        let v = tokio::task::spawn_blocking(move || sqlite::schema_version(&path))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??;
+        return Ok((v, sqlite::SCHEMA_VERSION));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((postgres::schema_version(url).await?, i64::from(postgres::SCHEMA_VERSION)));
+    }
+    Err(StoreError::Backend(format!(
+        "unsupported database URL \"{url}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+    )))
+}
+
 /// Opens (creating and migrating as needed) the store a URL names:
 /// `sqlite://PATH` (e.g. `sqlite://scimd.db`, `sqlite:///var/lib/scimd/scimd.db`) or
 /// `postgres://...` / `postgresql://...`. `registry` is the schema set filters are planned

@@ -101,6 +101,9 @@ const REQUESTS: &str = crate::sql::requests_table!("");
 /// The version of the schema this scimd writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
+// Every version has its note.
+const _: () = assert!(MIGRATIONS.len() == crate::MIGRATION_NOTES.len());
+
 /// Version 4: keys of the vendor API (the admin listener), stored as digests.
 const API_KEYS: &str = r#"
 CREATE TABLE api_keys (
@@ -610,6 +613,32 @@ async fn sequencer(inner: Arc<PgInner>) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// The schema version of the PostgreSQL database `url` names (0: none yet), read without
+/// migrating anything.
+pub async fn schema_version(url: &str) -> Result<i64> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError::Backend(format!("invalid PostgreSQL URL: {e}; use postgres://USER:PASSWORD@HOST/DB"))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| backend(&e))?;
+    let driver = tokio::spawn(connection);
+    let result = async {
+        let row = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?;
+        if !row.try_get::<_, bool>(0)? {
+            return Ok(0);
+        }
+        let row = client.query_one("SELECT max(version) FROM schema_version", &[]).await?;
+        Ok(i64::from(row.try_get::<_, Option<i32>>(0)?.unwrap_or(0)))
+    }
+    .await
+    .map_err(|e: tokio_postgres::Error| backend(&e));
+    drop(client);
+    driver.abort();
+    result
 }
 
 /// LISTENs for the sequencers' notifications (this replica's and the others') on a

@@ -58,6 +58,9 @@ const REQUESTS: &str = crate::sql::requests_table!(" WITHOUT ROWID");
 /// The version this scimd writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+// Every version has its note.
+const _: () = assert!(MIGRATIONS.len() == crate::MIGRATION_NOTES.len());
+
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`). `seq` is given by
 /// the write itself (one writer).
 const FEED: &str = "
@@ -431,6 +434,17 @@ impl Engine for SqliteStore {
 /// The writer thread: takes every write queued (up to [`MAX_BATCH`]), runs them in one
 /// transaction, each in its own savepoint, commits, then answers them. Ends when the store is
 /// dropped.
+/// The schema version of the SQLite database at `path` (0: no file, or no schema yet), read
+/// without migrating anything.
+pub fn schema_version(path: &str) -> Result<i64> {
+    if !Path::new(path).exists() {
+        return Ok(0);
+    }
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Backend(format!("{path}: {e}")))?;
+    c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)
+}
+
 /// What a backup wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupReport {
@@ -670,6 +684,53 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         (bad, out)
+    }
+
+    /// A database of the previous schema version (7) is migrated on open (to the provisioning
+    /// log, traffic, setup links and sessions) and served; the version is read without
+    /// migrating first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_the_previous_schema_version_is_migrated_and_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            for (i, step) in MIGRATIONS[..7].iter().enumerate() {
+                let tx = c.transaction().unwrap();
+                for sql in *step {
+                    tx.execute_batch(sql).unwrap();
+                }
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+                tx.commit().unwrap();
+            }
+            c.execute_batch("INSERT INTO tenants (name, required, created) VALUES ('kept', '[]', 0)").unwrap();
+        }
+        assert_eq!(schema_version(path.to_str().unwrap()).unwrap(), 7);
+        assert_eq!(schema_version(path.to_str().unwrap()).unwrap(), 7, "reading it migrates nothing");
+        let store =
+            SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
+        assert_eq!(schema_version(path.to_str().unwrap()).unwrap(), SCHEMA_VERSION);
+        let t = store.tenant("kept".into()).await.unwrap().unwrap();
+        let at = time::OffsetDateTime::now_utc();
+        let r = crate::LoggedRequest {
+            id: 0,
+            tenant: t.id,
+            at,
+            token: None,
+            method: "GET".into(),
+            path: "/Users".into(),
+            status: 200,
+            scim_type: None,
+            detail: None,
+            latency_us: 1,
+            resource: None,
+            hint: None,
+        };
+        store.log_requests(vec![r]).await.unwrap();
+        let logged =
+            store.requests(crate::RequestQuery { tenant: t.id, limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(schema_version(dir.path().join("none.db").to_str().unwrap()).unwrap(), 0);
     }
 
     /// A database of schema version 1 (tenant ids reusable, orphans of deleted tenants left

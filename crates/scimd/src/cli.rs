@@ -60,6 +60,13 @@ enum Command {
     Webhook(WebhookCommand),
     /// Read a tenant's provisioning log: its SCIM requests, newest first.
     Log(LogArgs),
+    /// Bring the database's schema to this scimd's version (`serve` does it at start); with
+    /// --check, only say which migrations would run.
+    Migrate {
+        /// Change nothing: print the database's version and the migrations that would run
+        #[arg(long)]
+        check: bool,
+    },
     /// Copy the SQLite database to a new file, consistent while scimd serves it (SQLite's online
     /// backup API). For PostgreSQL, use pg_dump.
     Backup {
@@ -444,6 +451,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Webhook(cmd) => webhook(cmd, &settings).await,
         Command::Log(args) => log(args, &settings).await,
         Command::Backup { to } => backup(&settings, &to).await,
+        Command::Migrate { check } => migrate(&settings, check).await,
     }
 }
 
@@ -875,6 +883,36 @@ fn health_details(h: &crate::health::Health) -> String {
         text += &format!("problem:      {}: {}\n", p.code, p.detail);
     }
     text
+}
+
+async fn migrate(settings: &Settings, check: bool) -> Result<(), Failure> {
+    let db = config::redact_url(&settings.database);
+    let (current, target) =
+        scim_store::schema_versions(&settings.database).await.map_err(|e| Failure::Runtime(e.to_string()))?;
+    if current > target {
+        return Err(Failure::Runtime(format!(
+            "{db} has schema version {current}, newer than this scimd's ({target}): upgrade scimd"
+        )));
+    }
+    let steps: Vec<String> = (current + 1..=target)
+        .map(|v| {
+            let note = usize::try_from(v - 1).ok().and_then(|i| scim_store::MIGRATION_NOTES.get(i)).copied();
+            format!("  {v}: {}", note.unwrap_or_default())
+        })
+        .collect();
+    if steps.is_empty() {
+        return out(&format!("{db}: schema version {current}, up to date\n"));
+    }
+    if check {
+        return out(&format!(
+            "{db}: schema version {current}; this scimd writes {target}; would run (forward only, at the next start \
+             or with `scimd migrate`):\n{}\n",
+            steps.join("\n")
+        ));
+    }
+    let registry = Arc::new(Registry::standard());
+    open_store(settings, &registry).await?;
+    out(&format!("{db}: migrated from schema version {current} to {target}:\n{}\n", steps.join("\n")))
 }
 
 async fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), Failure> {

@@ -404,16 +404,40 @@ impl Browser {
     }
 
     /// Clicks an element (waited for); accepts a confirmation dialog if the click opened one.
+    /// An element of a page that was just being replaced (after a form was sent) is looked up
+    /// again on the new page.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await.click().await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => break,
+                Err(e) if is_stale(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("clicking `{css}`: {e}"),
+            }
+        }
         let _ = self.c.accept_alert().await;
     }
 
-    /// Types into an input (waited for), after clearing it.
+    /// Types into an input (waited for), after clearing it; as [`Browser::click`], an element of
+    /// a page being replaced is looked up again.
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.wait_for(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let e = self.wait_for(css).await;
+            let done = match e.clear().await {
+                Ok(()) => e.send_keys(text).await,
+                Err(err) => Err(err),
+            };
+            match done {
+                Ok(()) => return,
+                Err(err) if is_stale(&err) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("typing into `{css}`: {err}"),
+            }
+        }
     }
 
     /// The text of the page (the start of it), for failure messages.
@@ -527,4 +551,9 @@ where
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Whether a WebDriver error says the element belongs to a page that is gone.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    e.is_stale_element_reference()
 }

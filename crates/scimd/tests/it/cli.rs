@@ -933,3 +933,16 @@ fn sigterm_turns_readiness_off_for_the_shutdown_delay_then_exits_0() {
     assert_eq!(exit.code(), Some(0));
     assert!(stopped_at.elapsed() >= Duration::from_secs(3), "the listeners stayed open for the delay");
 }
+
+#[test]
+fn migrate_check_says_what_would_run_and_changes_nothing() {
+    let db = Db::new();
+    let out = db.expect(0, &["migrate", "--check"]);
+    assert!(out.contains("schema version 0") && out.contains("  1: the first schema"), "{out}");
+    assert!(out.contains("  8: the provisioning log"), "{out}");
+    assert!(!db.dir.path().join("t.db").exists(), "--check made no database");
+    let out = db.expect(0, &["migrate"]);
+    assert!(out.contains("migrated from schema version 0 to 8"), "{out}");
+    let out = db.expect(0, &["migrate", "--check"]);
+    assert!(out.contains("schema version 8, up to date"), "{out}");
+}
