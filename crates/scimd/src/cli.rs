@@ -60,6 +60,10 @@ enum Command {
     Webhook(WebhookCommand),
     /// Read a tenant's provisioning log: its SCIM requests, newest first.
     Log(LogArgs),
+    /// Check the configuration: print every key's value in force and where it came from
+    /// (flag, env, file, default); exit 2 when it is invalid.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Bring the database's schema to this scimd's version (`serve` does it at start); with
     /// --check, only say which migrations would run.
     Migrate {
@@ -74,6 +78,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration in force, with the source of each value; takes `serve`'s flags.
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -383,14 +393,17 @@ impl From<ConfigError> for Failure {
 
 /// Runs the command line; `main.rs` calls it.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(x) => x,
         Err(e) => {
             // Help and version go to stdout with 0; usage errors to stderr with 2.
             let _ = e.print();
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    let sources = cli_sources(&matches);
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -406,7 +419,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = runtime.block_on(run(cli));
+    let outcome = runtime.block_on(run(cli, sources));
     // Nothing may keep the process alive after the command: connections close with the runtime.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match outcome {
@@ -431,10 +444,40 @@ fn init_logging() {
         .try_init();
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+/// Where the flags that override the configuration file got their values (the flag or its
+/// environment variable), for `config check`.
+fn cli_sources(m: &clap::ArgMatches) -> crate::config_check::CliSources {
+    use crate::config_check::Source;
+    use clap::parser::ValueSource;
+    let of = |m: &clap::ArgMatches, id: &str| match m.value_source(id) {
+        Some(ValueSource::CommandLine) => Some(Source::Flag),
+        Some(ValueSource::EnvVariable) => Some(Source::Env),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(s) = of(m, "database") {
+        out.push(("database", s));
+    }
+    if let Some(("config", m)) = m.subcommand() {
+        if let Some(("check", m)) = m.subcommand() {
+            for id in ["listen", "admin_listen", "public_url", "tls_cert", "tls_key"] {
+                if let Some(s) = of(m, id) {
+                    out.push((id, s));
+                }
+            }
+        }
+    }
+    crate::config_check::CliSources(out)
+}
+
+async fn run(cli: Cli, sources: crate::config_check::CliSources) -> Result<(), Failure> {
     let file = FileConfig::load_optional(cli.config.as_ref())?;
     let mut overrides = Overrides { database: cli.database, ..Overrides::default() };
-    if let Command::Serve(args) = &cli.command {
+    let serve_args = match &cli.command {
+        Command::Serve(args) | Command::Config(ConfigCommand::Check(args)) => Some(args),
+        _ => None,
+    };
+    if let Some(args) = serve_args {
         overrides.listen = args.listen.clone();
         overrides.admin_listen = args.admin_listen.clone();
         overrides.public_url = args.public_url.clone();
@@ -452,6 +495,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Log(args) => log(args, &settings).await,
         Command::Backup { to } => backup(&settings, &to).await,
         Command::Migrate { check } => migrate(&settings, check).await,
+        Command::Config(ConfigCommand::Check(_)) => {
+            let rows = crate::config_check::rows(&file, &settings, &sources);
+            let rows: Vec<Vec<String>> = rows.into_iter().map(|(k, v, s)| vec![k, v, s.to_owned()]).collect();
+            let from = cli.config.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string());
+            out(&format!(
+                "configuration file: {from}\nthe configuration is valid\n{}",
+                table(&["KEY", "VALUE", "SOURCE"], &rows)
+            ))
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_check;
 pub mod console;
 pub mod feed;
 pub mod health;

@@ -946,3 +946,38 @@ fn migrate_check_says_what_would_run_and_changes_nothing() {
     let out = db.expect(0, &["migrate", "--check"]);
     assert!(out.contains("schema version 8, up to date"), "{out}");
 }
+
+#[test]
+fn config_check_prints_every_value_with_its_source_and_refuses_a_bad_file() {
+    let db = Db::new();
+    let path = db.dir.path().join("scimd.toml");
+    std::fs::write(&path, "admin_listen = \"127.0.0.1:9001\"\n[limits]\nmax_page_size = 500\n").unwrap();
+    let out = db
+        .command(&["--config", path.to_str().unwrap(), "config", "check", "--public-url", "https://scim.example.com"])
+        .env("SCIMD_LISTEN", "127.0.0.1:9000")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row {key}:\n{text}"))
+    };
+    assert_eq!(row("listen")[1..], ["127.0.0.1:9000", "env"]);
+    assert_eq!(row("admin_listen")[1..], ["127.0.0.1:9001", "file"]);
+    assert_eq!(row("public_url")[1..], ["https://scim.example.com", "flag"]);
+    assert_eq!(row("database")[2], "flag", "the tests' --database");
+    assert_eq!(row("limits.max_page_size")[1..], ["500", "file"]);
+    assert_eq!(row("limits.default_page_size")[1..], ["100", "default"]);
+    assert_eq!(row("request_log.retention")[1..], ["30d", "default"]);
+
+    std::fs::write(&path, "[limits]\nmax_page_size = 0\n").unwrap();
+    let err = db.expect_err(2, &["--config", path.to_str().unwrap(), "config", "check"]);
+    assert!(err.contains("max_page_size"), "{err}");
+    std::fs::write(&path, "tls_cert = \"/x.pem\"\n").unwrap();
+    let err = db.expect_err(2, &["--config", path.to_str().unwrap(), "config", "check"]);
+    assert!(err.contains("tls_key"), "{err}");
+}
