@@ -410,7 +410,8 @@ async fn log_run(a: &ConsoleArgs, pg: Option<&str>, round: u64, seq: usize, on: 
         .args(["--users", &a.users.to_string(), "--concurrency", &a.concurrency.to_string()])
         .args(["--scenarios", "initial-sync", "--no-ceiling", "--json"])
         .arg(&json_path);
-    let (fig, row) = crate::webhooks::initial_sync(cmd, &exe, &json_path, &format!("log-{label}")).await?;
+    let row = crate::webhooks::initial_sync(cmd, &exe, &json_path, &format!("log-{label}")).await?;
+    let fig = row.fig;
     let ended = Instant::now();
     // Every op sent a GET, and a POST unless the GET failed; failed ops may have sent one
     // request only, so the check is exact only without errors (the table shows them).
@@ -445,19 +446,16 @@ async fn log_run(a: &ConsoleArgs, pg: Option<&str>, round: u64, seq: usize, on: 
         seq,
         on,
         fig,
-        cpu_sync: row.get("server_cpu_s").and_then(Value::as_f64),
+        cpu_sync: row.cpu_s,
         cpu_total,
-        load: (
-            row.get("loadavg_start").and_then(Value::as_f64).unwrap_or(f64::NAN),
-            row.get("loadavg_end").and_then(Value::as_f64).unwrap_or(f64::NAN),
-        ),
+        load: row.load,
         log,
         expected,
         drain_secs,
         written_metric,
         dropped_metric,
         warnings: s.warnings(),
-        note: row.get("note").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        note: row.note,
     };
     eprintln!(
         "  log {engine} {label}: {} users in {:.2}s; the log holds {} of {} entries ({} POST 201, {} GET filter, {} other) {:.2}s after the run",

@@ -1245,7 +1245,8 @@ async fn sync_round(a: &WebhooksArgs, round: u64, with: bool) -> Result<SyncRun,
         .arg(&db)
         .args(["--users", &a.sync_users.to_string(), "--scenarios", "initial-sync", "--no-ceiling", "--json"])
         .arg(&json_path);
-    let (fig, row) = initial_sync(cmd, &exe, &json_path, &label).await?;
+    let row = initial_sync(cmd, &exe, &json_path, &label).await?;
+    let fig = row.fig;
     let arrivals = r.arrivals();
     let delivered = arrivals.iter().filter(|x| x.kind == "user.created").count() as u64;
     let (check, delivery_secs) = if with {
@@ -1262,27 +1263,36 @@ async fn sync_round(a: &WebhooksArgs, round: u64, with: bool) -> Result<SyncRun,
         round,
         with,
         fig,
-        scimd_cpu_s: row.get("server_cpu_s").and_then(Value::as_f64),
+        scimd_cpu_s: row.cpu_s,
         load_start,
-        load_run: (
-            row.get("loadavg_start").and_then(Value::as_f64).unwrap_or(f64::NAN),
-            row.get("loadavg_end").and_then(Value::as_f64).unwrap_or(f64::NAN),
-        ),
+        load_run: row.load,
         delivered,
         check,
         delivery_secs,
-        note: row.get("note").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        note: row.note,
     })
 }
 
+/// The initial-sync row of a `scimd-bench run` child.
+pub(crate) struct SyncRow {
+    /// Its figures.
+    pub fig: Figures,
+    /// The server's CPU seconds over the run, when the child could read them.
+    pub cpu_s: Option<f64>,
+    /// The load average at the run's start and end.
+    pub load: (f64, f64),
+    /// The child's note.
+    pub note: String,
+}
+
 /// Runs `cmd` (a `scimd-bench run --scenarios initial-sync ... --json JSON_PATH` child),
-/// shows its table, and returns its initial-sync figures and JSON row.
+/// shows its table, and returns its initial-sync row.
 pub(crate) async fn initial_sync(
     mut cmd: tokio::process::Command,
     exe: &Path,
     json_path: &Path,
     label: &str,
-) -> Result<(Figures, Value), String> {
+) -> Result<SyncRow, String> {
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1311,7 +1321,13 @@ pub(crate) async fn initial_sync(
         p99_ms: f("p99_ms"),
         max_ms: f("max_ms"),
     };
-    Ok((fig, row))
+    let num = |k: &str| row.get(k).and_then(Value::as_f64);
+    Ok(SyncRow {
+        fig,
+        cpu_s: num("server_cpu_s"),
+        load: (num("loadavg_start").unwrap_or(f64::NAN), num("loadavg_end").unwrap_or(f64::NAN)),
+        note: row.get("note").and_then(Value::as_str).unwrap_or_default().to_owned(),
+    })
 }
 
 pub(crate) fn read_json(path: &Path) -> Result<Value, String> {

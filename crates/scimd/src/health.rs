@@ -270,12 +270,25 @@ pub async fn tenant_health(store: &dyn Store, clock: &dyn Clock, name: &str) -> 
 
 /// Every tenant's health now, by tenant name.
 pub async fn all_health(store: &dyn Store, clock: &dyn Clock) -> Result<Vec<Health>, OpError> {
-    let now = clock.now();
-    let traffic: HashMap<i64, Traffic> = store.traffic(None).await?.into_iter().map(|t| (t.tenant, t)).collect();
+    Ok(assess_all(store, clock.now()).await?.into_iter().map(|a| a.health).collect())
+}
+
+/// A tenant, the health status last recorded for it, and its health now.
+struct Assessed {
+    tenant: scim_store::Tenant,
+    recorded: Option<String>,
+    health: Health,
+}
+
+/// Every tenant, by name, assessed at `now`.
+async fn assess_all(store: &dyn Store, now: OffsetDateTime) -> Result<Vec<Assessed>, OpError> {
+    let mut traffic: HashMap<i64, Traffic> = store.traffic(None).await?.into_iter().map(|t| (t.tenant, t)).collect();
     let mut out = Vec::new();
-    for t in store.list_tenants().await? {
-        let tokens = store.list_tokens(t.id).await?;
-        out.push(assess(&t.name, traffic.get(&t.id), &tokens, now));
+    for tenant in store.list_tenants().await? {
+        let tokens = store.list_tokens(tenant.id).await?;
+        let tr = traffic.remove(&tenant.id);
+        let health = assess(&tenant.name, tr.as_ref(), &tokens, now);
+        out.push(Assessed { recorded: tr.and_then(|t| t.health), tenant, health });
     }
     Ok(out)
 }
@@ -300,13 +313,9 @@ pub async fn run_monitor(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop:
 /// One round of the monitor; returns how many changes it recorded.
 pub async fn monitor_once(store: &dyn Store, clock: &dyn Clock) -> Result<usize, OpError> {
     let now = clock.now();
-    let traffic: HashMap<i64, Traffic> = store.traffic(None).await?.into_iter().map(|t| (t.tenant, t)).collect();
     let mut counts: HashMap<Status, u64> = HashMap::new();
     let mut changes = 0;
-    for t in store.list_tenants().await? {
-        let tokens = store.list_tokens(t.id).await?;
-        let tr = traffic.get(&t.id);
-        let h = assess(&t.name, tr, &tokens, now);
+    for Assessed { tenant: t, recorded, health: h } in assess_all(store, now).await? {
         *counts.entry(h.status).or_default() += 1;
         for s in Status::ALL {
             metrics::gauge!("scimd_tenant_health", "tenant" => t.name.clone(), "status" => s.as_str())
@@ -314,7 +323,6 @@ pub async fn monitor_once(store: &dyn Store, clock: &dyn Clock) -> Result<usize,
         }
         metrics::gauge!("scimd_tenant_unauthorized_streak", "tenant" => t.name.clone())
             .set(h.unauthorized_streak as f64);
-        let recorded = tr.and_then(|x| x.health.clone());
         let unchanged = match &recorded {
             Some(r) => r == h.status.as_str(),
             None => h.status == Status::NeverConnected,

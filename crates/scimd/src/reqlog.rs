@@ -70,6 +70,11 @@ impl RequestLog {
         (RequestLog { tx: Some(tx) }, Some(rx))
     }
 
+    /// Whether requests are logged at all.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Queues a finished request, never waiting.
     pub fn record(&self, entry: LoggedRequest) {
         let Some(tx) = &self.tx else { return };

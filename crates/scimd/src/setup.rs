@@ -286,7 +286,8 @@ pub struct SetupStatus {
     pub refused: Vec<crate::reqlog::RequestView>,
 }
 
-async fn count(store: &dyn Store, tenant: i64, kind: Kind) -> Result<u64, StoreError> {
+/// How many resources of a kind a tenant has (one counting query, no rows).
+pub(crate) async fn count(store: &dyn Store, tenant: i64, kind: Kind) -> Result<u64, StoreError> {
     let q = Query {
         tenant,
         kind,

@@ -228,12 +228,9 @@ fn token_state(t: &TokenView, now: OffsetDateTime) -> &'static str {
     }
 }
 
-/// How many resources of a kind the tenant has (one counting query, no rows).
+/// How many resources of a kind the tenant has.
 async fn count(s: &AdminState, tenant: &Arc<scim_store::Tenant>, kind: Kind) -> Option<u64> {
-    let params = crate::http::Params::from_pairs(vec![("count".into(), "0".into())]);
-    let base = format!("{}/scim/v2", s.scim_origin);
-    let list = crate::http::vendor_list(&s.scim, Arc::clone(tenant), base, kind, &params).await.ok()?;
-    list.get("totalResults").and_then(serde_json::Value::as_u64)
+    crate::setup::count(s.store.as_ref(), tenant.id, kind).await.ok()
 }
 
 /// `GET /console/tenants/{t}`.

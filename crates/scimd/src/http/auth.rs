@@ -262,13 +262,16 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     let Some(presented) = bearer(req.headers()) else {
         return ApiError::Unauthorized(NO_TOKEN).into_response();
     };
-    let pending = Pending::new(&sh, &req);
+    // Nothing is gathered for the log when it is off.
+    let pending = sh.app.log.enabled().then(|| Pending::new(&sh, &req));
     let (tenant, token) = match authenticate(&sh, presented).await {
         Ok(t) => t,
         Err(e) => {
             let resp = e.into_response();
-            if let Some((tenant, token)) = refused_token(&sh, presented).await {
-                pending.record(&sh, tenant, Some(token), &resp);
+            if let Some(pending) = pending {
+                if let Some((tenant, token)) = refused_token(&sh, presented).await {
+                    pending.record(&sh, tenant, Some(token), &resp);
+                }
             }
             return resp;
         }
@@ -277,7 +280,9 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     let logged_token = tokens::parent_of(&token).map_or_else(|| token.id.clone(), str::to_owned);
     let Some(permit) = sh.limiter.try_acquire(tenant.id) else {
         let mut resp = ApiError::Overloaded.into_response();
-        pending.record(&sh, tenant.id, Some(logged_token), &resp);
+        if let Some(pending) = pending {
+            pending.record(&sh, tenant.id, Some(logged_token), &resp);
+        }
         resp.extensions_mut().insert(name);
         return resp;
     };
@@ -297,7 +302,9 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     req.extensions_mut().insert(Ctx { tenant, base, actor });
     let mut resp = next.run(req).await;
     drop(permit);
-    pending.record(&sh, tenant_id, Some(logged_token), &resp);
+    if let Some(pending) = pending {
+        pending.record(&sh, tenant_id, Some(logged_token), &resp);
+    }
     resp.extensions_mut().insert(name);
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
