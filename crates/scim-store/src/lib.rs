@@ -37,11 +37,13 @@ use time::OffsetDateTime;
 mod common;
 mod document;
 pub mod feed;
+mod measure;
 pub mod plan;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 pub mod traffic;
+pub mod transfer;
 pub mod webhook;
 
 pub use document::{etag, fmt_time, materialize};
@@ -606,6 +608,43 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, id: String) -> Result<Option<Session>>;
     /// Ends a console session.
     async fn delete_session(&self, id: String) -> Result<()>;
+
+    /// The tenant with this name as a move copies it ([`transfer`]), its committed events
+    /// numbered first; `None` if there is none.
+    async fn export_tenant(&self, name: String) -> Result<Option<transfer::TenantDump>>;
+    /// A page of at most `limit` of a tenant's users and groups together, in the order they
+    /// were created, after `after` (`Cursor::default()` for the first page); the records carry
+    /// no members or groups.
+    async fn export_resources(
+        &self,
+        tenant: i64,
+        after: transfer::Cursor,
+        limit: u64,
+    ) -> Result<transfer::ExportPage<Record>>;
+    /// A page of at most `limit` of a tenant's memberships, by group, then member.
+    async fn export_members(
+        &self,
+        tenant: i64,
+        after: transfer::Cursor,
+        limit: u64,
+    ) -> Result<transfer::ExportPage<transfer::MemberDump>>;
+    /// Makes the tenant of a move, with its feed position, pruned position, guard and traffic
+    /// summary as given and without any event (its feed comes with it); the target's webhooks
+    /// of every tenant deliver its events from that position on. A tenant of the same name and
+    /// creation time whose feed is not beyond the given position (an earlier import of it) is
+    /// set again instead; any other tenant of that name is a `Conflict`.
+    async fn import_tenant(&self, tenant: transfer::TenantDump) -> Result<transfer::ImportedTenant>;
+    /// Upserts a batch of rows in one transaction, keeping their ids, times and versions (see
+    /// [`transfer::ImportRows`]). Returns the rows refused (then nothing was written).
+    async fn import_rows(&self, rows: transfer::ImportRows) -> Result<Vec<transfer::Rejected>>;
+    /// What a tenant holds (tokens, setup links, users, groups, memberships, events), counted
+    /// in one snapshot.
+    async fn transfer_counts(&self, tenant: i64) -> Result<transfer::TransferCounts>;
+
+    /// Sets this engine's gauges on the process's metrics recorder (SQLite: the writes waiting
+    /// for the writer thread; PostgreSQL: the pool's connections), for `/metrics` to call when
+    /// it is scraped. The store's timings and counters are recorded as calls run.
+    fn report_metrics(&self) {}
 }
 
 /// What each schema version brought, `MIGRATION_NOTES[i]` for version `i + 1` (both engines
@@ -653,4 +692,34 @@ pub async fn open(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<
     Err(StoreError::Backend(format!(
         "unsupported database URL \"{url}\": use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
     )))
+}
+
+/// Opens the store a URL names for reading only, as the source of a move (`scimd export`,
+/// `scimd store copy`): SQLite with `SQLITE_OPEN_READ_ONLY` (the file may be one scimd cannot
+/// write), PostgreSQL without migrating or numbering the feed in the background. Nothing is
+/// created or migrated: a database that does not exist, or whose schema is not this scimd's
+/// version, is refused (`scimd migrate` brings an older one to it).
+pub async fn open_read_only(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() || !std::path::Path::new(path).is_file() {
+            return Err(StoreError::Backend(format!("no SQLite database at \"{path}\"")));
+        }
+    }
+    let (current, this) = schema_versions(url).await?;
+    if current != this {
+        return Err(StoreError::Backend(if current == 0 {
+            "the database has no scimd schema: is it the right one?".to_owned()
+        } else {
+            let fix = if current > this { "upgrade scimd" } else { "run `scimd migrate` on it first" };
+            format!("the database has schema version {current}; this scimd reads version {this} only: {fix}")
+        }));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.to_owned();
+        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open_read_only(&path, limits, registry))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??;
+        return Ok(Arc::new(store));
+    }
+    Ok(Arc::new(postgres::PgStore::open_read_only(url, limits, registry).await?))
 }

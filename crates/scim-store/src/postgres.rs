@@ -346,27 +346,8 @@ impl PgStore {
     /// Connects to `url` (`postgres://USER:PASSWORD@HOST[:PORT]/DB[?options]`), creating and
     /// migrating the schema as needed.
     pub async fn open(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Self> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Backend(format!("invalid PostgreSQL URL: {e}; use postgres://USER:PASSWORD@HOST/DB"))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("scimd");
-        }
-        let mut listen_config = config.clone();
+        let (inner, mut listen_config) = PgInner::connect(url, limits, registry)?;
         listen_config.application_name("scimd-feed");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
-        let inner =
-            PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
         inner.migrate().await?;
         let inner = Arc::new(inner);
         let tasks = vec![
@@ -377,7 +358,44 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Connects to `url` for reading (the source of `scimd store copy`): nothing is created
+    /// or migrated, and no sequencer or listener runs (a read of the feed still numbers the
+    /// committed events it finds unnumbered, a write).
+    pub async fn open_read_only(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Self> {
+        let (inner, _) = PgInner::connect(url, limits, registry)?;
+        // Connect now: a wrong URL or password fails here, not at the first read.
+        drop(inner.client().await?);
+        Ok(PgStore { inner: Arc::new(inner), tasks: Vec::new() })
+    }
+}
+
 impl PgInner {
+    /// The pool for `url` (no connection is made yet) and the configuration it connects with.
+    fn connect(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<(Self, tokio_postgres::Config)> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(format!("invalid PostgreSQL URL: {e}; use postgres://USER:PASSWORD@HOST/DB"))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("scimd");
+        }
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(MAX_CONNECTIONS)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
+        let inner =
+            PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
+        Ok((inner, config))
+    }
+
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))
     }
@@ -474,6 +492,8 @@ impl PgInner {
 }
 
 impl Engine for PgStore {
+    const NAME: &'static str = "postgres";
+
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
         self.inner.execute(op).await
     }
@@ -490,9 +510,15 @@ impl Engine for PgStore {
         }
         Ok(())
     }
+
+    fn report_gauges(&self) {
+        crate::measure::pool(self.inner.pool.status());
+    }
 }
 
 impl Engine for PgInner {
+    const NAME: &'static str = "postgres";
+
     fn signal(&self) -> &FeedSignal {
         &self.signal
     }

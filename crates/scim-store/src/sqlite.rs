@@ -358,6 +358,8 @@ impl Inner {
 pub struct SqliteStore {
     inner: Arc<Inner>,
     writer: Mutex<mpsc::Sender<Job>>,
+    /// The writes sent to the writer thread that it has not taken into a batch yet.
+    queued: Arc<AtomicUsize>,
     signal: Arc<FeedSignal>,
 }
 
@@ -386,13 +388,16 @@ impl SqliteStore {
         let writer_ctx = ctx.clone();
         let signal = Arc::new(FeedSignal::default());
         let writer_signal = Arc::clone(&signal);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("scimd-sqlite-writer".into())
-            .spawn(move || write_loop(writer, &rx, &writer_ctx, &writer_signal))
+            .spawn(move || write_loop(writer, &rx, &writer_queued, &writer_ctx, &writer_signal))
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner { readers, next_reader: AtomicUsize::new(0), ctx }),
             writer: Mutex::new(tx),
+            queued,
             signal,
         })
     }
@@ -404,7 +409,11 @@ impl SqliteStore {
             let ok = out.is_ok().then_some(appended);
             (ok, Box::new(move |commit: Result<()>| drop(reply.send(commit.and(out)))))
         });
-        lock(&self.writer).send(job).map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if lock(&self.writer).send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Backend("the SQLite writer thread has stopped".into()));
+        }
         answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the write failed inside the SQLite writer".into())))
     }
 
@@ -422,6 +431,8 @@ impl SqliteStore {
 }
 
 impl Engine for SqliteStore {
+    const NAME: &'static str = "sqlite";
+
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
         if O::MODE == Mode::Write { self.write(op).await } else { self.read(op).await }
     }
@@ -429,20 +440,75 @@ impl Engine for SqliteStore {
     fn signal(&self) -> &FeedSignal {
         &self.signal
     }
+
+    fn report_gauges(&self) {
+        crate::measure::writer_queue(self.queued.load(Ordering::Relaxed));
+    }
 }
 
-/// The writer thread: takes every write queued (up to [`MAX_BATCH`]), runs them in one
-/// transaction, each in its own savepoint, commits, then answers them. Ends when the store is
-/// dropped.
+impl SqliteStore {
+    /// Opens the database file at `path` for reading only (`SQLITE_OPEN_READ_ONLY`, as
+    /// [`schema_version`] and [`backup`] do; `immutable` in a directory it cannot write, when
+    /// no process has the database open): nothing is created or migrated, no writer thread
+    /// runs and every write fails, so the file may be one this process cannot write (the source
+    /// of `scimd store copy`). Reads run on the reader connections as usual.
+    pub fn open_read_only(path: &str, limits: Limits, registry: Arc<Registry>) -> Result<Self> {
+        let readers =
+            (0..READERS).map(|_| open_read_only_connection(path).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+        // No writer: the receiver is gone, so a write fails at once.
+        let (writer, _) = mpsc::channel::<Job>();
+        Ok(SqliteStore {
+            inner: Arc::new(Inner { readers, next_reader: AtomicUsize::new(0), ctx: Context { limits, registry } }),
+            writer: Mutex::new(writer),
+            queued: Arc::default(),
+            signal: Arc::default(),
+        })
+    }
+}
+
 /// The schema version of the SQLite database at `path` (0: no file, or no schema yet), read
 /// without migrating anything.
 pub fn schema_version(path: &str) -> Result<i64> {
     if !Path::new(path).exists() {
         return Ok(0);
     }
-    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| StoreError::Backend(format!("{path}: {e}")))?;
+    let c = open_read_only_connection(path)?;
     c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)
+}
+
+/// A read-only connection to the database at `path` (`SQLITE_OPEN_READ_ONLY`). In WAL mode a
+/// reader needs the `-shm` file, which it cannot make in a directory it may not write: when
+/// there is no `-wal` file either (no process has the database open, or ever will without
+/// writing to the directory), the file is opened `immutable` instead, which needs neither.
+fn open_read_only_connection(path: &str) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let err = |e: rusqlite::Error| StoreError::Backend(format!("{path}: {e}"));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(path, flags).map_err(err)?;
+    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
+    let readable = c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0));
+    match readable {
+        Ok(_) => Ok(c),
+        Err(e) if !Path::new(&format!("{path}-wal")).exists() => {
+            drop(c);
+            let first = e.to_string();
+            let err = |_| StoreError::Backend(format!("{path}: {first}"));
+            // A URI names the file: its path percent-encoded but for the unreserved bytes and `/`.
+            let mut uri = String::from("file:");
+            for b in path.bytes() {
+                if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                    uri.push(char::from(b));
+                } else {
+                    uri.push_str(&format!("%{b:02X}"));
+                }
+            }
+            uri.push_str("?immutable=1");
+            let c = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(err)?;
+            c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)).map_err(err)?;
+            Ok(c)
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// What a backup wrote.
@@ -516,7 +582,17 @@ fn optimize(conn: &Connection) {
     }
 }
 
-fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, ctx: &Context, signal: &FeedSignal) {
+/// The writer thread: takes every write queued (up to [`MAX_BATCH`]), runs them in one
+/// transaction, each in its own savepoint, commits, then answers them. Ends when the store is
+/// dropped. `queued` counts the writes sent and not taken yet (the queue-depth gauge); each
+/// batch records its size and duration once (`crate::measure::group_commit`).
+fn write_loop(
+    mut conn: Connection,
+    rx: &mpsc::Receiver<Job>,
+    queued: &AtomicUsize,
+    ctx: &Context,
+    signal: &FeedSignal,
+) {
     let mut optimized = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -526,7 +602,10 @@ fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, ctx: &Context, sig
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        let (writes, started) = (batch.len(), std::time::Instant::now());
         run_batch(&mut conn, batch, ctx, signal);
+        crate::measure::group_commit(writes, started.elapsed());
         if optimized.elapsed() >= OPTIMIZE_EVERY {
             optimize(&conn);
             optimized = std::time::Instant::now();

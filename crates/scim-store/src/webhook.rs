@@ -85,6 +85,9 @@ pub struct Delivery {
     pub position: i64,
     /// The tenant's feed position: `head - position` events wait (the backlog).
     pub head: i64,
+    /// When the first event after `position` was committed (how long the backlog has been
+    /// waiting); `None` when no event waits.
+    pub oldest_waiting: Option<OffsetDateTime>,
     /// Failed attempts in a row.
     pub failures: i64,
     /// When the current run of failures began.

@@ -80,7 +80,8 @@ pub async fn start_scimd(bin: &Path, database: &str, log: &Path) -> Result<Spawn
     let child = Command::new(bin)
         .args(["--database", database, "serve"])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
-        .env("RUST_LOG", "warn")
+        // `SCIMD_BENCH_LOG=info` measures with the access log on (scimd's default level).
+        .env("RUST_LOG", std::env::var("SCIMD_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(logf)

@@ -752,6 +752,7 @@ pub fn router(
     prometheus: PrometheusHandle,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
+    let access = crate::access::Access { listener: "admin", trusted: None };
     let state = AdminState {
         scim: crate::http::vendor_state(app.clone()),
         scim_origin: Arc::new(options.scim_origin),
@@ -800,6 +801,7 @@ pub fn router(
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not support the request's method".to_owned())
         })
+        .layer(axum::middleware::from_fn_with_state(access, crate::access::observe))
         .with_state(state)
         .layer(axum::middleware::map_response(json_error_bodies))
 }
@@ -891,19 +893,17 @@ async fn require_api_key(
     match s.store.api_key(id.to_owned()).await {
         Ok(Some(key)) if tokens::verify_api_key(&key, secret) => {
             let mut req = req;
-            let request_id = crate::http::request_id(req.headers());
+            let who = crate::access::Identity { tenant: None, token: Some(key.id.clone()) };
             let actor = Actor {
                 token: Some(key.id),
                 label: key.label,
-                request_id: Some(request_id.clone()),
+                request_id: Some(crate::access::request_id(req.extensions())),
                 method: req.method().as_str().to_owned(),
                 path: req.uri().path().to_owned(),
             };
             req.extensions_mut().insert(actor);
             let mut resp = next.run(req).await;
-            if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
-                resp.headers_mut().insert(crate::http::REQUEST_ID, v);
-            }
+            resp.extensions_mut().insert(who);
             resp
         }
         Ok(_) => ApiError::Unauthorized("invalid or revoked API key".to_owned()).into_response(),
@@ -1017,6 +1017,8 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         let held = tenants.iter().filter(|t| t.guard.held_from.is_some()).count();
         metrics::gauge!("scimd_tenants_guard_tripped").set(held as f64);
     }
+    s.store.report_metrics();
+    crate::webhooks::report_backlog(s.store.as_ref(), s.clock.now()).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.prometheus.render()).into_response()
 }
 

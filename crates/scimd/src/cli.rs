@@ -34,8 +34,22 @@ struct Cli {
     #[arg(long, global = true, env = "SCIMD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log format on stderr: `text` (for people) or `json` (one object per line, for a log
+    /// pipeline) [default: text on a terminal, json otherwise]
+    #[arg(long, global = true, env = "SCIMD_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +91,38 @@ enum Command {
         /// The new file (it must not exist)
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
+    },
+    /// Write tenants to stdout as JSON Lines (`> FILE.jsonl`): policy, guard, token digests,
+    /// users, groups, memberships and the change feed, with every id, version and position;
+    /// with --all also the API keys and webhooks. Reads the database read-only
+    /// (docs/export-format.md).
+    Export {
+        /// A tenant to export (repeat for more)
+        #[arg(long, value_name = "NAME", required_unless_present = "all", conflicts_with = "all")]
+        tenant: Vec<String>,
+        /// Every tenant, the API keys and the webhooks
+        #[arg(long)]
+        all: bool,
+    },
+    /// Read an export from stdin (`< FILE.jsonl`) into the database, then count each tenant's
+    /// rows against the file's (exit 1 if they differ); importing a file again changes nothing.
+    Import,
+    /// Copy a whole store to another database: `store copy --from URL --to URL`.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy every tenant, API key and webhook from one database to another (export and import
+    /// streamed in this process), reading the source read-only, then check the counts.
+    Copy {
+        /// The source: sqlite://PATH (or a path) or postgres://...; at this scimd's schema version
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The target: created or migrated as `serve` does
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -391,6 +437,15 @@ impl From<ConfigError> for Failure {
     }
 }
 
+impl From<crate::transfer::TransferError> for Failure {
+    fn from(e: crate::transfer::TransferError) -> Self {
+        match e {
+            crate::transfer::TransferError::Input(m) => Failure::Usage(m),
+            crate::transfer::TransferError::Runtime(m) => Failure::Runtime(m),
+        }
+    }
+}
+
 /// Runs the command line; `main.rs` calls it.
 pub fn main() -> ExitCode {
     use clap::{CommandFactory as _, FromArgMatches as _};
@@ -404,7 +459,8 @@ pub fn main() -> ExitCode {
         }
     };
     let sources = cli_sources(&matches);
-    init_logging();
+    // Kept to the end of main: dropping it flushes the log lines still queued.
+    let _log = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("scimd")
@@ -435,13 +491,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr through a writer thread, so a request never waits for the terminal or
+/// the log pipeline (when it falls behind by more than the buffer, lines are dropped, never
+/// requests slowed). `RUST_LOG` filters (default `info`; `scimd::access=off` silences the
+/// access log).
+fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal { LogFormat::Text } else { LogFormat::Json });
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(terminal).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+    guard
 }
 
 /// Where the flags that override the configuration file got their values (the flag or its
@@ -494,6 +558,9 @@ async fn run(cli: Cli, sources: crate::config_check::CliSources) -> Result<(), F
         Command::Webhook(cmd) => webhook(cmd, &settings).await,
         Command::Log(args) => log(args, &settings).await,
         Command::Backup { to } => backup(&settings, &to).await,
+        Command::Export { tenant, all } => Ok(crate::transfer::run_export(&settings, tenant, all).await?),
+        Command::Import => Ok(crate::transfer::run_import(&settings).await?),
+        Command::Store(StoreCommand::Copy { from, to }) => Ok(crate::transfer::run_copy(&settings, &from, &to).await?),
         Command::Migrate { check } => migrate(&settings, check).await,
         Command::Config(ConfigCommand::Check(_)) => {
             let rows = crate::config_check::rows(&file, &settings, &sources);
@@ -1054,8 +1121,7 @@ fn token_table(list: &[TokenView]) -> String {
 }
 
 async fn serve(settings: Settings) -> Result<(), Failure> {
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
+    let prometheus = crate::monitoring::install()
         .map_err(|e| Failure::Runtime(format!("cannot install the metrics recorder: {e}")))?;
     let server = Server::build(&settings, prometheus).await?;
     tracing::info!(database = %config::redact_url(&settings.database), "database open");

@@ -49,12 +49,7 @@ use serde::Deserialize;
 
 use crate::http::HttpSettings;
 
-/// The SCIM listener when nothing else is configured.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// The admin listener when nothing else is configured.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
-/// The database when nothing else is configured.
-pub const DEFAULT_DATABASE: &str = "sqlite://scimd.db";
+use crate::defaults::{ADMIN_LISTEN as DEFAULT_ADMIN_LISTEN, DATABASE as DEFAULT_DATABASE, LISTEN as DEFAULT_LISTEN};
 
 /// The configuration file, as written. Every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -156,9 +151,6 @@ pub struct EventsConfig {
     pub max_per_tenant: Option<u64>,
 }
 
-/// How long events are kept unless configured.
-pub const DEFAULT_RETENTION: time::Duration = time::Duration::days(90);
-
 /// The change feed's retention in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -170,7 +162,7 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { age: Some(DEFAULT_RETENTION), count: None }
+        Retention { age: Some(crate::defaults::EVENTS_RETENTION), count: crate::defaults::EVENTS_MAX_PER_TENANT }
     }
 }
 
@@ -296,7 +288,7 @@ pub struct Settings {
 }
 
 /// How long a console sign-in lasts unless configured.
-pub const DEFAULT_CONSOLE_SESSION: time::Duration = time::Duration::hours(8);
+pub const DEFAULT_CONSOLE_SESSION: time::Duration = crate::defaults::CONSOLE_SESSION;
 
 /// Combines the command line and the file (command line first) over the defaults, and checks
 /// the result.
@@ -364,7 +356,7 @@ pub fn resolve(file: &FileConfig, cli: Overrides) -> Result<Settings, ConfigErro
     if let Some(v) = l.body_timeout_secs {
         http.body_timeout = std::time::Duration::from_secs(limit("body_timeout_secs", v)?);
     }
-    let mut store = scim_store::Limits::default();
+    let mut store = scim_store::Limits { max_candidates: crate::defaults::MAX_CANDIDATES };
     if let Some(v) = l.max_candidates {
         store.max_candidates = limit("max_candidates", v)?;
     }

@@ -6,15 +6,18 @@
 //! The protocol lives in `scim-core`, storage in `scim-store`; this is the only crate that
 //! knows HTTP.
 
+pub mod access;
 pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod config_check;
 pub mod console;
+pub mod defaults;
 pub mod feed;
 pub mod health;
 pub mod http;
+pub mod monitoring;
 pub mod rates;
 pub mod reqlog;
 pub mod server;
@@ -22,5 +25,6 @@ pub mod set;
 pub mod setup;
 pub mod tls;
 pub mod tokens;
+pub mod transfer;
 pub mod ui;
 pub mod webhooks;

@@ -38,7 +38,13 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { enabled: true, age: Some(time::Duration::days(30)), count: Some(100_000), queue: 65_536 }
+        use crate::defaults as d;
+        LogSettings {
+            enabled: d::REQUEST_LOG_ENABLED,
+            age: Some(d::REQUEST_LOG_RETENTION),
+            count: Some(d::REQUEST_LOG_MAX_PER_TENANT),
+            queue: 65_536,
+        }
     }
 }
 

@@ -230,6 +230,7 @@ async fn reveal(
     Path(secret): Path<String>,
     headers: HeaderMap,
     peer: Option<axum::extract::Extension<crate::http::PeerAddr>>,
+    rid: Option<axum::extract::Extension<crate::access::RequestId>>,
 ) -> Response {
     let (invite, tenant) = match open_link(&sh, &secret).await {
         Ok(x) => x,
@@ -242,7 +243,7 @@ async fn reveal(
     let now = sh.app.clock.now();
     let issued = tokens::issue(tenant.id, Some(TOKEN_LABEL.to_owned()), None, now);
     let actor = Actor {
-        request_id: Some(crate::http::request_id(&headers)),
+        request_id: Some(rid.map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.0.to_string())),
         method: "POST".into(),
         path: format!("/setup/{}", invite.id),
         ..Actor::default()

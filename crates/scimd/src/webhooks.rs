@@ -16,7 +16,7 @@
 //!   with the base64-decoded part of the `whsec_` secret; during a secret's rotation both
 //!   signatures are sent, space-separated.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,9 +58,9 @@ pub struct DeliverySettings {
 impl Default for DeliverySettings {
     fn default() -> Self {
         DeliverySettings {
-            retry_for: Duration::from_secs(3 * 24 * 3600),
-            timeout: Duration::from_secs(10),
-            concurrency: 32,
+            retry_for: crate::defaults::WEBHOOK_RETRY_FOR,
+            timeout: crate::defaults::WEBHOOK_TIMEOUT,
+            concurrency: crate::defaults::WEBHOOK_CONCURRENCY,
             lease: Duration::from_secs(30),
             first_backoff: Duration::from_secs(1),
         }
@@ -571,6 +571,59 @@ fn render(w: &Webhook, tenant: &str, e: &Event, issuer: &str) -> Option<(String,
     }
 }
 
+// ---------------------------------------------------------------- metrics
+
+/// Counts and times one POST of an event to a webhook (`scimd_webhook_deliveries_total`,
+/// `scimd_webhook_delivery_duration_seconds`): a 2xx is `ok`, anything else `failed`.
+fn record_attempt(webhook: &str, took: Duration, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!("scimd_webhook_deliveries_total", "webhook" => webhook.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("scimd_webhook_delivery_duration_seconds", "webhook" => webhook.to_owned())
+        .record(took.as_secs_f64());
+}
+
+/// The webhooks whose backlog gauges this process set last (see [`report_backlog`]).
+static REPORTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Sets, from the store, each webhook's `scimd_webhook_backlog_events` (the events of its
+/// tenants' feeds it has not been sent yet, summed over its tenants, as `webhook list` shows
+/// them) and `scimd_webhook_delivery_lag_seconds` (how long the oldest of them has waited, the
+/// most over its tenants; 0 when caught up). `/metrics` calls it when scraped: one read of the
+/// webhooks and their deliveries. The values come from the shared database, so every replica
+/// reports the same ones. A webhook removed since the last call is set to 0 once and then no
+/// longer updated (the recorder keeps a series until the process ends).
+pub async fn report_backlog(store: &dyn Store, now: OffsetDateTime) {
+    let webhooks = match store.list_webhooks().await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhooks: cannot read the backlog for the metrics");
+            return;
+        }
+    };
+    let mut current = BTreeSet::new();
+    for (w, deliveries) in &webhooks {
+        let backlog: i64 = deliveries.iter().map(|d| (d.head - d.position).max(0)).sum();
+        let lag = deliveries
+            .iter()
+            .filter_map(|d| d.oldest_waiting)
+            .map(|at| (now - at).as_seconds_f64())
+            .fold(0.0, f64::max);
+        set_backlog(&w.id, backlog as f64, lag);
+        current.insert(w.id.clone());
+    }
+    let mut reported = REPORTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for gone in reported.difference(&current) {
+        set_backlog(gone, 0.0, 0.0);
+    }
+    *reported = current;
+}
+
+fn set_backlog(webhook: &str, events: f64, lag_seconds: f64) {
+    metrics::gauge!("scimd_webhook_backlog_events", "webhook" => webhook.to_owned()).set(events);
+    metrics::gauge!("scimd_webhook_delivery_lag_seconds", "webhook" => webhook.to_owned()).set(lag_seconds);
+}
+
 // ---------------------------------------------------------------- the worker
 
 /// The delivery worker of one process (see the module documentation).
@@ -726,7 +779,10 @@ impl Deliverer {
                     continue;
                 };
                 let now = self.clock.now();
-                match post(&self.client, w, &e.id, content_type, body, now).await {
+                let started = std::time::Instant::now();
+                let sent = post(&self.client, w, &e.id, content_type, body, now).await;
+                record_attempt(&w.id, started.elapsed(), sent.as_ref().is_ok_and(StatusCode::is_success));
+                match sent {
                     Ok(status) if status.is_success() => {
                         position = e.seq;
                         let lease_until = self.clock.now() + self.settings.lease;

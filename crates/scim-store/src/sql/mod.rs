@@ -13,6 +13,7 @@ use crate::{Kind, Result, StoreError};
 pub(crate) mod filter;
 pub(crate) mod ops;
 pub(crate) mod traffic;
+pub(crate) mod transfer;
 pub(crate) mod webhooks;
 
 /// Migration step of both engines: rows left by tenants deleted while their writes were in
@@ -516,6 +517,8 @@ pub trait Operation: Send + Sync + 'static {
 /// An engine: runs operations on its connections. `Store` is implemented once for every
 /// engine, in terms of this (see `ops`).
 pub trait Engine: Send + Sync + 'static {
+    /// The engine's name in metrics labels (`sqlite`, `postgres`).
+    const NAME: &'static str;
     /// Runs an operation, as its `MODE` says.
     fn execute<O: Operation>(&self, op: O) -> impl Future<Output = Result<O::Output>> + Send;
     /// Who waits for which tenant's feed.
@@ -527,6 +530,8 @@ pub trait Engine: Send + Sync + 'static {
         let _ = tenant;
         async { Ok(()) }
     }
+    /// Sets the engine's gauges (see [`crate::Store::report_metrics`]).
+    fn report_gauges(&self) {}
 }
 
 #[cfg(test)]

@@ -21,10 +21,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::traffic as tr;
+use super::transfer as xfer;
 use super::webhooks as hooks;
 use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
 use crate::common::{Unique, conflict, instant, micros, too_many};
 use crate::feed::NewEvent;
+use crate::measure::timed;
 use crate::plan::{self, IndexKeys};
 use crate::traffic::{Invite, LoggedRequest, RequestQuery, Session, Traffic};
 use crate::{
@@ -47,7 +49,7 @@ pub struct Context {
 const TENANT_COLS: &str =
     "id, name, required, created, guard_share, guard_min, guard_window, guard_held, guard_tripped_at";
 const TOKEN_COLS: &str = "id, tenant_id, digest, label, created, expires, revoked, last_used";
-const RECORD_COLS: &str = "r.pk, r.kind, r.id, r.created, r.modified, r.version, r.doc";
+pub(crate) const RECORD_COLS: &str = "r.pk, r.kind, r.id, r.created, r.modified, r.version, r.doc";
 
 fn tenant_row(mut r: Row) -> Result<Tenant> {
     let required = r.text(2)?;
@@ -85,7 +87,7 @@ fn parse_doc(text: &str) -> Result<Value> {
 }
 
 /// A record row (`RECORD_COLS`) with its key.
-fn record_row(mut r: Row) -> Result<(i64, Record)> {
+pub(crate) fn record_row(mut r: Row) -> Result<(i64, Record)> {
     let doc = r.text(6)?;
     Ok((
         r.int(0)?,
@@ -1306,10 +1308,29 @@ impl Operation for PruneTenant {
 
 // ---------------------------------------------------------------- the Store of every engine
 
+/// Prunes each tenant with `prune(tenant, before as stored)`, summing what it deleted; nothing
+/// when there is no limit at all.
+async fn prune_each<E: Engine, F: Future<Output = Result<u64>>>(
+    engine: &E,
+    before: Option<OffsetDateTime>,
+    keep: Option<u64>,
+    prune: impl Fn(i64, Option<i64>) -> F,
+) -> Result<u64> {
+    if before.is_none() && keep.is_none() {
+        return Ok(0);
+    }
+    let before = before.map(micros);
+    let mut total = 0;
+    for t in engine.execute(ListTenants).await? {
+        total += prune(t.id, before).await?;
+    }
+    Ok(total)
+}
+
 #[async_trait::async_trait]
 impl<E: Engine> Store for E {
     async fn ping(&self) -> Result<()> {
-        self.execute(Ping).await
+        timed(E::NAME, "ping", self.execute(Ping)).await
     }
     async fn create_tenant(
         &self,
@@ -1318,34 +1339,34 @@ impl<E: Engine> Store for E {
         now: OffsetDateTime,
         actor: Actor,
     ) -> Result<Tenant> {
-        self.execute(CreateTenant { name, required, now, actor }).await
+        timed(E::NAME, "create_tenant", self.execute(CreateTenant { name, required, now, actor })).await
     }
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        self.execute(ListTenants).await
+        timed(E::NAME, "list_tenants", self.execute(ListTenants)).await
     }
     async fn tenant(&self, name: String) -> Result<Option<Tenant>> {
-        self.execute(TenantBy::Name(name)).await
+        timed(E::NAME, "tenant", self.execute(TenantBy::Name(name))).await
     }
     async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>> {
-        self.execute(TenantBy::Id(id)).await
+        timed(E::NAME, "tenant_by_id", self.execute(TenantBy::Id(id))).await
     }
     async fn delete_tenant(&self, name: String) -> Result<bool> {
-        self.execute(DeleteTenant(name)).await
+        timed(E::NAME, "delete_tenant", self.execute(DeleteTenant(name))).await
     }
     async fn create_token(&self, token: Token, actor: Option<Actor>) -> Result<()> {
-        self.execute(CreateToken(token, actor)).await
+        timed(E::NAME, "create_token", self.execute(CreateToken(token, actor))).await
     }
     async fn token(&self, id: String) -> Result<Option<Token>> {
-        self.execute(TokenById(id)).await
+        timed(E::NAME, "token", self.execute(TokenById(id))).await
     }
     async fn list_tokens(&self, tenant: i64) -> Result<Vec<Token>> {
-        self.execute(ListTokens(tenant)).await
+        timed(E::NAME, "list_tokens", self.execute(ListTokens(tenant))).await
     }
     async fn revoke_token(&self, id: String, now: OffsetDateTime, actor: Actor) -> Result<bool> {
-        self.execute(RevokeToken { id, now, actor }).await
+        timed(E::NAME, "revoke_token", self.execute(RevokeToken { id, now, actor })).await
     }
     async fn purge_expired_tokens(&self, label_prefix: String, now: OffsetDateTime) -> Result<u64> {
-        self.execute(PurgeExpiredTokens { label_prefix, now }).await
+        timed(E::NAME, "purge_expired_tokens", self.execute(PurgeExpiredTokens { label_prefix, now })).await
     }
     async fn set_required(
         &self,
@@ -1354,7 +1375,7 @@ impl<E: Engine> Store for E {
         now: OffsetDateTime,
         actor: Actor,
     ) -> Result<Option<Tenant>> {
-        self.execute(SetRequired { name, required, now, actor }).await
+        timed(E::NAME, "set_required", self.execute(SetRequired { name, required, now, actor })).await
     }
     async fn rotate_token(
         &self,
@@ -1364,95 +1385,102 @@ impl<E: Engine> Store for E {
         now: OffsetDateTime,
         actor: Actor,
     ) -> Result<()> {
-        self.execute(RotateToken { new, old, until, now, actor }).await
+        timed(E::NAME, "rotate_token", self.execute(RotateToken { new, old, until, now, actor })).await
     }
     async fn create_api_key(&self, key: ApiKey) -> Result<()> {
-        self.execute(CreateApiKey(key)).await
+        timed(E::NAME, "create_api_key", self.execute(CreateApiKey(key))).await
     }
     async fn api_key(&self, id: String) -> Result<Option<ApiKey>> {
-        self.execute(ApiKeyById(id)).await
+        timed(E::NAME, "api_key", self.execute(ApiKeyById(id))).await
     }
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        self.execute(ListApiKeys).await
+        timed(E::NAME, "list_api_keys", self.execute(ListApiKeys)).await
     }
     async fn revoke_api_key(&self, id: String, now: OffsetDateTime) -> Result<bool> {
-        self.execute(RevokeApiKey { id, now }).await
+        timed(E::NAME, "revoke_api_key", self.execute(RevokeApiKey { id, now })).await
     }
     async fn create(&self, req: Create) -> Result<Record> {
-        self.execute(req).await
+        timed(E::NAME, "create", self.execute(req)).await
     }
     async fn get(&self, req: Get) -> Result<Option<Record>> {
-        self.execute(req).await
+        timed(E::NAME, "get", self.execute(req)).await
     }
     async fn update(&self, req: Update) -> Result<Record> {
-        self.execute(req).await
+        timed(E::NAME, "update", self.execute(req)).await
     }
     async fn patch(&self, req: Patch) -> Result<Record> {
-        self.execute(req).await
+        timed(E::NAME, "patch", self.execute(req)).await
     }
     async fn delete(&self, req: Delete) -> Result<()> {
-        self.execute(req).await
+        timed(E::NAME, "delete", self.execute(req)).await
     }
     async fn query(&self, req: Query) -> Result<Page> {
-        if req.position {
-            self.settle(req.tenant).await?;
-        }
-        self.execute(req).await
+        timed(E::NAME, "query", async {
+            if req.position {
+                self.settle(req.tenant).await?;
+            }
+            self.execute(req).await
+        })
+        .await
     }
     async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Feed> {
-        self.settle(tenant).await?;
-        self.execute(Events { tenant, after, limit }).await
+        timed(E::NAME, "events", async {
+            self.settle(tenant).await?;
+            self.execute(Events { tenant, after, limit }).await
+        })
+        .await
     }
     fn subscribe(&self, tenant: i64) -> tokio::sync::watch::Receiver<i64> {
         self.signal().subscribe(tenant)
     }
     async fn prune_events(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64> {
-        if before.is_none() && keep.is_none() {
-            return Ok(0);
-        }
-        let before = before.map(micros);
-        let mut total = 0;
-        for t in self.execute(ListTenants).await? {
-            while let Some(n) = self.execute(PruneTenant { tenant: t.id, before, keep }).await? {
+        let prune = |tenant, before| async move {
+            let mut total = 0;
+            while let Some(n) = self.execute(PruneTenant { tenant, before, keep }).await? {
                 total += n;
             }
-        }
-        Ok(total)
+            Ok(total)
+        };
+        timed(E::NAME, "prune_events", prune_each(self, before, keep, prune)).await
     }
     async fn touch_token(&self, id: String, at: OffsetDateTime) -> Result<()> {
-        self.execute(TouchToken { id, at }).await
+        timed(E::NAME, "touch_token", self.execute(TouchToken { id, at })).await
     }
     fn subscribe_all(&self) -> tokio::sync::watch::Receiver<u64> {
         self.signal().subscribe_all()
     }
     async fn set_guard(&self, name: String, settings: GuardSettings) -> Result<Option<Tenant>> {
-        self.execute(SetGuard { name, settings }).await
+        timed(E::NAME, "set_guard", self.execute(SetGuard { name, settings })).await
     }
     async fn release_guard(&self, name: String, discard: bool, now: OffsetDateTime) -> Result<Option<Tenant>> {
-        self.execute(ReleaseGuard { name, discard, now }).await
+        timed(E::NAME, "release_guard", self.execute(ReleaseGuard { name, discard, now })).await
     }
     async fn create_webhook(&self, webhook: Webhook) -> Result<()> {
-        // It starts at the feed's position: number what is committed first, so that "from now
-        // on" means what was acknowledged before.
-        if let Some(t) = webhook.tenant {
-            self.settle(t).await?;
-        }
-        self.execute(hooks::CreateWebhook(webhook)).await
+        timed(E::NAME, "create_webhook", async {
+            // It starts at the feed's position: number what is committed first, so that "from now
+            // on" means what was acknowledged before.
+            if let Some(t) = webhook.tenant {
+                self.settle(t).await?;
+            }
+            self.execute(hooks::CreateWebhook(webhook)).await
+        })
+        .await
     }
     async fn list_webhooks(&self) -> Result<Vec<(Webhook, Vec<Delivery>)>> {
-        self.execute(hooks::ListWebhooks).await
+        timed(E::NAME, "list_webhooks", self.execute(hooks::ListWebhooks)).await
     }
     async fn webhook(&self, id: String) -> Result<Option<(Webhook, Vec<Delivery>)>> {
-        self.execute(hooks::WebhookById(id)).await
+        timed(E::NAME, "webhook", self.execute(hooks::WebhookById(id))).await
     }
     async fn delete_webhook(&self, id: String) -> Result<bool> {
-        self.execute(hooks::DeleteWebhook(id)).await
+        timed(E::NAME, "delete_webhook", self.execute(hooks::DeleteWebhook(id))).await
     }
     async fn replay_webhook(&self, id: String, tenant: Option<i64>, from: i64) -> Result<bool> {
-        self.execute(hooks::ReplayWebhook { id, tenant, from }).await
+        timed(E::NAME, "replay_webhook", self.execute(hooks::ReplayWebhook { id, tenant, from })).await
     }
     async fn rotate_webhook_secret(&self, id: String, secret: String, old_until: OffsetDateTime) -> Result<bool> {
-        self.execute(hooks::RotateWebhookSecret { id, secret, old_until }).await
+        timed(E::NAME, "rotate_webhook_secret", self.execute(hooks::RotateWebhookSecret { id, secret, old_until }))
+            .await
     }
     async fn claim_deliveries(
         &self,
@@ -1461,13 +1489,14 @@ impl<E: Engine> Store for E {
         lease_until: OffsetDateTime,
         limit: u64,
     ) -> Result<Vec<Claim>> {
-        self.execute(hooks::ClaimDeliveries { owner, now, lease_until, limit }).await
+        timed(E::NAME, "claim_deliveries", self.execute(hooks::ClaimDeliveries { owner, now, lease_until, limit }))
+            .await
     }
     async fn deliveries_due(&self, now: OffsetDateTime) -> Result<Option<bool>> {
-        self.execute(hooks::AnyDue { now }).await
+        timed(E::NAME, "deliveries_due", self.execute(hooks::AnyDue { now })).await
     }
     async fn ack_delivery(&self, webhook: String, tenant: i64, position: i64, now: OffsetDateTime) -> Result<bool> {
-        self.execute(hooks::AckDelivery { webhook, tenant, position, now }).await
+        timed(E::NAME, "ack_delivery", self.execute(hooks::AckDelivery { webhook, tenant, position, now })).await
     }
     async fn settle_delivery(
         &self,
@@ -1477,31 +1506,28 @@ impl<E: Engine> Store for E {
         now: OffsetDateTime,
         outcome: Outcome,
     ) -> Result<bool> {
-        self.execute(hooks::SettleDelivery { webhook, tenant, owner, now, outcome }).await
+        timed(E::NAME, "settle_delivery", self.execute(hooks::SettleDelivery { webhook, tenant, owner, now, outcome }))
+            .await
     }
 
     async fn log_requests(&self, entries: Vec<LoggedRequest>) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.execute(tr::LogRequests(entries)).await
+        timed(E::NAME, "log_requests", async {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            self.execute(tr::LogRequests(entries)).await
+        })
+        .await
     }
     async fn requests(&self, q: RequestQuery) -> Result<Vec<LoggedRequest>> {
-        self.execute(tr::Requests(q)).await
+        timed(E::NAME, "requests", self.execute(tr::Requests(q))).await
     }
     async fn prune_requests(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64> {
-        if before.is_none() && keep.is_none() {
-            return Ok(0);
-        }
-        let before = before.map(micros);
-        let mut total = 0;
-        for t in self.execute(ListTenants).await? {
-            total += self.execute(tr::PruneRequests { tenant: t.id, before, keep }).await?;
-        }
-        Ok(total)
+        let prune = |tenant, before| self.execute(tr::PruneRequests { tenant, before, keep });
+        timed(E::NAME, "prune_requests", prune_each(self, before, keep, prune)).await
     }
     async fn traffic(&self, tenant: Option<i64>) -> Result<Vec<Traffic>> {
-        self.execute(tr::TrafficOf(tenant)).await
+        timed(E::NAME, "traffic", self.execute(tr::TrafficOf(tenant))).await
     }
     async fn set_health(
         &self,
@@ -1511,30 +1537,67 @@ impl<E: Engine> Store for E {
         data: Value,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        self.execute(tr::SetHealth { tenant, before, after, data, now }).await
+        timed(E::NAME, "set_health", self.execute(tr::SetHealth { tenant, before, after, data, now })).await
     }
     async fn create_invite(&self, invite: Invite) -> Result<()> {
-        self.execute(tr::CreateInvite(invite)).await
+        timed(E::NAME, "create_invite", self.execute(tr::CreateInvite(invite))).await
     }
     async fn invite(&self, id: String) -> Result<Option<Invite>> {
-        Ok(self.execute(tr::Invites::Id(id)).await?.pop())
+        timed(E::NAME, "invite", async { Ok(self.execute(tr::Invites::Id(id)).await?.pop()) }).await
     }
     async fn list_invites(&self, tenant: i64) -> Result<Vec<Invite>> {
-        self.execute(tr::Invites::Tenant(tenant)).await
+        timed(E::NAME, "list_invites", self.execute(tr::Invites::Tenant(tenant))).await
     }
     async fn revoke_invite(&self, id: String, now: OffsetDateTime) -> Result<bool> {
-        self.execute(tr::RevokeInvite { id, now }).await
+        timed(E::NAME, "revoke_invite", self.execute(tr::RevokeInvite { id, now })).await
     }
     async fn redeem_invite(&self, id: String, token: Token, now: OffsetDateTime, actor: Actor) -> Result<bool> {
-        self.execute(tr::RedeemInvite { id, token, now, actor }).await
+        timed(E::NAME, "redeem_invite", self.execute(tr::RedeemInvite { id, token, now, actor })).await
     }
     async fn create_session(&self, session: Session) -> Result<()> {
-        self.execute(tr::CreateSession(session)).await
+        timed(E::NAME, "create_session", self.execute(tr::CreateSession(session))).await
     }
     async fn session(&self, id: String) -> Result<Option<Session>> {
-        self.execute(tr::SessionById(id)).await
+        timed(E::NAME, "session", self.execute(tr::SessionById(id))).await
     }
     async fn delete_session(&self, id: String) -> Result<()> {
-        self.execute(tr::DeleteSession(id)).await
+        timed(E::NAME, "delete_session", self.execute(tr::DeleteSession(id))).await
+    }
+    async fn export_tenant(&self, name: String) -> Result<Option<crate::transfer::TenantDump>> {
+        timed(E::NAME, "export_tenant", async {
+            // Number what is committed first, so that the position read is the feed's.
+            let Some(t) = self.execute(TenantBy::Name(name.clone())).await? else { return Ok(None) };
+            self.settle(t.id).await?;
+            self.execute(xfer::ExportTenant(name)).await
+        })
+        .await
+    }
+    async fn export_resources(
+        &self,
+        tenant: i64,
+        after: crate::transfer::Cursor,
+        limit: u64,
+    ) -> Result<crate::transfer::ExportPage<Record>> {
+        timed(E::NAME, "export_resources", self.execute(xfer::ExportResources { tenant, after, limit })).await
+    }
+    async fn export_members(
+        &self,
+        tenant: i64,
+        after: crate::transfer::Cursor,
+        limit: u64,
+    ) -> Result<crate::transfer::ExportPage<crate::transfer::MemberDump>> {
+        timed(E::NAME, "export_members", self.execute(xfer::ExportMembers { tenant, after, limit })).await
+    }
+    async fn import_tenant(&self, tenant: crate::transfer::TenantDump) -> Result<crate::transfer::ImportedTenant> {
+        timed(E::NAME, "import_tenant", self.execute(xfer::ImportTenant(tenant))).await
+    }
+    async fn import_rows(&self, rows: crate::transfer::ImportRows) -> Result<Vec<crate::transfer::Rejected>> {
+        timed(E::NAME, "import_rows", self.execute(xfer::Import(rows))).await
+    }
+    async fn transfer_counts(&self, tenant: i64) -> Result<crate::transfer::TransferCounts> {
+        timed(E::NAME, "transfer_counts", self.execute(xfer::Counts(tenant))).await
+    }
+    fn report_metrics(&self) {
+        self.report_gauges();
     }
 }

@@ -25,7 +25,7 @@ const SESSION_COLS: &str = "id, digest, api_key_id, csrf, created, expires";
 /// Rows of one multi-row `INSERT` of the log.
 const INSERT_ROWS: usize = 64;
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -11,8 +11,11 @@ use crate::{Result, StoreError};
 
 const WEBHOOK_COLS: &str =
     "w.id, w.url, w.tenant_id, w.events, w.format, w.secret, w.old_secret, w.old_secret_until, w.created";
+/// The last column is the commit time of the first event the delivery has not sent (an index
+/// look-up in `events_seq`).
 const DELIVERY_COLS: &str = "d.webhook_id, d.tenant_id, t.name, d.position, t.feed_seq, d.failures, d.failing_since, \
-     d.next_at, d.last_at, d.last_outcome, d.failed, t.guard_held, d.discard_from, d.discard_to";
+     d.next_at, d.last_at, d.last_outcome, d.failed, t.guard_held, d.discard_from, d.discard_to, \
+     (SELECT e.at FROM events e WHERE e.tenant_id = d.tenant_id AND e.seq > d.position ORDER BY e.seq LIMIT 1)";
 
 fn webhook_row(mut r: Row) -> Result<Webhook> {
     let events = r.text(3)?;
@@ -47,6 +50,7 @@ fn delivery_row(mut r: Row) -> Result<Delivery> {
         failed: r.int(10)? != 0,
         held_from: r.opt_int(11)?,
         discard: r.opt_int(12)?.zip(r.opt_int(13)?),
+        oldest_waiting: r.opt_int(14)?.map(instant),
     })
 }
 

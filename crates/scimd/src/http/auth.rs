@@ -18,6 +18,7 @@ use scim_store::{Actor, Tenant, Token};
 
 use super::ApiError;
 use super::state::SharedState;
+use crate::access::Identity;
 use crate::tokens;
 
 /// What a handler knows about an authenticated request.
@@ -31,26 +32,8 @@ pub(crate) struct Ctx {
     pub actor: Actor,
 }
 
-/// The header a request's id comes in and goes back in.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
-
-/// The request's id: the client's `X-Request-Id` if it is a sane one (1 to 128 visible ASCII
-/// characters), else a new UUID.
-pub(crate) fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
-}
-
 /// How often a token's `last used` time is written, at most (per token and process).
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
-
-/// The tenant's name, put on the response for the request log.
-#[derive(Debug, Clone)]
-pub(crate) struct TenantName(pub String);
 
 const MAX_CACHED: usize = 10_000;
 
@@ -169,18 +152,28 @@ fn note_use(sh: &SharedState, id: &str) {
 /// only while the token it was issued for (its parent) still does: revoking or expiry of the
 /// parent ends it.
 async fn authenticate(sh: &SharedState, presented: &str) -> Result<(Arc<Tenant>, Token), ApiError> {
-    let (id, secret) = tokens::split(presented).ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
-    let token = cached_token(sh, id).await?.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    let refuse = |reason| {
+        token_failure(reason);
+        ApiError::Unauthorized(BAD_TOKEN)
+    };
+    let (id, secret) = tokens::split(presented).ok_or_else(|| refuse("malformed"))?;
+    let token = cached_token(sh, id).await?.ok_or_else(|| refuse("unknown"))?;
     let now = sh.app.clock.now();
     if !tokens::verify(&token, secret, now) {
-        return Err(ApiError::Unauthorized(BAD_TOKEN));
+        return Err(refuse(if !tokens::verify_secret(&token, secret) {
+            "wrong_secret"
+        } else if token.revoked.is_some() {
+            "revoked"
+        } else {
+            "expired"
+        }));
     }
     if let Some(parent) = tokens::parent_of(&token) {
         let parent = cached_token(sh, parent).await?;
         let alive = parent
             .is_some_and(|p| p.tenant == token.tenant && p.revoked.is_none() && p.expires.is_none_or(|e| now < e));
         if !alive {
-            return Err(ApiError::Unauthorized(BAD_TOKEN));
+            return Err(refuse("revoked"));
         }
     }
     let tenant = match sh.app.auth.tenants.get(&token.tenant) {
@@ -191,7 +184,7 @@ async fn authenticate(sh: &SharedState, presented: &str) -> Result<(Arc<Tenant>,
             t
         }
     };
-    let tenant = tenant.ok_or(ApiError::Unauthorized(BAD_TOKEN))?;
+    let tenant = tenant.ok_or_else(|| refuse("tenant_gone"))?;
     // An OAuth access token is a use of the token it was issued for.
     note_use(sh, tokens::parent_of(&token).unwrap_or(&token.id));
     Ok((tenant, token))
@@ -260,6 +253,7 @@ async fn refused_token(sh: &SharedState, presented: &str) -> Option<(i64, String
 /// provisioning log.
 pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, next: Next) -> Response {
     let Some(presented) = bearer(req.headers()) else {
+        token_failure("missing");
         return ApiError::Unauthorized(NO_TOKEN).into_response();
     };
     // Nothing is gathered for the log when it is off.
@@ -267,29 +261,30 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     let (tenant, token) = match authenticate(&sh, presented).await {
         Ok(t) => t,
         Err(e) => {
-            let resp = e.into_response();
+            let mut resp = e.into_response();
             if let Some(pending) = pending {
                 if let Some((tenant, token)) = refused_token(&sh, presented).await {
+                    resp.extensions_mut().insert(Identity { tenant: None, token: Some(token.clone()) });
                     pending.record(&sh, tenant, Some(token), &resp);
                 }
             }
             return resp;
         }
     };
-    let name = TenantName(tenant.name.clone());
     let logged_token = tokens::parent_of(&token).map_or_else(|| token.id.clone(), str::to_owned);
+    let who = Identity { tenant: Some(tenant.name.clone()), token: Some(logged_token.clone()) };
     let Some(permit) = sh.limiter.try_acquire(tenant.id) else {
         let mut resp = ApiError::Overloaded.into_response();
         if let Some(pending) = pending {
             pending.record(&sh, tenant.id, Some(logged_token), &resp);
         }
-        resp.extensions_mut().insert(name);
+        resp.extensions_mut().insert(who);
         return resp;
     };
     let peer = req.extensions().get::<PeerAddr>().copied();
     let forwarded = forwarded_from_trusted(peer, &sh.settings().trusted_proxies);
     let base = format!("{}/scim/v2", origin(sh.settings().public_url.as_deref(), req.headers(), forwarded));
-    let request_id = request_id(req.headers());
+    let request_id = crate::access::request_id(req.extensions());
     let path = req.uri().path();
     let actor = Actor {
         token: Some(token.id),
@@ -305,11 +300,14 @@ pub(crate) async fn require(State(sh): State<SharedState>, mut req: Request, nex
     if let Some(pending) = pending {
         pending.record(&sh, tenant_id, Some(logged_token), &resp);
     }
-    resp.extensions_mut().insert(name);
-    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
+    resp.extensions_mut().insert(who);
     resp
+}
+
+/// Counts a refused token by why (`scimd_token_failures_total{reason}`: missing, malformed,
+/// unknown, wrong_secret, revoked, expired, tenant_gone; a fixed set).
+fn token_failure(reason: &'static str) {
+    metrics::counter!("scimd_token_failures_total", "reason" => reason).increment(1);
 }
 
 /// The address of the peer a request came from (set by the server for each connection).

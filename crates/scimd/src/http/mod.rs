@@ -43,13 +43,13 @@ mod render;
 mod state;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use scim_core::project::Projection;
@@ -58,14 +58,14 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::PeerAddr;
-pub(crate) use auth::{REQUEST_ID, bearer, request_id};
+pub(crate) use auth::{bearer, forwarded_from_trusted};
 pub(crate) use body::is_json_media_type;
 pub use error::ApiError;
 pub(crate) use hints::{conflict_value, entra_source, okta_source};
 pub use lenient::LenientIo;
 pub use state::{AppState, AuthCache, HttpSettings};
 
-use auth::{Ctx, TenantName};
+use auth::Ctx;
 use body::JsonBody;
 pub(crate) use params::Params;
 use params::{IfMatchHeader, IfNoneMatch, ListParams};
@@ -76,6 +76,8 @@ pub(crate) use state::SharedState;
 /// The SCIM API: `/healthz`, `/readyz` and everything under `/scim/v2`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let access =
+        crate::access::Access { listener: "scim", trusted: Some(state.settings.trusted_proxies.clone().into()) };
     let shared: SharedState = Arc::new(Shared::new(state));
     let scim = Router::new()
         .route("/scim/v2/Users", get(list::<USERS>).post(create::<USERS>))
@@ -108,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(access, crate::access::observe))
         .with_state(shared);
     // Around the routing, not inside each route: a route's 405 gets its `Allow` header only
     // once it leaves the route.
@@ -117,33 +119,63 @@ pub fn router(state: AppState) -> Router {
 
 // ----- cross-cutting layers -----
 
-/// Counts and times every request, and logs it at debug. Every label comes from a fixed set
-/// (the method of RFC 9110 or `other`, the route template or `unmatched`, the status class), so
-/// no client can grow the metrics: distinct 16 KB method names once added a series each.
-async fn observe(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let resp = next.run(req).await;
-    let elapsed = start.elapsed();
-    let status = resp.status().as_u16();
+/// Counts and times a request of the SCIM listener (called by the access layer,
+/// [`crate::access::observe`]). Every label comes from a fixed set (the method of RFC 9110 or
+/// `other`, the route template or `unmatched`, the status class, the operation; the tenant is
+/// one the operator created), so no client can grow the metrics: distinct 16 KB method names
+/// once added a series each.
+pub(crate) fn record_metrics(method: &'static str, route: &str, status: u16, tenant: Option<&str>, elapsed: Duration) {
     crate::rates::record(status);
-    let tenant = resp.extensions().get::<TenantName>().map_or("-", |t| t.0.as_str());
+    let class = status_class(status);
     metrics::counter!(
         "scimd_http_requests_total",
         "method" => method,
-        "route" => route.clone(),
-        "status" => status_class(status)
+        "route" => route.to_owned(),
+        "status" => class
     )
     .increment(1);
-    metrics::histogram!("scimd_http_request_duration_seconds", "method" => method, "route" => route.clone())
+    metrics::histogram!("scimd_http_request_duration_seconds", "method" => method, "route" => route.to_owned())
         .record(elapsed.as_secs_f64());
-    tracing::debug!(method, route = %route, status, tenant, duration_ms = elapsed.as_secs_f64() * 1e3, "request");
-    resp
+    if let (Some(tenant), Some((resource, operation))) = (tenant, operation(method, route)) {
+        metrics::counter!(
+            "scimd_scim_requests_total",
+            "tenant" => tenant.to_owned(),
+            "resource" => resource,
+            "operation" => operation,
+            "status" => class
+        )
+        .increment(1);
+    }
+}
+
+/// The resource type and SCIM operation of a route template and method, for the per-tenant
+/// metrics: `("Users", "patch")`, `("-", "bulk")`, ...; `None` outside `/scim/v2`.
+fn operation(method: &str, route: &str) -> Option<(&'static str, &'static str)> {
+    let rest = route.strip_prefix("/scim/v2/")?;
+    let (head, tail) = rest.split_once('/').map_or((rest, ""), |(h, t)| (h, t));
+    let resource = match head {
+        "Users" => "Users",
+        "Groups" => "Groups",
+        ".search" => return Some(("-", "search")),
+        "Bulk" => return Some(("-", "bulk")),
+        "ServiceProviderConfig" | "ResourceTypes" | "Schemas" => return Some(("-", "discovery")),
+        _ => return None,
+    };
+    let op = match (tail, method) {
+        ("", "GET") => "list",
+        ("", "POST") => "create",
+        (".search", _) => "search",
+        ("{id}", "GET") => "get",
+        ("{id}", "PUT") => "replace",
+        ("{id}", "PATCH") => "patch",
+        ("{id}", "DELETE") => "delete",
+        _ => "other",
+    };
+    Some((resource, op))
 }
 
 /// The metrics label of a method: one of the RFC 9110 methods, else `other`.
-fn method_label(m: &axum::http::Method) -> &'static str {
+pub(crate) fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {
         Method::GET => "GET",

@@ -74,23 +74,28 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
+        use crate::defaults as d;
         HttpSettings {
             public_url: None,
-            max_body_bytes: 2 * 1024 * 1024,
-            default_page_size: 100,
-            max_page_size: 1000,
-            max_in_flight_per_tenant: 64,
-            max_queries_per_tenant: 2,
-            token_cache_ttl: Duration::from_secs(2),
-            patch: scim_core::patch::PatchLimits::default(),
-            filter: scim_core::FilterLimits::default(),
-            max_bulk_operations: 1000,
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            trusted_proxies: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
-            product_name: "the application".to_owned(),
-            shutdown_delay: Duration::ZERO,
+            max_body_bytes: d::MAX_BODY_BYTES,
+            default_page_size: d::DEFAULT_PAGE_SIZE,
+            max_page_size: d::MAX_PAGE_SIZE,
+            max_in_flight_per_tenant: d::MAX_IN_FLIGHT_PER_TENANT,
+            max_queries_per_tenant: d::MAX_QUERIES_PER_TENANT,
+            token_cache_ttl: d::TOKEN_CACHE_TTL,
+            patch: scim_core::patch::PatchLimits {
+                max_operations: d::MAX_PATCH_OPERATIONS,
+                max_members: d::MAX_PATCH_MEMBERS,
+                ..Default::default()
+            },
+            filter: scim_core::FilterLimits { max_len: d::MAX_FILTER_LENGTH, ..Default::default() },
+            max_bulk_operations: d::MAX_BULK_OPERATIONS,
+            max_connections: d::MAX_CONNECTIONS,
+            header_timeout: d::HEADER_TIMEOUT,
+            body_timeout: d::BODY_TIMEOUT,
+            trusted_proxies: d::TRUSTED_PROXIES.iter().filter_map(|n| n.parse().ok()).collect(),
+            product_name: d::PRODUCT_NAME.to_owned(),
+            shutdown_delay: d::SHUTDOWN_DELAY,
         }
     }
 }

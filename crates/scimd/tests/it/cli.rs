@@ -44,7 +44,7 @@ impl Db {
     }
 
     /// A fresh, empty database on the server `SCIMD_TEST_POSTGRES_URL` names.
-    fn postgres() -> Db {
+    pub(super) fn postgres() -> Db {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         let server = std::env::var("SCIMD_TEST_POSTGRES_URL")
@@ -57,6 +57,11 @@ impl Db {
         let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
         let pg = PgDatabase { server, name };
         Db { dir: tempfile::tempdir().unwrap(), url, _pg: Some(pg) }
+    }
+
+    /// The database URL (also used by `transfer`).
+    pub(super) fn url(&self) -> &str {
+        &self.url
     }
 
     /// `scimd --database URL ARGS...`, with no SCIMD_* variables from the environment.
@@ -93,7 +98,7 @@ impl Db {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    fn new_token(&self, tenant: &str) -> String {
+    pub(super) fn new_token(&self, tenant: &str) -> String {
         let out = self.expect(0, &["token", "create", "--tenant", tenant]);
         out.lines().last().unwrap().to_owned()
     }
@@ -317,19 +322,18 @@ pub(super) struct Server {
 
 impl Server {
     pub(super) fn start(db: &Db, port: u16, admin_port: u16) -> Server {
-        let mut child = db
-            .command(&[
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Server::spawn(db.command(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ]))
+    }
+
+    /// Runs a `scimd serve` command, reading its stdout and stderr.
+    pub(super) fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -375,13 +379,18 @@ impl Server {
 
     /// Stops the server with SIGTERM, asserts that it stopped gracefully (exit code 0, no panic
     /// on stderr), and returns what it printed on stdout that was not read yet.
-    fn stop_cleanly(mut self) -> Vec<String> {
+    fn stop_cleanly(self) -> Vec<String> {
+        self.stop_cleanly_with_stderr().0
+    }
+
+    /// [`Server::stop_cleanly`], also returning all that scimd wrote on stderr.
+    pub(super) fn stop_cleanly_with_stderr(mut self) -> (Vec<String>, String) {
         let status = self.terminate();
         // The reader threads end at end of file, when the process has exited.
         let stderr = self.stderr.take().unwrap().join().unwrap();
         assert_eq!(status.code(), Some(0), "SIGTERM is a graceful stop: {status}\nstderr:\n{stderr}");
         assert!(!stderr.contains("panicked"), "scimd panicked while stopping:\n{stderr}");
-        self.lines.iter().collect()
+        (self.lines.iter().collect(), stderr)
     }
 
     fn terminate(&mut self) -> ExitStatus {
@@ -888,8 +897,18 @@ fn backup_of_a_postgres_database_says_to_use_pg_dump() {
 /// answer 503 while requests are still served), then the listeners close and scimd exits 0.
 #[test]
 fn sigterm_turns_readiness_off_for_the_shutdown_delay_then_exits_0() {
+    readiness_off_for_the_delay_then_exit_0(&Db::new());
+}
+
+/// The same on PostgreSQL (its pool and `LISTEN` connection close with the process).
+#[test]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+fn sigterm_on_postgres_turns_readiness_off_for_the_shutdown_delay_then_exits_0() {
+    readiness_off_for_the_delay_then_exit_0(&Db::postgres());
+}
+
+fn readiness_off_for_the_delay_then_exit_0(db: &Db) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = Db::new();
     let config = db.dir.path().join("scimd.toml");
     std::fs::write(&config, "[limits]\nshutdown_delay_secs = 3\n").unwrap();
     let (port, admin) = (free_port(), free_port());
@@ -980,4 +999,57 @@ fn config_check_prints_every_value_with_its_source_and_refuses_a_bad_file() {
     std::fs::write(&path, "tls_cert = \"/x.pem\"\n").unwrap();
     let err = db.expect_err(2, &["--config", path.to_str().unwrap(), "config", "check"]);
     assert!(err.contains("tls_key"), "{err}");
+}
+
+/// The README's configuration table is the documentation of every key: each key `config
+/// check` knows has a row, and each row's default is the one in force (the defaults live in
+/// `scimd::defaults`; this catches a change there that the README missed).
+#[test]
+fn readme_configuration_table_gives_every_key_and_the_default_in_force() {
+    let readme = include_str!("../../../../README.md");
+    let table = readme.split("| key | flag / env | default | what |").nth(1).expect("the README's table");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (keys, default) = (cells[1], cells[3]);
+        let mut section = String::new();
+        let mut names = Vec::new();
+        for part in keys.split('`').skip(1).step_by(2) {
+            let name = match part.strip_prefix('[').and_then(|p| p.split_once("] ")) {
+                Some((s, name)) => {
+                    section = format!("{s}.");
+                    name
+                }
+                None => part,
+            };
+            names.push(format!("{section}{name}"));
+        }
+        let defaults: Vec<&str> = default.split(" / ").collect();
+        for (i, name) in names.iter().enumerate() {
+            let d = if defaults.len() == names.len() { defaults[i] } else { default };
+            let d = d.replace('`', "");
+            let d = if d.starts_with("none") { "-".to_owned() } else { d };
+            documented.push((name.clone(), d));
+        }
+    }
+    let db = Db::new();
+    let out = db.expect(0, &["config", "check"]);
+    let mut in_force = Vec::new();
+    for line in out.lines().skip_while(|l| !l.starts_with("KEY")).skip(1) {
+        let (key, rest) = line.split_once(' ').unwrap();
+        let value = rest.trim().rsplit_once(' ').unwrap().0.trim();
+        let value = if key.ends_with("_secs") { value.trim_end_matches('s') } else { value };
+        in_force.push((key.to_owned(), value.to_owned()));
+    }
+    for (key, value) in &in_force {
+        let row = documented.iter().find(|(k, _)| k == key);
+        let (_, doc) = row.unwrap_or_else(|| panic!("`{key}` has no row in the README's table: {documented:?}"));
+        // The database is the test's own; admin_hosts is described, not listed.
+        if key != "database" && key != "admin_hosts" {
+            assert_eq!(doc, value, "README default of {key}");
+        }
+    }
+    for (key, _) in &documented {
+        assert!(in_force.iter().any(|(k, _)| k == key), "the README documents `{key}`, config check does not know it");
+    }
 }

@@ -574,6 +574,40 @@ impl Store for Spy {
     async fn delete_session(&self, id: String) -> StoreResult<()> {
         self.inner.delete_session(id).await
     }
+    async fn export_tenant(&self, name: String) -> StoreResult<Option<scim_store::transfer::TenantDump>> {
+        self.inner.export_tenant(name).await
+    }
+    async fn export_resources(
+        &self,
+        tenant: i64,
+        after: scim_store::transfer::Cursor,
+        limit: u64,
+    ) -> StoreResult<scim_store::transfer::ExportPage<Record>> {
+        self.inner.export_resources(tenant, after, limit).await
+    }
+    async fn export_members(
+        &self,
+        tenant: i64,
+        after: scim_store::transfer::Cursor,
+        limit: u64,
+    ) -> StoreResult<scim_store::transfer::ExportPage<scim_store::transfer::MemberDump>> {
+        self.inner.export_members(tenant, after, limit).await
+    }
+    async fn import_tenant(
+        &self,
+        tenant: scim_store::transfer::TenantDump,
+    ) -> StoreResult<scim_store::transfer::ImportedTenant> {
+        self.inner.import_tenant(tenant).await
+    }
+    async fn import_rows(
+        &self,
+        rows: scim_store::transfer::ImportRows,
+    ) -> StoreResult<Vec<scim_store::transfer::Rejected>> {
+        self.inner.import_rows(rows).await
+    }
+    async fn transfer_counts(&self, tenant: i64) -> StoreResult<scim_store::transfer::TransferCounts> {
+        self.inner.transfer_counts(tenant).await
+    }
     async fn settle_delivery(
         &self,
         webhook: String,
