@@ -40,6 +40,7 @@ use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
 use scim_core::Registry;
 use tokio_postgres::error::{Severity, SqlState};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
@@ -185,7 +186,23 @@ CREATE TABLE events (
 CREATE INDEX events_tenant ON events (tenant_id, seq);
 "#;
 fn backend(e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(with_causes(e))
+}
+
+/// An error and its causes, `outer: inner: innermost` (tokio-postgres shows only its kind,
+/// "error performing TLS handshake", and keeps the why in its source).
+fn with_causes(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether an error means the connection is gone. Right after a FATAL error (the server shutting
@@ -346,13 +363,13 @@ impl PgStore {
     /// Connects to `url` (`postgres://USER:PASSWORD@HOST[:PORT]/DB[?options]`), creating and
     /// migrating the schema as needed.
     pub async fn open(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Self> {
-        let (inner, mut listen_config) = PgInner::connect(url, limits, registry)?;
+        let (inner, mut listen_config, tls) = PgInner::connect(url, limits, registry)?;
         listen_config.application_name("scimd-feed");
         inner.migrate().await?;
         let inner = Arc::new(inner);
         let tasks = vec![
             tokio::spawn(sequencer(Arc::clone(&inner))),
-            tokio::spawn(listener(listen_config, Arc::clone(&inner))),
+            tokio::spawn(listener(listen_config, tls, Arc::clone(&inner))),
         ];
         Ok(PgStore { inner, tasks })
     }
@@ -363,7 +380,7 @@ impl PgStore {
     /// or migrated, and no sequencer or listener runs (a read of the feed still numbers the
     /// committed events it finds unnumbered, a write).
     pub async fn open_read_only(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<Self> {
-        let (inner, _) = PgInner::connect(url, limits, registry)?;
+        let (inner, _, _) = PgInner::connect(url, limits, registry)?;
         // Connect now: a wrong URL or password fails here, not at the first read.
         drop(inner.client().await?);
         Ok(PgStore { inner: Arc::new(inner), tasks: Vec::new() })
@@ -371,8 +388,9 @@ impl PgStore {
 }
 
 impl PgInner {
-    /// The pool for `url` (no connection is made yet) and the configuration it connects with.
-    fn connect(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<(Self, tokio_postgres::Config)> {
+    /// The pool for `url` (no connection is made yet), and the configuration and TLS it connects
+    /// with.
+    fn connect(url: &str, limits: Limits, registry: Arc<Registry>) -> Result<(Self, tokio_postgres::Config, Tls)> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Backend(format!("invalid PostgreSQL URL: {e}; use postgres://USER:PASSWORD@HOST/DB"))
         })?;
@@ -382,8 +400,12 @@ impl PgInner {
         if config.get_application_name().is_none() {
             config.application_name("scimd");
         }
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls = tls_for(&config)?;
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config),
+            Tls::Rustls(t) => Manager::from_config(config.clone(), t.clone(), manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(MAX_CONNECTIONS)
             .runtime(Runtime::Tokio1)
@@ -393,11 +415,11 @@ impl PgInner {
             .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
         let inner =
             PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
-        Ok((inner, config))
+        Ok((inner, config, tls))
     }
 
     async fn client(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))
+        self.pool.get().await.map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {}", with_causes(&e))))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -650,8 +672,7 @@ pub async fn schema_version(url: &str) -> Result<i64> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| backend(&e))?;
-    let driver = tokio::spawn(connection);
+    let (client, driver) = connect_once(&config).await?;
     let result = async {
         let row = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?;
         if !row.try_get::<_, bool>(0)? {
@@ -670,45 +691,121 @@ pub async fn schema_version(url: &str) -> Result<i64> {
 /// LISTENs for the sequencers' notifications (this replica's and the others') on a
 /// connection of its own, and wakes the feeds' waiters; reconnects when the connection is lost
 /// (waking every waiter, as advances may have been missed meanwhile).
-async fn listener(config: tokio_postgres::Config, inner: Arc<PgInner>) {
+async fn listener(config: tokio_postgres::Config, tls: Tls, inner: Arc<PgInner>) {
     loop {
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let driver = async {
-                    while let Some(msg) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                        match msg {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                let parsed = n
-                                    .payload()
-                                    .split_once(':')
-                                    .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)));
-                                if let Some((tenant, seq)) = parsed {
-                                    inner.signal.advance(tenant, seq);
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "the change feed's listener lost its connection");
-                                break;
-                            }
-                        }
-                    }
-                };
-                let listen = async {
-                    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-                    inner.signal.wake_all();
-                    std::future::pending::<std::result::Result<(), tokio_postgres::Error>>().await
-                };
-                tokio::select! {
-                    () = driver => {}
-                    r = listen => if let Err(e) = r {
-                        tracing::warn!(error = %e, "the change feed's listener could not LISTEN");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "the change feed's listener cannot connect"),
+        match &tls {
+            Tls::Plain => listen_once(&config, NoTls, &inner).await,
+            Tls::Rustls(t) => listen_once(&config, t.clone(), &inner).await,
         }
         inner.signal.wake_all();
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One connection of the listener, until it is lost.
+async fn listen_once<T>(config: &tokio_postgres::Config, tls: T, inner: &PgInner)
+where
+    T: MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send,
+{
+    match config.connect(tls).await {
+        Ok((client, mut connection)) => {
+            let driver = async {
+                while let Some(msg) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    match msg {
+                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                            let parsed =
+                                n.payload().split_once(':').and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)));
+                            if let Some((tenant, seq)) = parsed {
+                                inner.signal.advance(tenant, seq);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the change feed's listener lost its connection");
+                            break;
+                        }
+                    }
+                }
+            };
+            let listen = async {
+                client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+                inner.signal.wake_all();
+                std::future::pending::<std::result::Result<(), tokio_postgres::Error>>().await
+            };
+            tokio::select! {
+                () = driver => {}
+                r = listen => if let Err(e) = r {
+                    tracing::warn!(error = %e, "the change feed's listener could not LISTEN");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the change feed's listener cannot connect"),
+    }
+}
+
+/// How scimd reaches the server: in the clear, or with TLS when the URL says
+/// `sslmode=require`.
+#[derive(Clone)]
+enum Tls {
+    Plain,
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// The TLS a URL asks for. `sslmode=require`: TLS 1.2 or 1.3 (rustls), the server's
+/// certificate verified against the system's roots and the certificates in the file
+/// `PGSSLROOTCERT` names (libpq's variable; a managed database's CA), and its name against
+/// the host (stricter than libpq's `require`, which checks nothing without a root file: scimd
+/// never sends a password to a server it has not verified). `prefer` (the default) and
+/// `disable` connect without TLS.
+fn tls_for(config: &tokio_postgres::Config) -> Result<Tls> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        return Ok(Tls::Plain);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = std::env::var_os("PGSSLROOTCERT").filter(|p| !p.is_empty()) {
+        let shown = std::path::Path::new(&path).display().to_string();
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| StoreError::Backend(format!("PGSSLROOTCERT {shown}: {e}")))?;
+        if certs.is_empty() {
+            return Err(StoreError::Backend(format!("PGSSLROOTCERT {shown}: no PEM certificate in it")));
+        }
+        let (_, refused) = roots.add_parsable_certificates(certs);
+        if refused > 0 {
+            return Err(StoreError::Backend(format!("PGSSLROOTCERT {shown}: {refused} certificate(s) cannot be used")));
+        }
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Backend(
+            "sslmode=require, but there is no root certificate to verify the server with: set PGSSLROOTCERT".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| StoreError::Backend(format!("TLS to PostgreSQL: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
+}
+
+/// One connection outside the pool (its driver spawned), with the URL's TLS.
+async fn connect_once(config: &tokio_postgres::Config) -> Result<(tokio_postgres::Client, JoinHandle<()>)> {
+    async fn with<T>(config: &tokio_postgres::Config, tls: T) -> Result<(tokio_postgres::Client, JoinHandle<()>)>
+    where
+        T: MakeTlsConnect<tokio_postgres::Socket>,
+        T::Stream: Send + 'static,
+    {
+        let (client, connection) = config.connect(tls).await.map_err(|e| backend(&e))?;
+        Ok((client, tokio::spawn(async move { drop(connection.await) })))
+    }
+    match tls_for(config)? {
+        Tls::Plain => with(config, NoTls).await,
+        Tls::Rustls(t) => with(config, t).await,
     }
 }

@@ -1053,3 +1053,130 @@ fn readme_configuration_table_gives_every_key_and_the_default_in_force() {
         assert!(in_force.iter().any(|(k, _)| k == key), "the README documents `{key}`, config check does not know it");
     }
 }
+
+/// SSL settings of the test server, reset when dropped (the server is shared by the suite;
+/// connections without `sslmode=require` keep working while SSL is on).
+struct PgSsl {
+    server: String,
+}
+
+impl Drop for PgSsl {
+    fn drop(&mut self) {
+        let _ = psql(&self.server, "ALTER SYSTEM RESET ssl");
+        let _ = psql(&self.server, "ALTER SYSTEM RESET ssl_cert_file");
+        let _ = psql(&self.server, "ALTER SYSTEM RESET ssl_key_file");
+        let _ = psql(&self.server, "SELECT pg_reload_conf()");
+    }
+}
+
+fn psql(server: &str, sql: &str) -> String {
+    let out = Command::new("psql").arg(server).args(["-XtAc", sql]).output().unwrap();
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// deploy.md: a managed PostgreSQL that requires TLS. With `sslmode=require` scimd connects with
+/// TLS, every connection (the pool's and the feed listener's), after verifying the server's
+/// certificate against `PGSSLROOTCERT`; without a root that vouches for it, it does not connect
+/// (and so never sends the password to an unverified server).
+#[test]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+fn sslmode_require_connects_to_postgres_with_a_verified_tls_certificate() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = Db::postgres();
+    let server = std::env::var("SCIMD_TEST_POSTGRES_URL").unwrap();
+    // The server's certificate, signed by a CA of the test's own; the files are the server's.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "scimd test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let ca_issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf = leaf.signed_by(&key, &ca_issuer).unwrap();
+    let (cert_path, key_path, ca_path) =
+        (files.path().join("server.crt"), files.path().join("server.key"), files.path().join("ca.pem"));
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    // Owned by whoever runs the server (`postgres` when the suite runs as root).
+    let data_dir = psql(&server, "SHOW data_directory");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&data_dir).unwrap());
+    for f in [&cert_path, &key_path] {
+        std::os::unix::fs::chown(f, Some(owner), None).unwrap();
+    }
+    let _ssl = PgSsl { server: server.clone() };
+    psql(&server, &format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert_path.display()));
+    psql(&server, &format!("ALTER SYSTEM SET ssl_key_file = '{}'", key_path.display()));
+    psql(&server, "ALTER SYSTEM SET ssl = on");
+    psql(&server, "SELECT pg_reload_conf()");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(&server, "SHOW ssl") != "on" {
+        assert!(Instant::now() < deadline, "the test server did not turn SSL on");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("{}?sslmode=require", db.url);
+    let run = |root: Option<&std::path::Path>, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
+        cmd.env_remove("SCIMD_CONFIG").env("RUST_LOG", "warn").arg("--database").arg(&url).args(args);
+        match root {
+            Some(r) => cmd.env("PGSSLROOTCERT", r),
+            None => cmd.env_remove("PGSSLROOTCERT"),
+        };
+        cmd.current_dir(db.dir.path());
+        cmd
+    };
+
+    // Without the CA, the certificate is not trusted: no connection.
+    let out = run(None, &["tenant", "list"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate") || err.contains("PGSSLROOTCERT"), "{err}");
+    // A root file that is no certificate is a clear error.
+    let junk = files.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let out = run(Some(&junk), &["tenant", "list"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PGSSLROOTCERT"));
+
+    // With it: the CLI works, and a server's every connection is TLS.
+    let out = run(Some(&ca_path), &["tenant", "create", "tls-tenant"]).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let server_process = Server::spawn(run(
+        Some(&ca_path),
+        &["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &admin],
+    ));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_healthy(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}/readyz")));
+    let name = db.url.rsplit('/').next().unwrap();
+    let count = |ssl: bool| {
+        psql(
+            &server,
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = '{name}' AND a.application_name LIKE 'scimd%' AND s.ssl = {ssl}"
+            ),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(true).parse::<u32>().unwrap() < 2 {
+        assert!(Instant::now() < deadline, "no TLS connections of the pool and the listener");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count(false), "0", "every connection of scimd is TLS");
+    let feed = psql(
+        &server,
+        &format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{name}' AND a.application_name = 'scimd-feed' AND s.ssl"
+        ),
+    );
+    assert_eq!(feed, "1", "the change feed's listener connects with TLS too");
+    server_process.stop_cleanly();
+}
