@@ -16,6 +16,10 @@ use scim_store::{Actor, Event, Kind, Limits, Load, Members, Query, SortOrder, St
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+#[path = "contract/transfer.rs"]
+mod transfer;
+use transfer::pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back;
+
 /// The engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -1282,6 +1286,7 @@ suite!(
     redeem_invite_stores_its_token_only_once,
     deleting_a_tenant_removes_its_log_traffic_and_invites,
     console_sessions_are_created_read_deleted_and_expired_ones_purged,
+    pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

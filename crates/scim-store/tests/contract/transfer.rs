@@ -1,68 +1,15 @@
-//! The store's side of moves (`scim_store::transfer`), on both engines: pages of any size read
-//! the same rows in the same order, and importing them into another store gives the same
-//! pages, again and again, refusing the rows that cannot be written.
-//!
-//! PostgreSQL runs with `cfg(scimd_pg)` (see `build.rs`), else it is reported as ignored.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::sync::Arc;
+//! The store's side of moves (`scim_store::transfer`), part of the contract suite: pages of
+//! any size read the same rows in the same order, and importing them into another store gives
+//! the same pages, again and again, refusing the rows that cannot be written.
 
 use scim_core::resource::{self, Member, UnknownAttributes};
 use scim_core::{Kind, Registry};
 use scim_store::transfer::{Cursor, ImportRows, MemberDump, Rejected, TransferCounts};
-use scim_store::{Actor, Create, Limits, Record, Store, Token};
+use scim_store::{Create, Event, Limits, Record, Store, Token};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-/// A fresh store, dropped with its database.
-struct Fresh {
-    store: Option<Arc<dyn Store>>,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Fresh {
-    fn drop(&mut self) {
-        self.store = None;
-        if let Some((url, db)) = self.pg.take() {
-            let _ = std::process::Command::new("psql")
-                .arg(&url)
-                .arg("-qc")
-                .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .status();
-        }
-    }
-}
-
-impl Fresh {
-    async fn open(postgres: bool) -> Fresh {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let registry = Arc::new(Registry::standard());
-        if !postgres {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/t.db", dir.path().display());
-            let store = scim_store::open(&url, Limits::default(), registry).await.unwrap();
-            return Fresh { store: Some(store), _dir: Some(dir), pg: None };
-        }
-        let url = std::env::var("SCIMD_TEST_POSTGRES_URL").expect("SCIMD_TEST_POSTGRES_URL names no server");
-        let db = format!("xfer_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        let ok = std::process::Command::new("psql").arg(&url).arg("-qc").arg(format!("CREATE DATABASE {db}")).status();
-        assert!(ok.is_ok_and(|s| s.success()), "CREATE DATABASE {db}");
-        let mut f = Fresh { store: None, _dir: None, pg: Some((url.clone(), db.clone())) };
-        let base = url.rsplit_once('/').unwrap().0;
-        f.store = Some(scim_store::open(&format!("{base}/{db}"), Limits::default(), registry).await.unwrap());
-        f
-    }
-
-    fn s(&self) -> &dyn Store {
-        self.store.as_deref().unwrap()
-    }
-}
-
-fn actor() -> Actor {
-    Actor::cli("transfer test")
-}
+use super::{Engine, actor};
 
 fn doc(kind: Kind, body: Value) -> Value {
     let reg = Registry::standard();
@@ -109,8 +56,7 @@ async fn read(s: &dyn Store, tenant: i64, limit: u64) -> (Vec<Record>, Vec<Membe
     (resources, members)
 }
 
-async fn pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(postgres: bool) {
-    let src = Fresh::open(postgres).await;
+pub(crate) async fn pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(src: Engine) {
     let s = src.s();
     let other = s.create_tenant("other".into(), vec![], OffsetDateTime::now_utc(), actor()).await.unwrap().id;
     let t = s.create_tenant("t".into(), vec![], OffsetDateTime::now_utc(), actor()).await.unwrap().id;
@@ -154,7 +100,7 @@ async fn pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(pos
     }
 
     // Into another store, where `t` gets another key.
-    let dst = Fresh::open(postgres).await;
+    let dst = Engine::open(src.backend, Limits::default()).await;
     let d = dst.s();
     for name in ["first", "second"] {
         d.create_tenant(name.into(), vec![], OffsetDateTime::now_utc(), actor()).await.unwrap();
@@ -218,17 +164,4 @@ async fn pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(pos
     let mut stranger = dump.clone();
     stranger.created += time::Duration::seconds(1);
     assert!(matches!(d.import_tenant(stranger).await, Err(scim_store::StoreError::Conflict(_))));
-}
-
-use scim_store::Event;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back() {
-    pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
-async fn postgres_pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back() {
-    pages_of_any_size_read_the_same_rows_and_an_import_writes_them_back(true).await;
 }
