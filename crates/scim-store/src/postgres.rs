@@ -45,8 +45,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode, ORPHANS_REMOVED,
-    Operation, POSTGRES, REQUESTS_INDEXES, Row, SqlError, SqlResult, Val, WEBHOOKS,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, COUNTS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode,
+    ORPHANS_REMOVED, Operation, POSTGRES, REQUESTS_INDEXES, Row, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -69,7 +69,22 @@ const MIGRATIONS: &[&[&str]] = &[
     &[WEBHOOKS],
     &[GUARD],
     &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
+    &[COUNTS, SORT_INDEXES],
 ];
+
+/// Version 9: the indexes keyset pages sort on end in `pk` (SQLite's end in the rowid), so that
+/// `(col, pk) > ($v, $pk)` is one index range however many resources share a value.
+const SORT_INDEXES: &str = "
+DROP INDEX resources_display;
+CREATE INDEX resources_display ON resources (tenant_id, kind, display_lc, pk) WHERE display_lc IS NOT NULL;
+DROP INDEX resources_employee_number;
+CREATE INDEX resources_employee_number ON resources (tenant_id, kind, employee_number_lc, pk)
+    WHERE employee_number_lc IS NOT NULL;
+DROP INDEX resources_modified;
+CREATE INDEX resources_modified ON resources (tenant_id, kind, modified, pk);
+DROP INDEX resources_created;
+CREATE INDEX resources_created ON resources (tenant_id, kind, created, pk);
+";
 
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
 /// sequencer: `events_unsequenced` is what it looks for.
@@ -366,7 +381,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
         let inner =
-            PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
+            PgInner { pool, ctx: Context::new(limits, registry), signal: FeedSignal::default(), wake: Notify::new() };
         inner.migrate().await?;
         let inner = Arc::new(inner);
         let tasks = vec![

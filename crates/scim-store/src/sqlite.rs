@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, COUNTS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED,
     Operation, REQUESTS_INDEXES, Row, SQLITE, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
@@ -50,6 +50,7 @@ const MIGRATIONS: &[&[&str]] = &[
     &[WEBHOOKS],
     &[GUARD],
     &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
+    &[COUNTS],
 ];
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
@@ -381,7 +382,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         optimize(&writer);
         let readers = (0..READERS).map(|_| open().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-        let ctx = Context { limits, registry };
+        let ctx = Context::new(limits, registry);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_ctx = ctx.clone();
         let signal = Arc::new(FeedSignal::default());
@@ -686,9 +687,9 @@ mod tests {
         (bad, out)
     }
 
-    /// A database of the previous schema version (7) is migrated on open (to the provisioning
-    /// log, traffic, setup links and sessions) and served; the version is read without
-    /// migrating first.
+    /// A database of schema version 7 is migrated on open (to the provisioning log, traffic,
+    /// setup links and sessions, and on) and served; the version is read without migrating
+    /// first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_database_of_the_previous_schema_version_is_migrated_and_served() {
         let dir = tempfile::tempdir().unwrap();
@@ -731,6 +732,71 @@ mod tests {
             store.requests(crate::RequestQuery { tenant: t.id, limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!(schema_version(dir.path().join("none.db").to_str().unwrap()).unwrap(), 0);
+    }
+
+    /// A database of schema version 8 is migrated to 9 with its resources counted: the
+    /// maintained totals start exact and stay so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_8_database_gets_its_counts_backfilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            for (i, step) in MIGRATIONS[..8].iter().enumerate() {
+                let tx = c.transaction().unwrap();
+                for sql in *step {
+                    tx.execute_batch(sql).unwrap();
+                }
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+                tx.commit().unwrap();
+            }
+            c.execute_batch("INSERT INTO tenants (name, required, created) VALUES ('a', '[]', 0), ('b', '[]', 0)")
+                .unwrap();
+            for i in 0..25 {
+                let (t, kind) = if i < 20 {
+                    (1, 0)
+                } else if i < 23 {
+                    (1, 1)
+                } else {
+                    (2, 0)
+                };
+                c.execute(
+                    "INSERT INTO resources (tenant_id, kind, id, name_lc, created, modified, version, doc)
+                     VALUES (?1, ?2, ?3, ?3, 0, 0, 1, '{}')",
+                    rusqlite::params![t, kind, format!("r{i}")],
+                )
+                .unwrap();
+            }
+        }
+        let store =
+            SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
+        let total = async |tenant: i64, kind: scim_core::Kind| {
+            let q = crate::Query {
+                tenant,
+                kind,
+                filter: None,
+                sort: None,
+                start_index: 1,
+                count: 0,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().total
+        };
+        assert_eq!(total(1, scim_core::Kind::User).await, Some(20));
+        assert_eq!(total(1, scim_core::Kind::Group).await, Some(3));
+        assert_eq!(total(2, scim_core::Kind::User).await, Some(2));
+        let del = crate::Delete {
+            tenant: 1,
+            kind: scim_core::Kind::User,
+            id: "r3".into(),
+            if_version: None,
+            now: time::OffsetDateTime::now_utc(),
+            actor: crate::Actor::cli("test"),
+        };
+        store.delete(del).await.unwrap();
+        assert_eq!(total(1, scim_core::Kind::User).await, Some(19));
     }
 
     /// A database of schema version 1 (tenant ids reusable, orphans of deleted tenants left
@@ -776,8 +842,9 @@ mod tests {
             count: 10,
             load: crate::Load::default(),
             position: false,
+            seek: None,
         };
-        assert_eq!(store.query(q).await.unwrap().total, 1, "the stored key was case-folded");
+        assert_eq!(store.query(q).await.unwrap().total, Some(1), "the stored key was case-folded");
     }
 
     async fn names(store: &SqliteStore) -> Vec<String> {
