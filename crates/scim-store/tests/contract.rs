@@ -1295,6 +1295,7 @@ suite!(
     keyset_pages_survive_changes_between_pages,
     index_walks_give_the_offset_answer_through_writes,
     keyset_pages_of_core_filters_are_bounded_not_refused,
+    a_secret_is_stored_once,
 );
 
 // ---------------------------------------------------------------- counts and paging
@@ -1613,6 +1614,25 @@ async fn keyset_pages_of_core_filters_are_bounded_not_refused(e: Engine) {
     }
     assert_eq!(got, want);
     assert!(pages >= 90 / 20, "each page examined at most 20 candidates ({pages} pages)");
+}
+
+/// A database secret is stored by the first caller and the same for every later one.
+async fn a_secret_is_stored_once(e: Engine) {
+    let s = e.s();
+    assert_eq!(s.secret("cursor".into(), "first".into()).await.unwrap(), "first");
+    assert_eq!(s.secret("cursor".into(), "second".into()).await.unwrap(), "first");
+    assert_eq!(s.secret("other".into(), "x".into()).await.unwrap(), "x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_processes_on_one_file_share_the_cursor_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let a = scim_store::open(&url, Limits::default(), Arc::new(Registry::standard())).await.unwrap();
+    let b = scim_store::open(&url, Limits::default(), Arc::new(Registry::standard())).await.unwrap();
+    let sa = a.secret("cursor".into(), "from-a".into()).await.unwrap();
+    let sb = b.secret("cursor".into(), "from-b".into()).await.unwrap();
+    assert_eq!((sa.as_str(), sb.as_str()), ("from-a", "from-a"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,6 +228,27 @@ async fn concurrent_opens_create_the_schema_once() {
     assert_eq!(rows[0].get::<_, i32>(0), SCHEMA_VERSION);
 }
 
+/// Replicas on one database get one cursor secret, whoever asked first (so each accepts the
+/// others' cursors), however many ask at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+async fn replicas_share_one_cursor_secret() {
+    let t = TestDb::new("").await;
+    let replicas = [Arc::new(t.open().await), Arc::new(t.open().await), Arc::new(t.open().await)];
+    let mut asks = Vec::new();
+    for (i, r) in replicas.iter().cycle().take(9).enumerate() {
+        let r = Arc::clone(r);
+        asks.push(tokio::spawn(async move { r.secret("cursor".into(), format!("candidate{i}")).await.unwrap() }));
+    }
+    let mut got = Vec::new();
+    for a in asks {
+        got.push(a.await.unwrap());
+    }
+    assert!(got.iter().all(|g| *g == got[0] && g.starts_with("candidate")), "{got:?}");
+    let again = replicas[2].secret("cursor".into(), "late".into()).await.unwrap();
+    assert_eq!(again, got[0]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
 async fn a_newer_schema_is_refused() {

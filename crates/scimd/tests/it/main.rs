@@ -20,6 +20,7 @@ mod integrity;
 mod lenient;
 mod oauth;
 mod openapi;
+mod paging;
 mod policy;
 mod poll;
 mod props;
