@@ -14,8 +14,12 @@
 //! - Filters on indexed attributes (`id`, `userName`, `externalId`, `displayName`,
 //!   `emails.value`, `meta.created`, `meta.lastModified`, `members.value`, enterprise
 //!   `employeeNumber`) run as index look-ups; any other condition is evaluated by the core on at
-//!   most [`Limits::max_candidates`] rows, and a query that would need more is refused with
-//!   `tooMany`, never answered wrongly.
+//!   most [`Limits::max_candidates`] rows, and an index page that would need more is refused
+//!   with `tooMany`, never answered wrongly (a keyset page examines at most that many and says
+//!   where the next one goes on).
+//! - A tenant's resources are counted per kind by the writes, in their transaction: an
+//!   unfiltered list's total is read, never counted; keyset pages and sequential index pages
+//!   cost the same at any depth (`sql::paging`).
 //!
 //! The trait is async and every call is one owned request: each engine decides its own
 //! threading (SQLite: reads on blocking threads, writes through one group-commit writer thread;

@@ -847,6 +847,65 @@ mod tests {
         assert_eq!(store.query(q).await.unwrap().total, Some(1), "the stored key was case-folded");
     }
 
+    /// A sequential startIndex walk is served from where each page ended (and a page after a
+    /// skipped one, from the nearest end below it), not by offset; a deletion sends the next
+    /// page back to the offset.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sequential_index_walk_seeks_instead_of_reading_past_an_offset() {
+        let (store, _dir) = open();
+        let t = store
+            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..30 {
+            let c = crate::Create {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                id: format!("u{i:02}"),
+                now: time::OffsetDateTime::now_utc(),
+                doc: serde_json::json!({"userName": format!("n{i:02}")}),
+                members: Vec::new(),
+                actor: crate::Actor::cli("test"),
+            };
+            store.create(c).await.unwrap();
+        }
+        let page = async |start: u64| {
+            let q = crate::Query {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                filter: None,
+                sort: None,
+                start_index: start,
+                count: 5,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        let seeks = || store.inner.ctx.memo.seeks();
+        assert_eq!(page(1).await, ["u00", "u01", "u02", "u03", "u04"]);
+        assert_eq!(seeks(), 0);
+        assert_eq!(page(6).await, ["u05", "u06", "u07", "u08", "u09"]);
+        assert_eq!(seeks(), 1, "the second page seeks");
+        assert_eq!(page(16).await, ["u15", "u16", "u17", "u18", "u19"]);
+        assert_eq!(seeks(), 2, "a page after a skipped one seeks from the nearest end below it");
+        let del = crate::Delete {
+            tenant: t,
+            kind: scim_core::Kind::User,
+            id: "u00".into(),
+            if_version: None,
+            now: time::OffsetDateTime::now_utc(),
+            actor: crate::Actor::cli("test"),
+        };
+        store.delete(del).await.unwrap();
+        assert_eq!(page(21).await, ["u21", "u22", "u23", "u24", "u25"], "indexes moved: read by offset");
+        assert_eq!(seeks(), 2);
+        assert_eq!(page(26).await, ["u26", "u27", "u28", "u29"]);
+        assert_eq!(seeks(), 3, "and seeks again from there");
+    }
+
     async fn names(store: &SqliteStore) -> Vec<String> {
         store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect()
     }

@@ -1294,6 +1294,7 @@ suite!(
     keyset_pages_walk_every_resource_once_in_order,
     keyset_pages_survive_changes_between_pages,
     index_walks_give_the_offset_answer_through_writes,
+    index_pages_that_skip_ahead_give_the_offset_answer,
     keyset_pages_of_core_filters_are_bounded_not_refused,
     a_secret_is_stored_once,
 );
@@ -1589,6 +1590,26 @@ async fn index_walks_give_the_offset_answer_through_writes(e: Engine) {
     }
 }
 
+/// Index pages that skip ahead of the last page read (a walk spread over replicas, a changed
+/// `count`) give what reading past an offset gives, in every order.
+async fn index_pages_that_skip_ahead_give_the_offset_answer(e: Engine) {
+    let s = e.s();
+    let t = tenant(s, "a").await;
+    paging_users(s, t, 70).await;
+    for sort in [None, Some(("userName", SortOrder::Ascending)), Some(("displayName", SortOrder::Descending))] {
+        let all: Vec<String> =
+            s.query(query_of(t, None, sort, 1000, None)).await.unwrap().records.into_iter().map(|r| r.id).collect();
+        // Pages of 5 from 1, 6, then 21 (two pages skipped), 26, a page of 9 at 31, 52, ...
+        for (start, count) in [(1, 5), (6, 5), (21, 5), (26, 5), (31, 9), (52, 5), (57, 3), (69, 5)] {
+            let page = s.query(Query { start_index: start, ..query_of(t, None, sort, count, None) }).await.unwrap();
+            let ids: Vec<String> = page.records.into_iter().map(|r| r.id).collect();
+            let from = usize::try_from(start - 1).unwrap();
+            let want: Vec<String> = all[from..].iter().take(usize::try_from(count).unwrap()).cloned().collect();
+            assert_eq!(ids, want, "startIndex {start} count {count}: {sort:?}");
+        }
+    }
+}
+
 /// Keyset pages of a filter the core finishes examine at most `max_candidates` resources
 /// each, going on from where the previous one stopped: no tooMany, nothing repeated or lost.
 async fn keyset_pages_of_core_filters_are_bounded_not_refused(e: Engine) {
@@ -1622,6 +1643,27 @@ async fn a_secret_is_stored_once(e: Engine) {
     assert_eq!(s.secret("cursor".into(), "first".into()).await.unwrap(), "first");
     assert_eq!(s.secret("cursor".into(), "second".into()).await.unwrap(), "first");
     assert_eq!(s.secret("other".into(), "x".into()).await.unwrap(), "x");
+}
+
+/// A walk whose pages alternate between two processes (replicas behind a load balancer), each
+/// remembering only the pages it served, gets every resource once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_index_walk_across_two_processes_gets_every_resource_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let a = scim_store::open(&url, Limits::default(), Arc::new(Registry::standard())).await.unwrap();
+    let b = scim_store::open(&url, Limits::default(), Arc::new(Registry::standard())).await.unwrap();
+    let t = tenant(&*a, "a").await;
+    paging_users(&*a, t, 50).await;
+    let all: Vec<String> =
+        a.query(query_of(t, None, None, 1000, None)).await.unwrap().records.into_iter().map(|r| r.id).collect();
+    let mut got = Vec::new();
+    for (i, start) in (1..=50).step_by(4).enumerate() {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let page = s.query(Query { start_index: start, ..query_of(t, None, None, 4, None) }).await.unwrap();
+        got.extend(page.records.into_iter().map(|r| r.id));
+    }
+    assert_eq!(got, all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

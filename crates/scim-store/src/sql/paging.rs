@@ -9,7 +9,9 @@
 //! - **Index pages** (`startIndex`): a sequential walk is served like a keyset page. Each page
 //!   remembers, per (tenant, kind, query), where the page ending at index k stopped ([`Memo`],
 //!   bounded, in-process), so a request for startIndex = k + 1 seeks there instead of reading
-//!   k rows past an `OFFSET`. The memory is used only if the tenant's resources of that kind
+//!   k rows past an `OFFSET`. A request for a later index seeks from the nearest end
+//!   remembered below it and reads the rows in between by key only ([`MAX_SKIP`] at most): a
+//!   walk whose pages a load balancer spreads over N replicas reads N - 1 pages of keys more. The memory is used only if the tenant's resources of that kind
 //!   have not changed in a way that moves indexes since (the write counters below, read in the
 //!   page's snapshot): for creation order without a filter, no resource was deleted (a new one
 //!   sorts after every existing one); otherwise no resource was written at all. A miss, or a
@@ -33,7 +35,7 @@
 //!   the core over every candidate (bounded by `max_candidates`), for both kinds of page.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
@@ -121,6 +123,14 @@ impl<K: Hash + Eq, V: Clone> Lru<K, V> {
         Some(out)
     }
 
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        if !self.young.contains_key(k) {
+            let (k, v) = self.old.remove_entry(k)?;
+            self.insert(k, v);
+        }
+        self.young.get_mut(k)
+    }
+
     fn insert(&mut self, k: K, v: V) {
         if self.young.len() >= self.half && !self.young.contains_key(&k) {
             self.old = std::mem::take(&mut self.young);
@@ -147,18 +157,29 @@ struct Walk {
 /// What lists remember between requests, per process (see the module documentation): where
 /// index pages ended, and the totals of filtered queries.
 pub(crate) struct Memo {
-    walks: Mutex<Lru<(QueryKey, u64), Walk>>,
+    walks: Mutex<Lru<QueryKey, BTreeMap<u64, Walk>>>,
     totals: Mutex<Lru<QueryKey, (i64, u64)>>,
+    /// Index pages served from a remembered end (for tests).
+    seeks: std::sync::atomic::AtomicU64,
 }
 
-/// Index pages remembered (about; two generations of half of it).
-const WALKS: usize = 4096;
+/// Queries whose index pages are remembered (about; two generations of half of it).
+const WALK_QUERIES: usize = 512;
+/// Page ends remembered per query (the furthest ones): enough for several walks of one query.
+const WALK_ENDS: usize = 32;
+/// The most rows a page is read past a remembered end (a walk whose pages go round several
+/// replicas, or that changed its `count`), by a key-only index range.
+const MAX_SKIP: u64 = 10_000;
 /// Filtered totals remembered.
 const TOTALS: usize = 1024;
 
 impl Default for Memo {
     fn default() -> Self {
-        Memo { walks: Mutex::new(Lru::new(WALKS)), totals: Mutex::new(Lru::new(TOTALS)) }
+        Memo {
+            walks: Mutex::new(Lru::new(WALK_QUERIES)),
+            totals: Mutex::new(Lru::new(TOTALS)),
+            seeks: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
@@ -173,12 +194,31 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Memo {
-    fn walk(&self, q: QueryKey, end: u64) -> Option<Walk> {
-        locked(&self.walks).get(&(q, end))
+    /// The remembered page end of `q` nearest at or below index `end` (within [`MAX_SKIP`]).
+    fn walk(&self, q: QueryKey, end: u64) -> Option<(u64, Walk)> {
+        let mut walks = locked(&self.walks);
+        let ends = walks.get_mut(&q)?;
+        let (at, w) = ends.range(..=end).next_back()?;
+        (end - at <= MAX_SKIP).then(|| (*at, w.clone()))
     }
 
     fn remember_walk(&self, q: QueryKey, end: u64, walk: Walk) {
-        locked(&self.walks).insert((q, end), walk);
+        let mut walks = locked(&self.walks);
+        match walks.get_mut(&q) {
+            Some(ends) => {
+                ends.insert(end, walk);
+                while ends.len() > WALK_ENDS {
+                    ends.pop_first();
+                }
+            }
+            None => walks.insert(q, BTreeMap::from([(end, walk)])),
+        }
+    }
+
+    /// How many index pages were served from a remembered end.
+    #[cfg(test)]
+    pub(crate) fn seeks(&self) -> u64 {
+        self.seeks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The total of a filtered query, if it was counted while the counters were `changes`.
@@ -316,6 +356,38 @@ async fn scan<C: Conn>(
     up: bool,
     limit: u64,
 ) -> Result<Vec<Ordered>> {
+    let rows = scan_rows(c, scope, args, col, from, up, limit, RECORD_COLS).await?;
+    rows.into_iter().map(|row| ordered(row, col)).collect()
+}
+
+/// The positions of the rows [`scan`] reads (a key-only read of the same index ranges).
+async fn scan_keys<C: Conn>(
+    c: &mut C,
+    scope: &str,
+    args: &[Arg],
+    col: Option<Col>,
+    from: Option<&Position>,
+    up: bool,
+    limit: u64,
+) -> Result<Vec<Position>> {
+    let rows = scan_rows(c, scope, args, col, from, up, limit, "r.pk").await?;
+    rows.into_iter()
+        .map(|row| Ok(Position { key: sql_key(col, row.0.get(1).unwrap_or(&Val::Null))?, pk: row.int(0)? }))
+        .collect()
+}
+
+/// The statements of [`scan`]: `select`, then the sort column, of each row.
+#[allow(clippy::too_many_arguments)]
+async fn scan_rows<C: Conn>(
+    c: &mut C,
+    scope: &str,
+    args: &[Arg],
+    col: Option<Col>,
+    from: Option<&Position>,
+    up: bool,
+    limit: u64,
+    select: &str,
+) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
@@ -372,11 +444,8 @@ async fn scan<C: Conn>(
             }
         };
         let n = bind(Arg::Int(i64::try_from(want).unwrap_or(i64::MAX)), Ty::Int);
-        let sql =
-            format!("SELECT {RECORD_COLS}, r.{name} FROM resources r WHERE {scope}{cond} ORDER BY {order} LIMIT {n}");
-        for row in c.query(&sql, &args).await? {
-            out.push(ordered(row, col)?);
-        }
+        let sql = format!("SELECT {select}, r.{name} FROM resources r WHERE {scope}{cond} ORDER BY {order} LIMIT {n}");
+        out.extend(c.query(&sql, &args).await?);
     }
     Ok(out)
 }
@@ -544,12 +613,24 @@ impl Query {
         let memo = ctx
             .memo
             .walk(p.key, offset)
-            .filter(|w| if unfiltered_pk { w.counts.deletes == p.counts.deletes } else { w.counts == p.counts });
+            .filter(|(_, w)| if unfiltered_pk { w.counts.deletes == p.counts.deletes } else { w.counts == p.counts });
         let mut rows = Vec::new();
-        if let Some(w) = memo {
-            rows = scan(c, &p.scope, &p.args, col, Some(&w.after), up, self.count).await?;
+        if let Some((at, w)) = memo {
+            // From the remembered end, past the rows between it and this page by key only (none
+            // for the next page of a walk), then the page.
+            let mut from = Some(w.after);
+            let skip = offset - at;
+            if skip > 0 {
+                let keys = scan_keys(c, &p.scope, &p.args, col, from.as_ref(), up, skip).await?;
+                from = if keys.len() as u64 == skip { keys.into_iter().next_back() } else { None };
+            }
+            if let Some(from) = from {
+                rows = scan(c, &p.scope, &p.args, col, Some(&from), up, self.count).await?;
+            }
             // A seek that does not give what the total says looks stale: read by offset.
-            if rows.len() as u64 != expected {
+            if rows.len() as u64 == expected {
+                ctx.memo.seeks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
                 rows.clear();
             }
         }
