@@ -273,11 +273,12 @@ struct PgConn<'a> {
     client: Client<'a>,
     lost: bool,
     appended: bool,
+    tally: crate::sql::Tally,
 }
 
 impl<'a> PgConn<'a> {
     fn new(client: Client<'a>) -> Self {
-        PgConn { client, lost: false, appended: false }
+        PgConn { client, lost: false, appended: false, tally: Default::default() }
     }
 
     fn check<T>(&mut self, r: std::result::Result<T, tokio_postgres::Error>) -> SqlResult<T> {
@@ -316,6 +317,10 @@ impl Conn for PgConn<'_> {
 
     fn appended(&mut self, _tenant: i64, _seq: i64) {
         self.appended = true;
+    }
+
+    fn tally(&mut self) -> &mut crate::sql::Tally {
+        &mut self.tally
     }
 
     async fn query(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -459,7 +464,8 @@ impl PgInner {
                     Err(e) => (Err(backend(&e)), breaks_connection(&e)),
                     Ok(tx) => {
                         let mut conn = PgConn::new(Client::Tx(&tx));
-                        let out = op.run(&mut conn, &self.ctx).await;
+                        // A write's counters are applied last (`paging::flush_counts`).
+                        let out = crate::sql::paging::run(op, &mut conn, &self.ctx).await;
                         let (lost, appended) = (conn.lost, conn.appended);
                         match out {
                             Ok(v) => match tx.commit().await {

@@ -259,7 +259,7 @@ type Appended = Vec<(i64, i64)>;
 
 /// A connection of this engine (the writer inside its transaction, or a reader), with the
 /// events the operation running on it appended.
-struct SqliteConn<'a>(&'a mut Connection, Appended);
+struct SqliteConn<'a>(&'a mut Connection, Appended, crate::sql::paging::Tally);
 
 impl SqliteConn<'_> {
     fn run(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -288,6 +288,10 @@ impl Conn for SqliteConn<'_> {
         self.1.push((tenant, seq));
     }
 
+    fn tally(&mut self) -> &mut crate::sql::paging::Tally {
+        &mut self.2
+    }
+
     fn query(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Vec<Row>>> + Send {
         std::future::ready(self.run(sql, args))
     }
@@ -306,9 +310,9 @@ impl Conn for SqliteConn<'_> {
 /// Runs an operation on a connection of this engine: its futures complete without waiting.
 /// Returns the events it appended too.
 fn run_now<O: Operation>(op: &O, conn: &mut Connection, ctx: &Context) -> (Result<O::Output>, Appended) {
-    let mut c = SqliteConn(conn, Vec::new());
+    let mut c = SqliteConn(conn, Vec::new(), Default::default());
     let out = {
-        let mut fut = std::pin::pin!(op.run(&mut c, ctx));
+        let mut fut = std::pin::pin!(crate::sql::paging::run(op, &mut c, ctx));
         match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(StoreError::Backend("a SQLite operation waited, which it never does".into())),

@@ -13,6 +13,7 @@ use crate::{Kind, Result, StoreError};
 pub(crate) mod filter;
 pub(crate) mod ops;
 pub(crate) mod paging;
+pub use paging::Tally;
 pub(crate) mod traffic;
 pub(crate) mod webhooks;
 
@@ -488,6 +489,10 @@ pub trait Conn: Send {
     /// Notes that the running write appended an event to a tenant's feed (numbered `seq`, or 0
     /// if the sequencer numbers it), for the engine to signal once the write commits.
     fn appended(&mut self, tenant: i64, seq: i64);
+
+    /// What the running write changes in its tenants' resource counters, applied once it
+    /// succeeded (`paging::run`).
+    fn tally(&mut self) -> &mut Tally;
 
     /// Runs a statement that returns at most one row.
     fn opt(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Option<Row>>> + Send {

@@ -323,8 +323,8 @@ async fn touch_members<C: Conn>(c: &mut C, tenant: i64, pks: &[i64], now: i64) -
     let Some(&first) = pks.first() else { return Ok(()) };
     // Members may be users or groups: both kinds' lists change (their `groups`, a filter on
     // membership).
-    note_write(c, tenant, Kind::User, first, 0).await?;
-    note_write(c, tenant, Kind::Group, first, 0).await?;
+    note_write(c, tenant, Kind::User, first, 0);
+    note_write(c, tenant, Kind::Group, first, 0);
     let sql =
         format!("UPDATE resources SET version = version + 1, modified = $2 WHERE {}", c.dialect().in_list("pk", 1));
     c.exec(&sql, &[Arg::Ints(pks.to_vec()), Arg::Int(now)]).await?;
@@ -853,7 +853,7 @@ impl Operation for Create {
             .map_err(|e| resource_conflict(e, kind, &keys))?
             .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
         let pk = row.int(0)?;
-        note_write(c, tenant, kind, pk, 1).await?;
+        note_write(c, tenant, kind, pk, 1);
         write_emails(c, tenant, pk, &keys, false).await?;
         add_members(c, tenant, pk, &self.members, now).await?;
         let rec = Record {
@@ -935,7 +935,7 @@ async fn write_change<C: Conn>(
         return with_extras(c, pk, current, load).await;
     }
     let kind = current.kind;
-    note_write(c, tenant, kind, pk, 0).await?;
+    note_write(c, tenant, kind, pk, 0);
     if doc_changed {
         write_document(c, tenant, kind, pk, doc, now).await?;
     } else {
@@ -1041,9 +1041,9 @@ impl Operation for Delete {
             .await?;
         let mut groups = groups.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
         groups.sort_by_key(|(gpk, _)| *gpk);
-        note_write(c, tenant, kind, pk, -1).await?;
+        note_write(c, tenant, kind, pk, -1);
         if let Some((gpk, _)) = groups.first() {
-            note_write(c, tenant, Kind::Group, *gpk, 0).await?;
+            note_write(c, tenant, Kind::Group, *gpk, 0);
         }
         for (_, group) in &groups {
             let ev = NewEvent::members(EventType::GroupMembersRemoved, group, vec![self.id.clone()]);

@@ -58,26 +58,54 @@ const SLOTS: i64 = 16;
 /// resources whose values agree on their first this many bytes are in creation order.
 const MAX_CORE_KEY_BYTES: usize = 256;
 
-/// Notes a write of a resource (key `pk`) in its tenant's counters, in the write's
-/// transaction: `live` is +1 for a create, -1 for a deletion, 0 for a change; `deleted` is 1
-/// for a deletion.
-pub(crate) async fn note_write<C: Conn>(c: &mut C, tenant: i64, kind: crate::Kind, pk: i64, live: i64) -> Result<()> {
-    let deleted = i64::from(live < 0);
-    let args = [
-        Arg::Int(tenant),
-        Arg::Int(kind_code(kind)),
-        Arg::Int(pk.rem_euclid(SLOTS)),
-        Arg::Int(live),
-        Arg::Int(deleted),
-    ];
-    c.exec(
-        "INSERT INTO resource_counts (tenant_id, kind, slot, live, deletes, changes) VALUES ($1, $2, $3, $4, $5, 1)
-         ON CONFLICT (tenant_id, kind, slot) DO UPDATE SET live = resource_counts.live + excluded.live,
-         deletes = resource_counts.deletes + excluded.deletes, changes = resource_counts.changes + 1",
-        &args,
-    )
-    .await?;
+/// What a write changes in its tenants' resource counters, applied once, as the write's last
+/// statements (`flush_counts`). Each engine's connection holds one.
+#[derive(Debug, Default)]
+pub struct Tally {
+    deltas: BTreeMap<(i64, i64), (i64, i64, i64)>,
+    slot: Option<i64>,
+}
+
+/// Notes a write of a resource (key `pk`) in its tenant's counters: `live` is +1 for a
+/// create, -1 for a deletion, 0 for a change.
+pub(crate) fn note_write<C: Conn>(c: &mut C, tenant: i64, kind: crate::Kind, pk: i64, live: i64) {
+    let t = c.tally();
+    t.slot.get_or_insert(pk.rem_euclid(SLOTS));
+    let d = t.deltas.entry((tenant, kind_code(kind))).or_default();
+    d.0 += live;
+    d.1 += i64::from(live < 0);
+    d.2 += 1;
+}
+
+/// Applies a write's [`Tally`]: called by the engines after the write's operation succeeded,
+/// in its transaction, so that the counter rows are the last rows it locks, each transaction
+/// one slot, in (tenant, kind) order: writers on PostgreSQL wait for each other there only
+/// at the end of their transactions, never in a cycle.
+pub(crate) async fn flush_counts<C: Conn>(c: &mut C) -> Result<()> {
+    let Tally { deltas, slot } = std::mem::take(c.tally());
+    let slot = slot.unwrap_or(0);
+    for ((tenant, kind), (live, deletes, changes)) in deltas {
+        let args =
+            [Arg::Int(tenant), Arg::Int(kind), Arg::Int(slot), Arg::Int(live), Arg::Int(deletes), Arg::Int(changes)];
+        c.exec(
+            "INSERT INTO resource_counts (tenant_id, kind, slot, live, deletes, changes) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant_id, kind, slot) DO UPDATE SET live = resource_counts.live + excluded.live,
+             deletes = resource_counts.deletes + excluded.deletes, changes = resource_counts.changes + excluded.changes",
+            &args,
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// Runs an operation on `c` the way every engine does: a write's counters are applied after
+/// it succeeded ([`flush_counts`]).
+pub(crate) async fn run<O: Operation, C: Conn>(op: &O, c: &mut C, ctx: &Context) -> Result<O::Output> {
+    let out = op.run(c, ctx).await?;
+    if O::MODE == Mode::Write {
+        flush_counts(c).await?;
+    }
+    Ok(out)
 }
 
 /// A tenant's counters for one kind, as of the reading snapshot.
