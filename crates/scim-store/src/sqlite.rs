@@ -910,6 +910,54 @@ mod tests {
         assert_eq!(seeks(), 3, "and seeks again from there");
     }
 
+    /// Concurrent walks of one query at different depths each keep seeking (the memory forgets
+    /// the ends stored longest ago, not the shallowest).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_walks_of_one_query_each_keep_seeking() {
+        let (store, _dir) = open();
+        let t = store
+            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..200 {
+            let c = crate::Create {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                id: format!("u{i:03}"),
+                now: time::OffsetDateTime::now_utc(),
+                doc: serde_json::json!({"userName": format!("n{i:03}")}),
+                members: Vec::new(),
+                actor: crate::Actor::cli("test"),
+            };
+            store.create(c).await.unwrap();
+        }
+        let page = async |start: u64| {
+            let q = crate::Query {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                filter: None,
+                sort: None,
+                start_index: start,
+                count: 4,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        for step in 0..12u64 {
+            for walk in 0..4u64 {
+                let start = 1 + walk * 50 + step * 4;
+                let want: Vec<String> = (start - 1..start + 3).map(|i| format!("u{i:03}")).collect();
+                assert_eq!(page(start).await, want);
+            }
+        }
+        // Every page but the very first seeks (the other walks' first pages from the nearest
+        // end below them, skipping by key).
+        assert_eq!(store.inner.ctx.memo.seeks(), 4 * 12 - 1);
+    }
+
     async fn names(store: &SqliteStore) -> Vec<String> {
         store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect()
     }

@@ -11,22 +11,22 @@
 //!   bounded, in-process), so a request for startIndex = k + 1 seeks there instead of reading
 //!   k rows past an `OFFSET`. A request for a later index seeks from the nearest end
 //!   remembered below it and reads the rows in between by key only ([`MAX_SKIP`] at most): a
-//!   walk whose pages a load balancer spreads over N replicas reads N - 1 pages of keys more. The memory is used only if the tenant's resources of that kind
-//!   have not changed in a way that moves indexes since (the write counters below, read in the
-//!   page's snapshot): for creation order without a filter, no resource was deleted (a new one
-//!   sorts after every existing one); otherwise no resource was written at all. A miss, or a
-//!   memory that looks stale, is an `OFFSET` read, which gives what an `OFFSET` always gave.
-//!   Under concurrent writes, then, a walk whose memory still holds goes on exactly where its
-//!   previous page ended (on PostgreSQL a create committed out of key order lands before that
-//!   point: both an `OFFSET` and the memory miss it in this walk; an `OFFSET` would also repeat
-//!   a row).
-//! - **Totals**: an unfiltered list's total is `resource_counts.live`, maintained by every
-//!   create and delete in its own transaction, in 16 slots per (tenant, kind) so that
-//!   concurrent writers on PostgreSQL rarely update the same row. The same rows count every
-//!   write (`changes`) and deletion (`deletes`): the generations the memory is checked
-//!   against. A filtered total is counted (the cost of its index range), remembered while no
-//!   resource of the kind changed; a keyset page counts at most [`COUNT_BOUND`] and leaves the
-//!   total out past that.
+//!   walk whose pages a load balancer spreads over N replicas reads N - 1 pages of keys more.
+//!   The memory is used only if the tenant's resources of that kind have not changed in a way
+//!   that moves indexes since (the write counters below, read in the page's snapshot): for
+//!   creation order without a filter, no resource was deleted (a new one sorts after every
+//!   existing one); otherwise no resource was written at all. A miss, or a memory that looks
+//!   stale, is an `OFFSET` read, which gives what an `OFFSET` always gave. Under concurrent
+//!   writes, then, a walk whose memory still holds goes on exactly where its previous page
+//!   ended (on PostgreSQL a create committed out of key order lands before that point: both
+//!   an `OFFSET` and the memory miss it in this walk; an `OFFSET` would also repeat a row).
+//! - **Totals**: an unfiltered list's total is the sum of `resource_counts.live`, which every
+//!   create and delete updates in its own transaction ([`Tally`], applied as the write's last
+//!   statements, one of 16 slots per (tenant, kind), so that concurrent writers on PostgreSQL
+//!   rarely meet there and never in a cycle). The same rows count every write (`changes`) and
+//!   deletion (`deletes`): the generations the memory is checked against. A filtered total is
+//!   counted (the cost of its index range) and remembered while no resource of the kind was
+//!   written; a keyset page counts at most [`COUNT_BOUND`] and leaves the total out past that.
 //! - **Filters the core finishes** (the residual of a plan): index pages read every candidate
 //!   (at most `max_candidates`, else `tooMany`, as before); keyset pages read candidates in
 //!   the SQL order from the cursor on, in batches, and stop when the page is full or
@@ -185,15 +185,23 @@ struct Walk {
 /// What lists remember between requests, per process (see the module documentation): where
 /// index pages ended, and the totals of filtered queries.
 pub(crate) struct Memo {
-    walks: Mutex<Lru<QueryKey, BTreeMap<u64, Walk>>>,
+    walks: Mutex<Lru<QueryKey, Ends>>,
     totals: Mutex<Lru<QueryKey, (i64, u64)>>,
     /// Index pages served from a remembered end (for tests).
     seeks: std::sync::atomic::AtomicU64,
 }
 
+/// The page ends remembered of one query: end index -> (when stored, where it stopped).
+#[derive(Debug, Clone, Default)]
+struct Ends {
+    by_end: BTreeMap<u64, (u64, Walk)>,
+    tick: u64,
+}
+
 /// Queries whose index pages are remembered (about; two generations of half of it).
 const WALK_QUERIES: usize = 512;
-/// Page ends remembered per query (the furthest ones): enough for several walks of one query.
+/// Page ends remembered per query (the most recently stored): enough for several concurrent
+/// walks of one query.
 const WALK_ENDS: usize = 32;
 /// The most rows a page is read past a remembered end (a walk whose pages go round several
 /// replicas, or that changed its `count`), by a key-only index range.
@@ -226,20 +234,25 @@ impl Memo {
     fn walk(&self, q: QueryKey, end: u64) -> Option<(u64, Walk)> {
         let mut walks = locked(&self.walks);
         let ends = walks.get_mut(&q)?;
-        let (at, w) = ends.range(..=end).next_back()?;
+        let (at, (_, w)) = ends.by_end.range(..=end).next_back()?;
         (end - at <= MAX_SKIP).then(|| (*at, w.clone()))
     }
 
     fn remember_walk(&self, q: QueryKey, end: u64, walk: Walk) {
         let mut walks = locked(&self.walks);
-        match walks.get_mut(&q) {
-            Some(ends) => {
-                ends.insert(end, walk);
-                while ends.len() > WALK_ENDS {
-                    ends.pop_first();
-                }
+        if walks.get_mut(&q).is_none() {
+            walks.insert(q, Ends::default());
+        }
+        let Some(ends) = walks.get_mut(&q) else { return };
+        ends.tick += 1;
+        ends.by_end.insert(end, (ends.tick, walk));
+        if ends.by_end.len() > WALK_ENDS {
+            // The end stored longest ago goes (not the shallowest: concurrent walks of one
+            // query each keep their latest ends).
+            let oldest = ends.by_end.iter().min_by_key(|(_, (tick, _))| *tick).map(|(e, _)| *e);
+            if let Some(e) = oldest {
+                ends.by_end.remove(&e);
             }
-            None => walks.insert(q, BTreeMap::from([(end, walk)])),
         }
     }
 
