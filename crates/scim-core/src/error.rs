@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 /// The schema URI of a SCIM error body.
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// The `scimType` values of RFC 7644 §3.12, table 9.
+/// The `scimType` values of RFC 7644 §3.12, table 9, and those RFC 9865 §2.1 adds for cursor
+/// pagination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScimType {
     /// The filter syntax was invalid or the filter is not supported.
@@ -35,6 +36,12 @@ pub enum ScimType {
     InvalidVers,
     /// The request cannot be completed because of sensitive information in the URI.
     Sensitive,
+    /// The cursor is not one this server gave for this query (RFC 9865 §2.1).
+    InvalidCursor,
+    /// The cursor has expired (RFC 9865 §2.1).
+    ExpiredCursor,
+    /// The count is not a valid page size (RFC 9865 §2.1).
+    InvalidCount,
 }
 
 impl ScimType {
@@ -51,6 +58,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 
@@ -118,6 +128,14 @@ impl ScimError {
     /// 400 `tooMany`.
     pub fn too_many(detail: impl Into<String>) -> Self {
         Self::new(ScimType::TooMany, detail)
+    }
+    /// 400 `invalidCursor` (RFC 9865).
+    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
+        Self::new(ScimType::InvalidCursor, detail)
+    }
+    /// 400 `invalidCount` (RFC 9865).
+    pub fn invalid_count(detail: impl Into<String>) -> Self {
+        Self::new(ScimType::InvalidCount, detail)
     }
     /// 409 `uniqueness`.
     pub fn uniqueness(detail: impl Into<String>) -> Self {

@@ -14,8 +14,12 @@
 //! - Filters on indexed attributes (`id`, `userName`, `externalId`, `displayName`,
 //!   `emails.value`, `meta.created`, `meta.lastModified`, `members.value`, enterprise
 //!   `employeeNumber`) run as index look-ups; any other condition is evaluated by the core on at
-//!   most [`Limits::max_candidates`] rows, and a query that would need more is refused with
-//!   `tooMany`, never answered wrongly.
+//!   most [`Limits::max_candidates`] rows, and an index page that would need more is refused
+//!   with `tooMany`, never answered wrongly (a keyset page examines at most that many and says
+//!   where the next one goes on).
+//! - A tenant's resources are counted per kind by the writes, in their transaction: an
+//!   unfiltered list's total is read, never counted; keyset pages and sequential index pages
+//!   cost the same at any depth (`sql::paging`).
 //!
 //! The trait is async and every call is one owned request: each engine decides its own
 //! threading (SQLite: reads on blocking threads, writes through one group-commit writer thread;
@@ -229,7 +233,7 @@ pub struct Query {
     pub filter: Option<Filter>,
     /// The attribute to sort by and the direction.
     pub sort: Option<(AttrPath, SortOrder)>,
-    /// 1-based index of the first result.
+    /// 1-based index of the first result (index paging; ignored with `seek`).
     pub start_index: u64,
     /// The most results to return (0 asks for the total only).
     pub count: u64,
@@ -237,15 +241,101 @@ pub struct Query {
     pub load: Load,
     /// Whether to read the change-feed position the page reflects (the vendor API's lists).
     pub position: bool,
+    /// Keyset paging (RFC 9865 cursors): where the page starts, instead of `start_index`. The
+    /// page then has its [`Page::keyset`].
+    pub seek: Option<Seek>,
+}
+
+/// The position of a resource in the order of a query: its sort key and its row key. What a
+/// cursor carries; [`Position::encode`] and [`Position::decode`] are its bytes. A position stays
+/// meaningful when its resource is deleted: a page after it starts at the next resource in
+/// the order, whichever that is then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    key: SortKey,
+    pk: i64,
+}
+
+/// The sort key of a [`Position`], as the query's order compares it.
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    /// The order is creation order (no `sortBy`): the row key alone.
+    Pk,
+    /// The resource has no value for the sort attribute.
+    Null,
+    /// An integer column (`meta.created`, `meta.lastModified`, in microseconds).
+    Int(i64),
+    /// A text column (its stored, case-folded form).
+    Text(String),
+    /// A value the core sorts on (a `sortBy` no column holds).
+    Value(Value),
+}
+
+impl Position {
+    /// The bytes of the position (a tag, the key, the row key).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        let (tag, body): (u8, Vec<u8>) = match &self.key {
+            SortKey::Pk => (0, Vec::new()),
+            SortKey::Null => (1, Vec::new()),
+            SortKey::Int(i) => (2, i.to_be_bytes().to_vec()),
+            SortKey::Text(t) => (3, t.as_bytes().to_vec()),
+            SortKey::Value(v) => (4, v.to_string().into_bytes()),
+        };
+        out.push(tag);
+        out.extend_from_slice(&self.pk.to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The position of [`Position::encode`]'s bytes; `None` for bytes that are not one.
+    pub fn decode(bytes: &[u8]) -> Option<Position> {
+        let (&tag, rest) = bytes.split_first()?;
+        let (pk, body) = rest.split_first_chunk::<8>()?;
+        let key = match tag {
+            0 if body.is_empty() => SortKey::Pk,
+            1 if body.is_empty() => SortKey::Null,
+            2 => SortKey::Int(i64::from_be_bytes(*<&[u8; 8]>::try_from(body).ok()?)),
+            3 => SortKey::Text(String::from_utf8(body.to_vec()).ok()?),
+            4 => SortKey::Value(serde_json::from_slice(body).ok()?),
+            _ => return None,
+        };
+        Some(Position { key, pk: i64::from_be_bytes(*pk) })
+    }
+}
+
+/// Where a keyset page starts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Seek {
+    /// The resources after this position, in the query's order (`None`: from the first one);
+    /// with `backward`, those before it (`None`: up to the last one).
+    pub from: Option<Position>,
+    /// The page before `from` (RFC 9865's `previousCursor`), in the query's order.
+    pub backward: bool,
+}
+
+/// What a keyset page says about its neighbours.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Keyset {
+    /// Where the next page starts, if resources may follow this page (`nextCursor`).
+    pub next: Option<Seek>,
+    /// Where the previous page starts, if resources come before this page (`previousCursor`).
+    /// Not offered for a filter the core finishes.
+    pub prev: Option<Seek>,
 }
 
 /// One page of results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
-    /// How many resources match in all.
-    pub total: u64,
+    /// How many resources match in all. Always known for index paging; for a keyset page,
+    /// `None` when counting would cost more than the page (RFC 9865 lets it be left out): a
+    /// filter the core finishes, or an indexed filter matching more than
+    /// [`COUNT_BOUND`] resources.
+    pub total: Option<u64>,
     /// The resources of this page.
     pub records: Vec<Record>,
+    /// For a [`Query::seek`] page: where the pages before and after it start.
+    pub keyset: Option<Keyset>,
     /// With [`Query::position`]: the position of the tenant's change feed the page reflects
     /// (read in the same snapshot): every event up to it is reflected in the page; 0 before
     /// the first event. Events after it may repeat a change the page already shows (on
@@ -253,6 +343,10 @@ pub struct Page {
     /// so applying them by resource id converges on the store's state.
     pub position: Option<i64>,
 }
+
+/// The most resources a keyset page of an indexed filter counts for its `totalResults`: past
+/// that, the total is left out (an unfiltered list's total is maintained, never counted).
+pub const COUNT_BOUND: u64 = 10_000;
 
 /// Limits a store enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,8 +604,15 @@ pub trait Store: Send + Sync + 'static {
     async fn patch(&self, req: Patch) -> Result<Record>;
     /// Deletes a resource (and its memberships); `NotFound` if there is none.
     async fn delete(&self, req: Delete) -> Result<()>;
-    /// Lists the resources that match a query, read in one snapshot.
+    /// Lists the resources that match a query, read in one snapshot: by index (`start_index`;
+    /// a sequential walk is served from where its previous page ended, see `sql::paging`) or
+    /// by keyset (`seek`). The total of an unfiltered list is the count maintained by the
+    /// writes, never counted.
     async fn query(&self, req: Query) -> Result<Page>;
+    /// The database's secret called `name` (hex text): `candidate` is stored if there is none yet,
+    /// and whatever is stored is returned, so every process on the database (every replica on
+    /// PostgreSQL) gets the same one. Cursors are authenticated with it.
+    async fn secret(&self, name: String, candidate: String) -> Result<String>;
     /// A tenant's change feed after position `after` (exclusive), at most `limit` events, in
     /// `seq` order, with the feed's position and how far it was pruned, read in one snapshot.
     /// `NotFound` if there is no such tenant.
@@ -649,7 +750,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// What each schema version brought, `MIGRATION_NOTES[i]` for version `i + 1` (both engines
 /// have the same versions).
-pub const MIGRATION_NOTES: [&str; 8] = [
+pub const MIGRATION_NOTES: [&str; 9] = [
     "the first schema",
     "tenant ids are never reused; rows of deleted tenants are removed",
     "case-insensitive keys are case-folded",
@@ -658,6 +759,9 @@ pub const MIGRATION_NOTES: [&str; 8] = [
     "webhooks and their delivery cursors",
     "the mass-deprovisioning guard",
     "the provisioning log, directory health, setup links and console sessions",
+    "resource counts maintained by the writes (backfilled), database secrets (the cursor key), indexes for \
+     keyset pages (rows without a value of a nullable sort column; on PostgreSQL the sort indexes rebuilt to end \
+     in the row key)",
 ];
 
 /// The schema version of the database a URL names (0: none yet) and the version this scimd

@@ -46,8 +46,8 @@ use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode, ORPHANS_REMOVED,
-    Operation, POSTGRES, REQUESTS_INDEXES, Row, SqlError, SqlResult, Val, WEBHOOKS,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, COUNTS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode,
+    ORPHANS_REMOVED, Operation, POSTGRES, REQUESTS_INDEXES, Row, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
 
@@ -70,7 +70,22 @@ const MIGRATIONS: &[&[&str]] = &[
     &[WEBHOOKS],
     &[GUARD],
     &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
+    &[COUNTS, SORT_INDEXES],
 ];
+
+/// Version 9: the indexes keyset pages sort on end in `pk` (SQLite's end in the rowid), so that
+/// `(col, pk) > ($v, $pk)` is one index range however many resources share a value.
+const SORT_INDEXES: &str = "
+DROP INDEX resources_display;
+CREATE INDEX resources_display ON resources (tenant_id, kind, display_lc, pk) WHERE display_lc IS NOT NULL;
+DROP INDEX resources_employee_number;
+CREATE INDEX resources_employee_number ON resources (tenant_id, kind, employee_number_lc, pk)
+    WHERE employee_number_lc IS NOT NULL;
+DROP INDEX resources_modified;
+CREATE INDEX resources_modified ON resources (tenant_id, kind, modified, pk);
+DROP INDEX resources_created;
+CREATE INDEX resources_created ON resources (tenant_id, kind, created, pk);
+";
 
 /// Version 5: the change feed's events (see `sql::FEED_TENANT_COLUMNS`), numbered by the
 /// sequencer: `events_unsequenced` is what it looks for.
@@ -275,11 +290,12 @@ struct PgConn<'a> {
     client: Client<'a>,
     lost: bool,
     appended: bool,
+    tally: crate::sql::Tally,
 }
 
 impl<'a> PgConn<'a> {
     fn new(client: Client<'a>) -> Self {
-        PgConn { client, lost: false, appended: false }
+        PgConn { client, lost: false, appended: false, tally: Default::default() }
     }
 
     fn check<T>(&mut self, r: std::result::Result<T, tokio_postgres::Error>) -> SqlResult<T> {
@@ -318,6 +334,10 @@ impl Conn for PgConn<'_> {
 
     fn appended(&mut self, _tenant: i64, _seq: i64) {
         self.appended = true;
+    }
+
+    fn tally(&mut self) -> &mut crate::sql::Tally {
+        &mut self.tally
     }
 
     async fn query(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -414,7 +434,7 @@ impl PgInner {
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the PostgreSQL pool: {e}")))?;
         let inner =
-            PgInner { pool, ctx: Context { limits, registry }, signal: FeedSignal::default(), wake: Notify::new() };
+            PgInner { pool, ctx: Context::new(limits, registry), signal: FeedSignal::default(), wake: Notify::new() };
         Ok((inner, config, tls))
     }
 
@@ -484,7 +504,8 @@ impl PgInner {
                     Err(e) => (Err(backend(&e)), breaks_connection(&e)),
                     Ok(tx) => {
                         let mut conn = PgConn::new(Client::Tx(&tx));
-                        let out = op.run(&mut conn, &self.ctx).await;
+                        // A write's counters are applied last (`paging::flush_counts`).
+                        let out = crate::sql::paging::run(op, &mut conn, &self.ctx).await;
                         let (lost, appended) = (conn.lost, conn.appended);
                         match out {
                             Ok(v) => match tx.commit().await {

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use crate::sql::ops::Context;
 use crate::sql::{
-    Arg, CASE_FOLDED_KEYS, CONSOLE, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED,
+    Arg, CASE_FOLDED_KEYS, CONSOLE, COUNTS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Mode, ORPHANS_REMOVED,
     Operation, REQUESTS_INDEXES, Row, SQLITE, SqlError, SqlResult, Val, WEBHOOKS,
 };
 use crate::{FeedSignal, Limits, Result, StoreError};
@@ -50,6 +50,7 @@ const MIGRATIONS: &[&[&str]] = &[
     &[WEBHOOKS],
     &[GUARD],
     &[CONSOLE, REQUESTS, REQUESTS_INDEXES],
+    &[COUNTS],
 ];
 
 /// Version 8: the provisioning log (see `sql::CONSOLE`), keyed in the order requests were logged.
@@ -258,7 +259,7 @@ type Appended = Vec<(i64, i64)>;
 
 /// A connection of this engine (the writer inside its transaction, or a reader), with the
 /// events the operation running on it appended.
-struct SqliteConn<'a>(&'a mut Connection, Appended);
+struct SqliteConn<'a>(&'a mut Connection, Appended, crate::sql::paging::Tally);
 
 impl SqliteConn<'_> {
     fn run(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -287,6 +288,10 @@ impl Conn for SqliteConn<'_> {
         self.1.push((tenant, seq));
     }
 
+    fn tally(&mut self) -> &mut crate::sql::paging::Tally {
+        &mut self.2
+    }
+
     fn query(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Vec<Row>>> + Send {
         std::future::ready(self.run(sql, args))
     }
@@ -305,9 +310,9 @@ impl Conn for SqliteConn<'_> {
 /// Runs an operation on a connection of this engine: its futures complete without waiting.
 /// Returns the events it appended too.
 fn run_now<O: Operation>(op: &O, conn: &mut Connection, ctx: &Context) -> (Result<O::Output>, Appended) {
-    let mut c = SqliteConn(conn, Vec::new());
+    let mut c = SqliteConn(conn, Vec::new(), Default::default());
     let out = {
-        let mut fut = std::pin::pin!(op.run(&mut c, ctx));
+        let mut fut = std::pin::pin!(crate::sql::paging::run(op, &mut c, ctx));
         match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(StoreError::Backend("a SQLite operation waited, which it never does".into())),
@@ -383,7 +388,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         optimize(&writer);
         let readers = (0..READERS).map(|_| open().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-        let ctx = Context { limits, registry };
+        let ctx = Context::new(limits, registry);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_ctx = ctx.clone();
         let signal = Arc::new(FeedSignal::default());
@@ -458,7 +463,7 @@ impl SqliteStore {
         // No writer: the receiver is gone, so a write fails at once.
         let (writer, _) = mpsc::channel::<Job>();
         Ok(SqliteStore {
-            inner: Arc::new(Inner { readers, next_reader: AtomicUsize::new(0), ctx: Context { limits, registry } }),
+            inner: Arc::new(Inner { readers, next_reader: AtomicUsize::new(0), ctx: Context::new(limits, registry) }),
             writer: Mutex::new(writer),
             queued: Arc::default(),
             signal: Arc::default(),
@@ -765,9 +770,9 @@ mod tests {
         (bad, out)
     }
 
-    /// A database of the previous schema version (7) is migrated on open (to the provisioning
-    /// log, traffic, setup links and sessions) and served; the version is read without
-    /// migrating first.
+    /// A database of schema version 7 is migrated on open (to the provisioning log, traffic,
+    /// setup links and sessions, and on) and served; the version is read without migrating
+    /// first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_database_of_the_previous_schema_version_is_migrated_and_served() {
         let dir = tempfile::tempdir().unwrap();
@@ -810,6 +815,71 @@ mod tests {
             store.requests(crate::RequestQuery { tenant: t.id, limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!(schema_version(dir.path().join("none.db").to_str().unwrap()).unwrap(), 0);
+    }
+
+    /// A database of schema version 8 is migrated to 9 with its resources counted: the
+    /// maintained totals start exact and stay so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_8_database_gets_its_counts_backfilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            for (i, step) in MIGRATIONS[..8].iter().enumerate() {
+                let tx = c.transaction().unwrap();
+                for sql in *step {
+                    tx.execute_batch(sql).unwrap();
+                }
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+                tx.commit().unwrap();
+            }
+            c.execute_batch("INSERT INTO tenants (name, required, created) VALUES ('a', '[]', 0), ('b', '[]', 0)")
+                .unwrap();
+            for i in 0..25 {
+                let (t, kind) = if i < 20 {
+                    (1, 0)
+                } else if i < 23 {
+                    (1, 1)
+                } else {
+                    (2, 0)
+                };
+                c.execute(
+                    "INSERT INTO resources (tenant_id, kind, id, name_lc, created, modified, version, doc)
+                     VALUES (?1, ?2, ?3, ?3, 0, 0, 1, '{}')",
+                    rusqlite::params![t, kind, format!("r{i}")],
+                )
+                .unwrap();
+            }
+        }
+        let store =
+            SqliteStore::open(path.to_str().unwrap(), Limits::default(), Arc::new(Registry::standard())).unwrap();
+        let total = async |tenant: i64, kind: scim_core::Kind| {
+            let q = crate::Query {
+                tenant,
+                kind,
+                filter: None,
+                sort: None,
+                start_index: 1,
+                count: 0,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().total
+        };
+        assert_eq!(total(1, scim_core::Kind::User).await, Some(20));
+        assert_eq!(total(1, scim_core::Kind::Group).await, Some(3));
+        assert_eq!(total(2, scim_core::Kind::User).await, Some(2));
+        let del = crate::Delete {
+            tenant: 1,
+            kind: scim_core::Kind::User,
+            id: "r3".into(),
+            if_version: None,
+            now: time::OffsetDateTime::now_utc(),
+            actor: crate::Actor::cli("test"),
+        };
+        store.delete(del).await.unwrap();
+        assert_eq!(total(1, scim_core::Kind::User).await, Some(19));
     }
 
     /// A database of schema version 1 (tenant ids reusable, orphans of deleted tenants left
@@ -855,8 +925,116 @@ mod tests {
             count: 10,
             load: crate::Load::default(),
             position: false,
+            seek: None,
         };
-        assert_eq!(store.query(q).await.unwrap().total, 1, "the stored key was case-folded");
+        assert_eq!(store.query(q).await.unwrap().total, Some(1), "the stored key was case-folded");
+    }
+
+    /// A sequential startIndex walk is served from where each page ended (and a page after a
+    /// skipped one, from the nearest end below it), not by offset; a deletion sends the next
+    /// page back to the offset.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sequential_index_walk_seeks_instead_of_reading_past_an_offset() {
+        let (store, _dir) = open();
+        let t = store
+            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..30 {
+            let c = crate::Create {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                id: format!("u{i:02}"),
+                now: time::OffsetDateTime::now_utc(),
+                doc: serde_json::json!({"userName": format!("n{i:02}")}),
+                members: Vec::new(),
+                actor: crate::Actor::cli("test"),
+            };
+            store.create(c).await.unwrap();
+        }
+        let page = async |start: u64| {
+            let q = crate::Query {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                filter: None,
+                sort: None,
+                start_index: start,
+                count: 5,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        let seeks = || store.inner.ctx.memo.seeks();
+        assert_eq!(page(1).await, ["u00", "u01", "u02", "u03", "u04"]);
+        assert_eq!(seeks(), 0);
+        assert_eq!(page(6).await, ["u05", "u06", "u07", "u08", "u09"]);
+        assert_eq!(seeks(), 1, "the second page seeks");
+        assert_eq!(page(16).await, ["u15", "u16", "u17", "u18", "u19"]);
+        assert_eq!(seeks(), 2, "a page after a skipped one seeks from the nearest end below it");
+        let del = crate::Delete {
+            tenant: t,
+            kind: scim_core::Kind::User,
+            id: "u00".into(),
+            if_version: None,
+            now: time::OffsetDateTime::now_utc(),
+            actor: crate::Actor::cli("test"),
+        };
+        store.delete(del).await.unwrap();
+        assert_eq!(page(21).await, ["u21", "u22", "u23", "u24", "u25"], "indexes moved: read by offset");
+        assert_eq!(seeks(), 2);
+        assert_eq!(page(26).await, ["u26", "u27", "u28", "u29"]);
+        assert_eq!(seeks(), 3, "and seeks again from there");
+    }
+
+    /// Concurrent walks of one query at different depths each keep seeking (the memory forgets
+    /// the ends stored longest ago, not the shallowest).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_walks_of_one_query_each_keep_seeking() {
+        let (store, _dir) = open();
+        let t = store
+            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..200 {
+            let c = crate::Create {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                id: format!("u{i:03}"),
+                now: time::OffsetDateTime::now_utc(),
+                doc: serde_json::json!({"userName": format!("n{i:03}")}),
+                members: Vec::new(),
+                actor: crate::Actor::cli("test"),
+            };
+            store.create(c).await.unwrap();
+        }
+        let page = async |start: u64| {
+            let q = crate::Query {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                filter: None,
+                sort: None,
+                start_index: start,
+                count: 4,
+                load: crate::Load::default(),
+                position: false,
+                seek: None,
+            };
+            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        for step in 0..12u64 {
+            for walk in 0..4u64 {
+                let start = 1 + walk * 50 + step * 4;
+                let want: Vec<String> = (start - 1..start + 3).map(|i| format!("u{i:03}")).collect();
+                assert_eq!(page(start).await, want);
+            }
+        }
+        // Every page but the very first seeks (the other walks' first pages from the nearest
+        // end below them, skipping by key).
+        assert_eq!(store.inner.ctx.memo.seeks(), 4 * 12 - 1);
     }
 
     async fn names(store: &SqliteStore) -> Vec<String> {

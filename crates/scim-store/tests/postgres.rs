@@ -193,6 +193,7 @@ fn list(tenant: i64) -> Query {
         count: 100,
         load: Load::default(),
         position: false,
+        seek: None,
     }
 }
 
@@ -225,6 +226,27 @@ async fn concurrent_opens_create_the_schema_once() {
     let rows = t.client().await.query("SELECT version FROM schema_version", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i32>(0), SCHEMA_VERSION);
+}
+
+/// Replicas on one database get one cursor secret, whoever asked first (so each accepts the
+/// others' cursors), however many ask at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(scimd_pg), ignore = "SCIMD_TEST_POSTGRES_URL is not set")]
+async fn replicas_share_one_cursor_secret() {
+    let t = TestDb::new("").await;
+    let replicas = [Arc::new(t.open().await), Arc::new(t.open().await), Arc::new(t.open().await)];
+    let mut asks = Vec::new();
+    for (i, r) in replicas.iter().cycle().take(9).enumerate() {
+        let r = Arc::clone(r);
+        asks.push(tokio::spawn(async move { r.secret("cursor".into(), format!("candidate{i}")).await.unwrap() }));
+    }
+    let mut got = Vec::new();
+    for a in asks {
+        got.push(a.await.unwrap());
+    }
+    assert!(got.iter().all(|g| *g == got[0] && g.starts_with("candidate")), "{got:?}");
+    let again = replicas[2].secret("cursor".into(), "late".into()).await.unwrap();
+    assert_eq!(again, got[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -314,7 +336,7 @@ async fn a_broken_connection_is_replaced() {
     kill_all(&t).await;
     s.create(create(tenant, "u1", user("x"))).await.unwrap();
     kill_all(&t).await;
-    assert_eq!(s.query(list(tenant)).await.unwrap().total, 1);
+    assert_eq!(s.query(list(tenant)).await.unwrap().total, Some(1));
     kill_all(&t).await;
     assert!(s.get(get(tenant, "u1")).await.unwrap().is_some());
 }
@@ -352,7 +374,7 @@ async fn a_connection_broken_inside_a_read_is_retried() {
     fill_pool(&t, &s, tenant, 4).await;
     let killed = terminate_store_sessions(&watcher).await;
     assert!(killed.len() >= 4, "{killed:?}");
-    assert_eq!(s.query(list(tenant)).await.unwrap().total, 1);
+    assert_eq!(s.query(list(tenant)).await.unwrap().total, Some(1));
     fill_pool(&t, &s, tenant, 4).await;
     let killed = terminate_store_sessions(&watcher).await;
     assert!(killed.len() >= 4, "{killed:?}");
@@ -362,7 +384,7 @@ async fn a_connection_broken_inside_a_read_is_retried() {
     let killed = terminate_store_sessions(&watcher).await;
     until("the ended sessions to go", async || (!any_alive(&watcher, &killed).await).then_some(())).await;
     s.create(create(tenant, "u2", user("y"))).await.unwrap();
-    assert_eq!(s.query(list(tenant)).await.unwrap().total, 2);
+    assert_eq!(s.query(list(tenant)).await.unwrap().total, Some(2));
 }
 
 /// Runs `call` while a side transaction holds `resources` locked, ends the store's session
@@ -409,7 +431,7 @@ async fn a_read_broken_mid_statement_is_retried_once_and_a_write_is_not() {
     let s2 = s.clone();
     let (again, page) = end_the_session_of(&t, async move { s2.query(list(tenant)).await }).await;
     assert!(again.is_some(), "the list was not retried: {page:?}");
-    assert_eq!(page.unwrap().total, 1);
+    assert_eq!(page.unwrap().total, Some(1));
     let s2 = s.clone();
     let (again, rec) = end_the_session_of(&t, async move { s2.get(get(tenant, "u1")).await }).await;
     assert!(again.is_some(), "the read was not retried: {rec:?}");
@@ -424,7 +446,7 @@ async fn a_read_broken_mid_statement_is_retried_once_and_a_write_is_not() {
     s.create(create(tenant, "u2", user("y"))).await.unwrap();
     // No connection was leaked: the pool can still have all of its connections busy at once.
     fill_pool(&t, &s, tenant, MAX_CONNECTIONS).await;
-    assert_eq!(s.query(list(tenant)).await.unwrap().total, 2);
+    assert_eq!(s.query(list(tenant)).await.unwrap().total, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -449,6 +471,7 @@ async fn text_compares_and_sorts_by_bytes_whatever_the_database_collation() {
             count: 100,
             load: Load::default(),
             position: false,
+            seek: None,
         };
         s.query(q)
             .await

@@ -19,6 +19,7 @@ mod scenario;
 mod stats;
 mod sys;
 mod target;
+mod walk;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -127,6 +128,17 @@ struct RunArgs {
     /// Users per page in list
     #[arg(long, default_value_t = 100)]
     page: u64,
+    /// How list pages: `sweep` hands the pages out in order to whichever task is free;
+    /// `index` and `cursor` make each task walk sequentially by startIndex or by cursor
+    /// (RFC 9865), from --list-from (see walk.rs). Walks have no ceiling run.
+    #[arg(long, value_enum, default_value = "sweep")]
+    list_walk: walk::ListWalk,
+    /// The 1-based index of the first timed page of the walks (`cursor` gets there untimed)
+    #[arg(long, default_value_t = 1)]
+    list_from: u64,
+    /// Appended to the query string of every page of the walks, e.g. `&sortBy=userName`
+    #[arg(long, default_value = "")]
+    list_extra: String,
     /// Scenarios to run, in this order (initial-sync always runs first: it makes the users;
     /// noisy-neighbour is not in the default list)
     #[arg(long, value_delimiter = ',', default_value = "initial-sync,lookup,get,list,incremental,group-members")]
@@ -352,7 +364,20 @@ async fn run(a: RunArgs) -> Result<(), String> {
         let conc =
             if sc == Scenario::GroupMembers { a.group_concurrency.unwrap_or(a.concurrency) } else { a.concurrency };
         let cpu_start = pid.and_then(sys::cpu_secs);
-        let out = scenario::drive(Arc::clone(&ctx_arc), sc, total, limit, conc, title).await;
+        let walking = sc == Scenario::List && a.list_walk != walk::ListWalk::Sweep;
+        let out = if walking {
+            let w = walk::Walk {
+                kind: a.list_walk,
+                from: a.list_from,
+                page: ctx_arc.page,
+                tasks: conc,
+                limit,
+                extra: a.list_extra.clone(),
+            };
+            walk::run(Arc::clone(&ctx_arc), w, title).await?
+        } else {
+            scenario::drive(Arc::clone(&ctx_arc), sc, total, limit, conc, title).await
+        };
         let cpu_s = cpu_start.zip(pid.and_then(sys::cpu_secs)).map(|(a, b)| b - a);
         let load_end = sys::load1();
         let mem = target::memory(pid);
@@ -364,13 +389,18 @@ async fn run(a: RunArgs) -> Result<(), String> {
             let created = back.created.load(std::sync::atomic::Ordering::Relaxed);
             note = format!("{} users ({} created)", back.users.len(), created);
         }
+        if walking {
+            let kind = if a.list_walk == walk::ListWalk::Cursor { "cursor" } else { "startIndex" };
+            note =
+                format!("{conc} walk(s) by {kind} from {}, {} per page{}", a.list_from.max(1), back.page, a.list_extra);
+        }
         if out.timed_out {
             note = format!("{note}{}stopped at {}s", if note.is_empty() { "" } else { "; " }, limit.as_secs());
         }
 
         // The same requests against the ceiling, answered with bodies of the same size.
         let mut ceiling_out = None;
-        if !a.no_ceiling {
+        if !a.no_ceiling && !walking {
             let answers = out.shape.ceiling_args();
             let c = target::start_ceiling(&answers).await?;
             let cctx = Arc::new(Ctx {

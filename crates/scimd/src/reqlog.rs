@@ -211,6 +211,7 @@ async fn holder_hint(store: &dyn Store, e: &LoggedRequest) -> Option<String> {
         count: 1,
         load: scim_store::Load::default(),
         position: false,
+        seek: None,
     };
     let page = store.query(q).await.ok()?;
     let holder = page.records.first()?;

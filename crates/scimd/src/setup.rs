@@ -298,8 +298,9 @@ pub(crate) async fn count(store: &dyn Store, tenant: i64, kind: Kind) -> Result<
         count: 0,
         load: scim_store::Load::default(),
         position: false,
+        seek: None,
     };
-    Ok(store.query(q).await?.total)
+    Ok(store.query(q).await?.total.unwrap_or(0))
 }
 
 /// A tenant's setup status now.

@@ -12,6 +12,8 @@ use crate::{Kind, Result, StoreError};
 
 pub(crate) mod filter;
 pub(crate) mod ops;
+pub(crate) mod paging;
+pub use paging::Tally;
 pub(crate) mod traffic;
 pub(crate) mod transfer;
 pub(crate) mod webhooks;
@@ -129,6 +131,32 @@ CREATE TABLE console_sessions (
     created BIGINT NOT NULL,
     expires BIGINT NOT NULL
 );
+";
+
+/// Migration step of both engines (version 9): each tenant's resources counted per kind by
+/// the writes themselves, in slots (`paging::note_write`), backfilled here; the database's
+/// secrets (the key that authenticates cursors, the same for every replica); and, for keyset
+/// pages sorted by a nullable column, the rows without a value in creation order (partial
+/// indexes that hold only those rows).
+pub(crate) const COUNTS: &str = "
+CREATE TABLE resource_counts (
+    tenant_id BIGINT NOT NULL,
+    kind BIGINT NOT NULL,
+    slot BIGINT NOT NULL,
+    live BIGINT NOT NULL DEFAULT 0,
+    deletes BIGINT NOT NULL DEFAULT 0,
+    changes BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, kind, slot)
+);
+INSERT INTO resource_counts (tenant_id, kind, slot, live)
+    SELECT tenant_id, kind, 0, count(*) FROM resources GROUP BY tenant_id, kind;
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE INDEX resources_display_null ON resources (tenant_id, kind, pk) WHERE display_lc IS NULL;
+CREATE INDEX resources_external_id_null ON resources (tenant_id, kind, pk) WHERE external_id IS NULL;
+CREATE INDEX resources_employee_number_null ON resources (tenant_id, kind, pk) WHERE employee_number_lc IS NULL;
 ";
 
 /// The provisioning log's table (version 8): keyed by tenant and a number per tenant given by
@@ -462,6 +490,10 @@ pub trait Conn: Send {
     /// Notes that the running write appended an event to a tenant's feed (numbered `seq`, or 0
     /// if the sequencer numbers it), for the engine to signal once the write commits.
     fn appended(&mut self, tenant: i64, seq: i64);
+
+    /// What the running write changes in its tenants' resource counters, applied once it
+    /// succeeded (`paging::run`).
+    fn tally(&mut self) -> &mut Tally;
 
     /// Runs a statement that returns at most one row.
     fn opt(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Option<Row>>> + Send {

@@ -20,14 +20,15 @@ use scim_core::{Registry, ScimError};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::paging::note_write;
 use super::traffic as tr;
 use super::transfer as xfer;
 use super::webhooks as hooks;
-use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, filter, kind_code, kind_of};
-use crate::common::{Unique, conflict, instant, micros, too_many};
+use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, kind_code, kind_of};
+use crate::common::{Unique, conflict, instant, micros};
 use crate::feed::NewEvent;
 use crate::measure::timed;
-use crate::plan::{self, IndexKeys};
+use crate::plan::IndexKeys;
 use crate::traffic::{Invite, LoggedRequest, RequestQuery, Session, Traffic};
 use crate::{
     Actor, ApiKey, Claim, Create, Delete, Delivery, Event, Feed, Get, GroupRef, Guard, GuardSettings, Kind, Limits,
@@ -42,6 +43,15 @@ pub struct Context {
     pub limits: Limits,
     /// The schemas filters are planned against.
     pub registry: Arc<Registry>,
+    /// What lists remember between requests (where index pages ended, filtered totals).
+    pub(crate) memo: Arc<super::paging::Memo>,
+}
+
+impl Context {
+    /// The context of a store with these limits and schemas, and nothing remembered yet.
+    pub fn new(limits: Limits, registry: Arc<Registry>) -> Self {
+        Context { limits, registry, memo: Arc::default() }
+    }
 }
 
 // ---------------------------------------------------------------- rows
@@ -303,7 +313,7 @@ async fn add_members<C: Conn>(
     );
     let added = c.query(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
     let added = added.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
-    touch_members(c, &added, now).await?;
+    touch_members(c, tenant, &added, now).await?;
     let ids: HashMap<i64, String> = pks.into_iter().map(|(id, pk)| (pk, id)).collect();
     Ok(added.iter().filter_map(|pk| ids.get(pk).cloned()).collect())
 }
@@ -311,10 +321,12 @@ async fn add_members<C: Conn>(
 /// A new version and `meta.lastModified` for the resources whose groups changed: a user's
 /// `groups` is part of it, so its ETag must change with them. No event: the group's event
 /// tells the change.
-async fn touch_members<C: Conn>(c: &mut C, pks: &[i64], now: i64) -> Result<()> {
-    if pks.is_empty() {
-        return Ok(());
-    }
+async fn touch_members<C: Conn>(c: &mut C, tenant: i64, pks: &[i64], now: i64) -> Result<()> {
+    let Some(&first) = pks.first() else { return Ok(()) };
+    // Members may be users or groups: both kinds' lists change (their `groups`, a filter on
+    // membership).
+    note_write(c, tenant, Kind::User, first, 0);
+    note_write(c, tenant, Kind::Group, first, 0);
     let sql =
         format!("UPDATE resources SET version = version + 1, modified = $2 WHERE {}", c.dialect().in_list("pk", 1));
     c.exec(&sql, &[Arg::Ints(pks.to_vec()), Arg::Int(now)]).await?;
@@ -351,7 +363,7 @@ async fn remove_members<C: Conn>(
         let sql = format!("DELETE FROM members WHERE group_pk = $1 AND {}", c.dialect().in_list("member_pk", 2));
         c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(pks.clone())]).await?;
     }
-    touch_members(c, &pks, now).await?;
+    touch_members(c, tenant, &pks, now).await?;
     Ok(removed)
 }
 
@@ -402,7 +414,7 @@ fn pk_match<C: Conn>(c: &C, col: &str, pks: &[i64]) -> (String, Arg) {
 }
 
 /// Loads what `load` asks for into every record, with one statement for all of them.
-async fn load_extras<C: Conn>(c: &mut C, recs: &mut [(i64, Record)], load: Load) -> Result<()> {
+pub(super) async fn load_extras<C: Conn>(c: &mut C, recs: &mut [(i64, Record)], load: Load) -> Result<()> {
     let pks_of = |recs: &[(i64, Record)], kind: Kind| -> Vec<i64> {
         recs.iter().filter(|(_, r)| r.kind == kind).map(|(pk, _)| *pk).collect()
     };
@@ -546,6 +558,7 @@ impl Operation for DeleteTenant {
         for sql in [
             "DELETE FROM emails WHERE tenant_id = $1",
             "DELETE FROM resources WHERE tenant_id = $1",
+            "DELETE FROM resource_counts WHERE tenant_id = $1",
             "DELETE FROM events WHERE tenant_id = $1",
             "DELETE FROM tokens WHERE tenant_id = $1",
             "DELETE FROM deliveries WHERE tenant_id = $1",
@@ -842,6 +855,7 @@ impl Operation for Create {
             .map_err(|e| resource_conflict(e, kind, &keys))?
             .ok_or_else(|| StoreError::Backend("INSERT ... RETURNING returned no row".into()))?;
         let pk = row.int(0)?;
+        note_write(c, tenant, kind, pk, 1);
         write_emails(c, tenant, pk, &keys, false).await?;
         add_members(c, tenant, pk, &self.members, now).await?;
         let rec = Record {
@@ -923,6 +937,7 @@ async fn write_change<C: Conn>(
         return with_extras(c, pk, current, load).await;
     }
     let kind = current.kind;
+    note_write(c, tenant, kind, pk, 0);
     if doc_changed {
         write_document(c, tenant, kind, pk, doc, now).await?;
     } else {
@@ -1028,6 +1043,10 @@ impl Operation for Delete {
             .await?;
         let mut groups = groups.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
         groups.sort_by_key(|(gpk, _)| *gpk);
+        note_write(c, tenant, kind, pk, -1);
+        if let Some((gpk, _)) = groups.first() {
+            note_write(c, tenant, Kind::Group, *gpk, 0);
+        }
         for (_, group) in &groups {
             let ev = NewEvent::members(EventType::GroupMembersRemoved, group, vec![self.id.clone()]);
             event(c, tenant, &self.actor, now, ev).await?;
@@ -1041,130 +1060,8 @@ impl Operation for Delete {
     }
 }
 
-impl Operation for Query {
-    type Output = Page;
-    const MODE: Mode = Mode::Snapshot;
-    async fn run<C: Conn>(&self, c: &mut C, ctx: &Context) -> Result<Page> {
-        let kind = self.kind;
-        let def = ctx
-            .registry
-            .resource(kind.name())
-            .ok_or_else(|| StoreError::Backend(format!("no resource type {}", kind.name())))?;
-        let plan = plan::plan(&def, kind, self.filter.as_ref())?;
-        let mut args = vec![Arg::Int(self.tenant), Arg::Int(kind_code(kind))];
-        let cond = filter::cond(c.dialect(), &plan.cond, &mut args);
-        let scope = format!("r.tenant_id = $1 AND r.kind = $2 AND ({cond})");
-        let sort_col = self.sort.as_ref().map(|(p, o)| (plan::sort_column(&def, kind, p), p, *o));
-        let in_sql = plan.residual.is_none() && sort_col.is_none_or(|(col, _, _)| col.is_some());
-        let offset = self.start_index.max(1) - 1;
-
-        let total = c.opt(&format!("SELECT count(*) FROM resources r WHERE {scope}"), &args).await?;
-        let total = u64::try_from(total.map_or(Ok(0), |r| r.int(0))?).unwrap_or(0);
-        let (total, mut page) = if in_sql {
-            if self.count == 0 || offset >= total {
-                (total, Vec::new())
-            } else {
-                let order = filter::order_by(sort_col.and_then(|(col, _, o)| col.map(|col| (col, o))));
-                let n = args.len();
-                let sql = format!(
-                    "SELECT {RECORD_COLS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                );
-                args.push(Arg::Int(i64::try_from(self.count).unwrap_or(i64::MAX)));
-                args.push(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
-                let rows = c.query(&sql, &args).await?;
-                (total, rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?)
-            }
-        } else {
-            if total > ctx.limits.max_candidates {
-                return Err(too_many(total, ctx.limits.max_candidates));
-            }
-            let sort = sort_col.map(|(_, p, o)| (p, o));
-            residual_page(c, &def, &scope, &args, plan.residual.as_ref(), sort, offset, self.count).await?
-        };
-        load_extras(c, &mut page, self.load).await?;
-        let position = if self.position {
-            let sql = "SELECT feed_seq FROM tenants WHERE id = $1";
-            c.opt(sql, &[Arg::Int(self.tenant)]).await?.map(|r| r.int(0)).transpose()?
-        } else {
-            None
-        };
-        Ok(Page { total, records: page.into_iter().map(|(_, r)| r).collect(), position })
-    }
-}
-
-/// How many candidate rows a query that the core must finish reads at a time.
-const CANDIDATE_BATCH: i64 = 256;
-
-/// The part of a query SQL cannot answer: reads the candidates (in creation order) in batches
-/// of [`CANDIDATE_BATCH`], keeps those the residual filter matches, sorts them with the core's
-/// order if asked, and cuts the page. Memory is bounded by one batch of documents plus, when
-/// sorting, one sort value per match, whatever the documents' sizes. Returns the number of
-/// matches and the page.
-#[allow(clippy::too_many_arguments)]
-async fn residual_page<C: Conn>(
-    c: &mut C,
-    def: &scim_core::ResourceDef<'_>,
-    scope: &str,
-    args: &[Arg],
-    residual: Option<&scim_core::Filter>,
-    sort: Option<(&scim_core::AttrPath, crate::SortOrder)>,
-    offset: u64,
-    count: u64,
-) -> Result<(u64, Vec<(i64, Record)>)> {
-    let n = args.len();
-    let sql = format!(
-        "SELECT {RECORD_COLS} FROM resources r WHERE {scope} AND r.pk > ${} ORDER BY r.pk LIMIT ${}",
-        n + 1,
-        n + 2
-    );
-    let (mut matched, mut page, mut keyed) = (0u64, Vec::new(), Vec::new());
-    let mut after = 0i64;
-    loop {
-        let mut batch_args = args.to_vec();
-        batch_args.extend([Arg::Int(after), Arg::Int(CANDIDATE_BATCH)]);
-        let rows = c.query(&sql, &batch_args).await?;
-        let full = rows.len() as i64 == CANDIDATE_BATCH;
-        for row in rows {
-            let (pk, rec) = record_row(row)?;
-            after = pk;
-            let doc = crate::materialize(&rec);
-            if let Some(f) = residual {
-                if !scim_core::eval::matches(def, f, &doc)? {
-                    continue;
-                }
-            }
-            match sort {
-                Some((path, _)) => keyed.push((scim_core::eval::sort_value(def, path, &doc).cloned(), pk)),
-                None => {
-                    if matched >= offset && (page.len() as u64) < count {
-                        page.push((pk, rec));
-                    }
-                }
-            }
-            matched += 1;
-        }
-        if !full {
-            break;
-        }
-    }
-    if let Some((path, order)) = sort {
-        let leaf = scim_core::eval::sort_leaf(def, path);
-        keyed.sort_by(|a, b| {
-            let o = scim_core::eval::compare_sort_values(leaf, a.0.as_ref(), b.0.as_ref());
-            if order == crate::SortOrder::Descending { o.reverse() } else { o }
-        });
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(count).unwrap_or(usize::MAX);
-        let pks: Vec<i64> = keyed.into_iter().skip(skip).take(take).map(|(_, pk)| pk).collect();
-        page = records_by_pk(c, &pks).await?;
-    }
-    Ok((matched, page))
-}
-
 /// The records with these keys, in the order given.
-async fn records_by_pk<C: Conn>(c: &mut C, pks: &[i64]) -> Result<Vec<(i64, Record)>> {
+pub(super) async fn records_by_pk<C: Conn>(c: &mut C, pks: &[i64]) -> Result<Vec<(i64, Record)>> {
     if pks.is_empty() {
         return Ok(Vec::new());
     }
@@ -1175,6 +1072,37 @@ async fn records_by_pk<C: Conn>(c: &mut C, pks: &[i64]) -> Result<Vec<(i64, Reco
         by_pk.insert(pk, rec);
     }
     Ok(pks.iter().filter_map(|pk| by_pk.remove(pk).map(|r| (*pk, r))).collect())
+}
+
+/// A database secret, stored on first use (see [`Store::secret`]).
+pub(crate) struct Secret {
+    name: String,
+    candidate: String,
+}
+
+/// The stored value of a secret.
+struct SecretOf(String);
+
+impl Operation for SecretOf {
+    type Output = Option<String>;
+    const MODE: Mode = Mode::Point;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<String>> {
+        let row = c.opt("SELECT value FROM secrets WHERE name = $1", &[Arg::Text(self.0.clone())]).await?;
+        row.map(|mut r| r.text(0)).transpose()
+    }
+}
+
+impl Operation for Secret {
+    type Output = String;
+    const MODE: Mode = Mode::Write;
+    async fn run<C: Conn>(&self, c: &mut C, ctx: &Context) -> Result<String> {
+        let args = [Arg::Text(self.name.clone()), Arg::Text(self.candidate.clone())];
+        c.exec("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &args).await?;
+        SecretOf(self.name.clone())
+            .run(c, ctx)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("the secret {} was stored and is not there", self.name)))
+    }
 }
 
 pub(crate) struct Events {
@@ -1422,6 +1350,12 @@ impl<E: Engine> Store for E {
             self.execute(req).await
         })
         .await
+    }
+    async fn secret(&self, name: String, candidate: String) -> Result<String> {
+        if let Some(v) = self.execute(SecretOf(name.clone())).await? {
+            return Ok(v);
+        }
+        self.execute(Secret { name, candidate }).await
     }
     async fn events(&self, tenant: i64, after: i64, limit: u64) -> Result<Feed> {
         timed(E::NAME, "events", async {

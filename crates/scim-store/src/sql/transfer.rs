@@ -15,6 +15,7 @@ use super::{Arg, Conn, Lock, Mode, Operation, Row, SqlError, kind_code, kind_of}
 use crate::common::{instant, micros};
 use crate::plan::IndexKeys;
 use crate::sql::ops::{Context, RECORD_COLS, lock_tenant, record_row};
+use crate::sql::paging::note_write;
 use crate::sql::traffic::hex;
 use crate::transfer::{
     Cursor, DeliveryDump, ExportPage, GuardState, ImportRows, ImportedTenant, MemberDump, Rejected, TenantDump,
@@ -632,6 +633,14 @@ async fn resources<C: Conn>(c: &mut C, tenant: i64, all: &[Record]) -> Result<Ve
         }
     };
     let pairs: Vec<(&Record, &IndexKeys)> = rows.iter().copied().zip(&keys).collect();
+    // What the target holds of these ids already, for the maintained counts: a new row counts
+    // +1, a rewritten one is a change (which also retires remembered index walks).
+    let ids: Vec<Option<String>> = rows.iter().map(|r| Some(r.id.clone())).collect();
+    let sql = format!("SELECT id, kind FROM resources WHERE tenant_id = $1 AND {}", c.dialect().in_list("id", 2));
+    let mut held: HashMap<String, Kind> = HashMap::new();
+    for mut r in c.query(&sql, &[Arg::Int(tenant), Arg::Texts(ids)]).await? {
+        held.insert(r.text(0)?, kind_of(r.int(1)?)?);
+    }
     let head = "resources (tenant_id, kind, id, name_lc, display, display_lc, external_id, employee_number_lc, \
                 created, modified, version, doc)";
     let tail = "ON CONFLICT (tenant_id, id) DO UPDATE SET kind = excluded.kind, name_lc = excluded.name_lc, \
@@ -659,6 +668,17 @@ async fn resources<C: Conn>(c: &mut C, tenant: i64, all: &[Record]) -> Result<Ve
     for mut r in written {
         let pk = r.int(0)?;
         pk_of.insert(r.text(1)?, pk);
+    }
+    for r in &rows {
+        let pk = pk_of.get(&r.id).copied().unwrap_or(0);
+        match held.get(&r.id) {
+            None => note_write(c, tenant, r.kind, pk, 1),
+            Some(&was) if was != r.kind => {
+                note_write(c, tenant, was, pk, -1);
+                note_write(c, tenant, r.kind, pk, 1);
+            }
+            Some(_) => note_write(c, tenant, r.kind, pk, 0),
+        }
     }
     let pks: Vec<i64> = pk_of.values().copied().collect();
     let sql = format!("DELETE FROM emails WHERE {}", c.dialect().in_list("resource_pk", 1));

@@ -15,7 +15,8 @@ use super::{ApiError, render};
 /// The schema URI of the service provider configuration.
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 
-/// `GET /ServiceProviderConfig`: what this server supports, with its limits.
+/// `GET /ServiceProviderConfig`: what this server supports, with its limits (and RFC 9865's
+/// `pagination`: index paging is the default, cursors are offered too).
 pub(crate) async fn service_provider_config(State(sh): State<SharedState>, Extension(ctx): Extension<Ctx>) -> Response {
     let s = sh.settings();
     let body = json!({
@@ -26,6 +27,14 @@ pub(crate) async fn service_provider_config(State(sh): State<SharedState>, Exten
         "filter": {"supported": true, "maxResults": s.max_page_size},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
+        // RFC 9865 §4. Cursors hold no state and do not expire: no cursorTimeout.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": s.default_page_size.min(s.max_page_size),
+            "maxPageSize": s.max_page_size,
+        },
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

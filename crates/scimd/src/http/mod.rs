@@ -31,6 +31,7 @@
 mod auth;
 mod body;
 mod bulk;
+mod cursor;
 mod discovery;
 mod error;
 mod hints;

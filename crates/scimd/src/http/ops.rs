@@ -13,11 +13,13 @@ use scim_core::project::Projection;
 use scim_core::resource::{self, UnknownAttributes};
 use scim_core::{AttrPath, Kind, ResourceDef, ScimError, eval};
 use scim_store::{
-    Create, Delete, Get, Load, Members, Patch, PatchFn, Patched, Query, Record, StoreError, Tenant, Update,
+    Create, Delete, Get, Keyset, Load, Members, Page, Patch, PatchFn, Patched, Query, Record, Seek, SortOrder,
+    StoreError, Tenant, Update,
 };
 use serde_json::Value;
 
 use super::auth::Ctx;
+use super::cursor::{At, Binding};
 use super::params::{IfMatch, ListParams};
 use super::state::Shared;
 use super::{ApiError, hints, render};
@@ -59,7 +61,8 @@ fn precondition_failed(kind: Kind, id: &str, version: i64) -> ApiError {
 }
 
 /// Lists (or searches) resources of `kinds`, in that order, as one list response; with
-/// `position`, also the change-feed position the pages reflect.
+/// `position`, also the change-feed position the pages reflect. Index paging (`startIndex`) by
+/// default, RFC 9865 cursor paging when the request has a `cursor`.
 pub(crate) async fn list(
     sh: &Shared,
     ctx: &Ctx,
@@ -82,40 +85,172 @@ pub(crate) async fn list(
             eval::refuse_never_returned(&sh.def(kind)?, path)?;
         }
     }
-    let mut skip = lp.start_index.saturating_sub(1);
-    let mut remaining = lp.count;
-    let mut total = 0u64;
-    let mut feed = None;
-    let mut resources = Vec::new();
+    let mut views = Vec::with_capacity(kinds.len());
     for &kind in kinds {
         let def = sh.def(kind)?;
         if let Some(f) = &filter {
             eval::check(&def, f)?;
         }
         let proj = Projection::new(&def, lp.attributes.as_deref(), lp.excluded.as_deref())?;
-        let query = Query {
-            tenant: ctx.tenant.id,
-            kind,
-            filter: filter.clone(),
-            sort: sort_by.clone().map(|p| (p, lp.sort_order)),
-            start_index: skip + 1,
-            count: remaining,
-            load: load_for(&def, &proj),
-            position,
-        };
-        let page = {
-            let _slot = sh.queries.acquire(ctx.tenant.id).await;
-            sh.store().query(query).await?
-        };
-        total = total.saturating_add(page.total);
-        feed = feed.max(page.position);
-        skip = skip.saturating_sub(page.total);
-        remaining = remaining.saturating_sub(page.records.len() as u64);
-        for rec in &page.records {
-            resources.push(proj.apply(&def, &render::resource(&ctx.base, rec)));
-        }
+        let load = load_for(&def, &proj);
+        views.push((kind, def, proj, load));
     }
-    Ok((render::list_response(total, lp.start_index, resources), feed))
+    let listing = Listing {
+        sh,
+        ctx,
+        filter,
+        sort: sort_by.map(|p| (p, lp.sort_order)),
+        loads: views.iter().map(|(_, _, _, load)| *load).collect(),
+        kinds,
+        position,
+    };
+    let render = |k: usize, rec: &Record| {
+        let (_, def, proj, _) = &views[k];
+        proj.apply(def, &render::resource(&ctx.base, rec))
+    };
+    let Some(cursor) = &lp.cursor else {
+        let mut skip = lp.start_index.saturating_sub(1);
+        let mut remaining = lp.count;
+        let mut total = 0u64;
+        let mut feed = None;
+        let mut resources = Vec::new();
+        for k in 0..kinds.len() {
+            let page = listing.page(k, None, skip + 1, remaining).await?;
+            let n = page.total.unwrap_or(0);
+            total = total.saturating_add(n);
+            feed = feed.max(page.position);
+            skip = skip.saturating_sub(n);
+            remaining = remaining.saturating_sub(page.records.len() as u64);
+            resources.extend(page.records.iter().map(|rec| render(k, rec)));
+        }
+        return Ok((render::list_response(total, lp.start_index, resources), feed));
+    };
+    let keys = sh.cursor_keys().await?;
+    let binding =
+        Binding::new(ctx.tenant.id, kinds, listing.filter.as_ref(), listing.sort.as_ref().map(|(p, o)| (p, *o)));
+    let start = if cursor.trim().is_empty() {
+        At { kind: 0, seek: Seek::default() }
+    } else {
+        keys.open(&binding, cursor, kinds.len())?
+    };
+    let walked = listing.cursor_pages(start, lp.count).await?;
+    let resources = walked.records.iter().map(|(k, rec)| render(*k, rec)).collect();
+    let next = walked.next.map(|at| keys.seal(&binding, &at)).transpose()?;
+    let prev = walked.prev.map(|at| keys.seal(&binding, &at)).transpose()?;
+    Ok((render::cursor_response(walked.total, resources, next, prev), walked.feed))
+}
+
+/// One listing (its resource types, filter and order), paged by index or by cursor.
+struct Listing<'a> {
+    sh: &'a Shared,
+    ctx: &'a Ctx,
+    kinds: &'a [Kind],
+    filter: Option<Filter>,
+    sort: Option<(AttrPath, SortOrder)>,
+    loads: Vec<Load>,
+    position: bool,
+}
+
+/// What a cursor page gathered across the listing's resource types.
+struct Walked {
+    records: Vec<(usize, Record)>,
+    total: Option<u64>,
+    next: Option<At>,
+    prev: Option<At>,
+    feed: Option<i64>,
+}
+
+impl Listing<'_> {
+    /// One store page of the listing's `k`th resource type.
+    async fn page(&self, k: usize, seek: Option<Seek>, start_index: u64, count: u64) -> Result<Page, ApiError> {
+        let query = Query {
+            tenant: self.ctx.tenant.id,
+            kind: self.kinds[k],
+            filter: self.filter.clone(),
+            sort: self.sort.clone(),
+            start_index,
+            count,
+            load: self.loads[k],
+            position: self.position,
+            seek,
+        };
+        let _slot = self.sh.queries.acquire(self.ctx.tenant.id).await;
+        Ok(self.sh.store().query(query).await?)
+    }
+
+    /// A keyset page of `kind` (an empty one, `count` 0, says what lies around `seek`).
+    async fn keyset(&self, k: usize, seek: Seek, count: u64) -> Result<(Page, Keyset), ApiError> {
+        let page = self.page(k, Some(seek), 1, count).await?;
+        let keyset = page.keyset.clone().unwrap_or_default();
+        Ok((page, keyset))
+    }
+
+    /// The page a cursor asks for, across resource types (a root search: users, then groups):
+    /// up to `count` resources from `start` on (or, going backward, up to it), where the
+    /// pages before and after it start, and the total when every type's is known.
+    async fn cursor_pages(&self, start: At, count: u64) -> Result<Walked, ApiError> {
+        let n = self.kinds.len();
+        let mut totals: Vec<Option<Option<u64>>> = vec![None; n];
+        let mut pieces: Vec<(usize, Vec<Record>)> = Vec::new();
+        let (mut next, mut prev, mut feed) = (None, None, None);
+        let mut remaining = count;
+        let (mut k, mut seek) = (start.kind, start.seek.clone());
+        let backward = seek.backward;
+        let mut first = true;
+        loop {
+            let (page, ks) = self.keyset(k, seek.clone(), remaining).await?;
+            totals[k] = Some(page.total);
+            feed = feed.max(page.position);
+            remaining = remaining.saturating_sub(page.records.len() as u64);
+            if first {
+                first = false;
+                // At the very start of a later type (or the very end of an earlier one), the
+                // page on the other side is in the nearest type that has resources.
+                let beside = if backward { ks.next.clone() } else { ks.prev.clone() };
+                let mut other = beside.map(|s| At { kind: k, seek: s });
+                if other.is_none() && seek.from.is_none() {
+                    let others: Vec<usize> = if backward { (k + 1..n).collect() } else { (0..k).rev().collect() };
+                    for j in others {
+                        let edge = Seek { from: None, backward: !backward };
+                        let (_, around) = self.keyset(j, edge.clone(), 0).await?;
+                        let found = if backward { around.next.is_some() } else { around.prev.is_some() };
+                        if found {
+                            other = Some(At { kind: j, seek: edge });
+                            break;
+                        }
+                    }
+                }
+                if backward { next = other } else { prev = other }
+            }
+            pieces.push((k, page.records));
+            let onward = if backward { ks.prev } else { ks.next };
+            if let Some(s) = onward {
+                let at = Some(At { kind: k, seek: s });
+                if backward {
+                    prev = at
+                } else {
+                    next = at
+                }
+                break;
+            }
+            // This type is done: go on in the next one (or, backward, the previous one).
+            let Some(j) = (if backward { k.checked_sub(1) } else { Some(k + 1).filter(|j| *j < n) }) else { break };
+            k = j;
+            seek = Seek { from: None, backward };
+        }
+        if backward {
+            pieces.reverse();
+        }
+        for (j, t) in totals.iter_mut().enumerate() {
+            if t.is_none() {
+                let (page, _) = self.keyset(j, Seek::default(), 0).await?;
+                *t = Some(page.total);
+            }
+        }
+        let total = totals.into_iter().try_fold(0u64, |sum, t| t.flatten().map(|t| sum.saturating_add(t)));
+        let records = pieces.into_iter().flat_map(|(k, recs)| recs.into_iter().map(move |r| (k, r))).collect();
+        Ok(Walked { records, total, next, prev, feed })
+    }
 }
 
 /// 404 for an id no resource can have (scimd's ids are UUIDs; U+0000 cannot even be stored),

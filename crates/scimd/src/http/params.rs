@@ -78,6 +78,9 @@ pub(crate) struct ListParams {
     pub attributes: Option<String>,
     /// Comma-separated `excludedAttributes`.
     pub excluded: Option<String>,
+    /// RFC 9865 cursor paging: the `cursor` given (empty: the first page), `None` for index
+    /// paging (the default).
+    pub cursor: Option<String>,
 }
 
 fn integer(name: &str, text: &str) -> Result<i128, ApiError> {
@@ -112,11 +115,15 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
+/// An integer parameter as read: its value, or the error its text is.
+type Int = Result<Option<i128>, ApiError>;
+
 /// List parameters as read, before defaults and clamping.
 struct Raw<'a> {
     filter: Option<&'a str>,
-    start: Option<i128>,
-    count: Option<i128>,
+    start: Int,
+    count: Int,
+    cursor: Option<String>,
     sort_by: Option<&'a str>,
     order: Option<&'a str>,
     attributes: Option<String>,
@@ -125,10 +132,22 @@ struct Raw<'a> {
 
 impl Raw<'_> {
     fn build(self, settings: &HttpSettings) -> Result<ListParams, ApiError> {
-        let start_index = self.start.map_or(1, |s| s.clamp(1, i128::from(u32::MAX)) as u64);
+        if self.cursor.is_some() {
+            if !matches!(self.start, Ok(None)) {
+                return Err(ApiError::Scim(ScimError::invalid_value(
+                    "startIndex and cursor cannot be combined: page by index (startIndex) or by cursor \
+                     (cursor, empty for the first page), not both (RFC 9865 §2.4)",
+                )));
+            }
+            if let Err(ApiError::Scim(e)) = &self.count {
+                // RFC 9865 §2.1: a count that cannot be read is invalidCount in cursor paging.
+                return Err(ApiError::Scim(ScimError::invalid_count(e.detail.clone())));
+            }
+        }
+        let start_index = self.start?.map_or(1, |s| s.clamp(1, i128::from(u32::MAX)) as u64);
         let max = i128::from(settings.max_page_size);
         let count =
-            self.count.map_or(settings.default_page_size.min(settings.max_page_size), |c| c.clamp(0, max) as u64);
+            self.count?.map_or(settings.default_page_size.min(settings.max_page_size), |c| c.clamp(0, max) as u64);
         Ok(ListParams {
             filter: non_empty(self.filter),
             start_index,
@@ -137,6 +156,7 @@ impl Raw<'_> {
             sort_order: sort_order(self.order)?,
             attributes: self.attributes,
             excluded: self.excluded,
+            cursor: self.cursor,
         })
     }
 }
@@ -145,13 +165,13 @@ impl ListParams {
     /// Reads `filter`, `startIndex`, `count`, `sortBy`, `sortOrder`, `attributes` and
     /// `excludedAttributes` from the query string.
     pub(crate) fn from_query(p: &Params, settings: &HttpSettings) -> Result<Self, ApiError> {
-        let start =
-            p.get("startIndex").filter(|s| !s.trim().is_empty()).map(|s| integer("startIndex", s)).transpose()?;
-        let count = p.get("count").filter(|s| !s.trim().is_empty()).map(|s| integer("count", s)).transpose()?;
+        let start = p.get("startIndex").filter(|s| !s.trim().is_empty()).map(|s| integer("startIndex", s)).transpose();
+        let count = p.get("count").filter(|s| !s.trim().is_empty()).map(|s| integer("count", s)).transpose();
         Raw {
             filter: p.get("filter"),
             start,
             count,
+            cursor: p.get("cursor").map(str::to_owned),
             sort_by: p.get("sortBy"),
             order: p.get("sortOrder"),
             attributes: non_empty(p.get("attributes")),
@@ -199,12 +219,22 @@ impl ListParams {
                 )))),
             }
         };
-        let start = get("startIndex").map(|v| json_integer("startIndex", v)).transpose()?.flatten();
-        let count = get("count").map(|v| json_integer("count", v)).transpose()?.flatten();
+        let start = get("startIndex").map(|v| json_integer("startIndex", v)).transpose().map(Option::flatten);
+        let count = get("count").map(|v| json_integer("count", v)).transpose().map(Option::flatten);
+        let cursor = match get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.clone()),
+            Some(other) => {
+                return Err(ApiError::Scim(ScimError::invalid_cursor(format!(
+                    "cursor must be a string (empty for the first page), not {other}"
+                ))));
+            }
+        };
         Raw {
             filter: text("filter")?,
             start,
             count,
+            cursor,
             sort_by: text("sortBy")?,
             order: text("sortOrder")?,
             attributes: list("attributes")?,
@@ -318,6 +348,24 @@ mod tests {
         assert_eq!((p.start_index, p.count), (2, 5));
         assert!(ListParams::from_search(&json!([1]), &s).is_err());
         assert!(ListParams::from_search(&json!({"count": true}), &s).is_err());
+    }
+
+    #[test]
+    fn cursor_params() {
+        let s = HttpSettings::default();
+        let p = ListParams::from_query(&q(&[("cursor", "")]), &s).unwrap();
+        assert_eq!(p.cursor.as_deref(), Some(""), "present and empty: the first page by cursor");
+        assert_eq!(ListParams::from_query(&q(&[]), &s).unwrap().cursor, None, "index paging by default");
+        let e = ListParams::from_query(&q(&[("cursor", "x"), ("startIndex", "3")]), &s).unwrap_err();
+        assert!(matches!(e, ApiError::Scim(ref e) if e.scim_type == Some(scim_core::ScimType::InvalidValue)), "{e}");
+        let e = ListParams::from_query(&q(&[("cursor", ""), ("count", "ten")]), &s).unwrap_err();
+        assert!(matches!(e, ApiError::Scim(ref e) if e.scim_type == Some(scim_core::ScimType::InvalidCount)), "{e}");
+        let p = ListParams::from_query(&q(&[("cursor", ""), ("count", "-3")]), &s).unwrap();
+        assert_eq!(p.count, 0, "a negative count is 0 (RFC 9865 §2)");
+        let p = ListParams::from_search(&json!({"cursor": "abc", "count": 5}), &s).unwrap();
+        assert_eq!((p.cursor.as_deref(), p.count), (Some("abc"), 5));
+        assert!(ListParams::from_search(&json!({"cursor": 5}), &s).is_err());
+        assert!(ListParams::from_search(&json!({"cursor": "", "startIndex": 2}), &s).is_err());
     }
 
     #[test]

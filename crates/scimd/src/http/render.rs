@@ -92,6 +92,30 @@ pub(crate) fn list_response(total: u64, start_index: u64, resources: Vec<Value>)
     })
 }
 
+/// A list response of cursor paging (RFC 9865 §2): no `startIndex`; `totalResults` when it is
+/// known; `nextCursor` unless this is the last page, `previousCursor` unless it is the first.
+pub(crate) fn cursor_response(
+    total: Option<u64>,
+    resources: Vec<Value>,
+    next: Option<String>,
+    prev: Option<String>,
+) -> Value {
+    let mut out = Map::new();
+    out.insert("schemas".into(), json!([LIST_RESPONSE]));
+    if let Some(t) = total {
+        out.insert("totalResults".into(), json!(t));
+    }
+    out.insert("itemsPerPage".into(), json!(resources.len()));
+    if let Some(c) = prev {
+        out.insert("previousCursor".into(), json!(c));
+    }
+    if let Some(c) = next {
+        out.insert("nextCursor".into(), json!(c));
+    }
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
+}
+
 /// A JSON response with the SCIM media type.
 pub(crate) fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();

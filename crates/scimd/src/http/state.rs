@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub limiter: InFlight,
     pub queries: super::limit::QuerySlots,
     pub oauth: super::oauth::IssueLimiter,
+    /// The keys cursors are sealed with, read from the database on first use.
+    cursor_keys: tokio::sync::OnceCell<super::cursor::CursorKeys>,
 }
 
 /// The router's state as handlers receive it.
@@ -117,8 +119,19 @@ impl Shared {
             limiter: InFlight::new(app.settings.max_in_flight_per_tenant),
             queries: super::limit::QuerySlots::new(app.settings.max_queries_per_tenant),
             oauth: super::oauth::IssueLimiter::default(),
+            cursor_keys: tokio::sync::OnceCell::new(),
             app,
         }
+    }
+
+    /// The keys of this database's cursors (its `cursor` secret, made on first use).
+    pub(crate) async fn cursor_keys(&self) -> Result<&super::cursor::CursorKeys, ApiError> {
+        self.cursor_keys
+            .get_or_try_init(|| async {
+                let secret = self.store().secret("cursor".into(), super::cursor::new_secret()).await?;
+                super::cursor::CursorKeys::derive(secret.as_bytes())
+            })
+            .await
     }
 
     pub(crate) fn settings(&self) -> &HttpSettings {

@@ -959,11 +959,12 @@ fn migrate_check_says_what_would_run_and_changes_nothing() {
     let out = db.expect(0, &["migrate", "--check"]);
     assert!(out.contains("schema version 0") && out.contains("  1: the first schema"), "{out}");
     assert!(out.contains("  8: the provisioning log"), "{out}");
+    assert!(out.contains("  9: resource counts maintained by the writes"), "{out}");
     assert!(!db.dir.path().join("t.db").exists(), "--check made no database");
     let out = db.expect(0, &["migrate"]);
-    assert!(out.contains("migrated from schema version 0 to 8"), "{out}");
+    assert!(out.contains("migrated from schema version 0 to 9"), "{out}");
     let out = db.expect(0, &["migrate", "--check"]);
-    assert!(out.contains("schema version 8, up to date"), "{out}");
+    assert!(out.contains("schema version 9, up to date"), "{out}");
 }
 
 #[test]

@@ -973,10 +973,11 @@ async fn tenant_deleted_while_its_client_writes_answers_401_or_404_and_leaves_no
                 count: 10,
                 load: Default::default(),
                 position: false,
+                seek: None,
             })
             .await
             .unwrap();
-        assert_eq!(page.total, 0, "{kind:?} of the deleted tenant left in the store: {:?}", page.records.first());
+        assert_eq!(page.total, Some(0), "{kind:?} of the deleted tenant left in the store: {:?}", page.records.first());
     }
 
     // A new tenant of the same name starts empty, and the old token never reaches it.

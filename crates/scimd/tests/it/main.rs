@@ -22,6 +22,7 @@ mod logs;
 mod metrics;
 mod oauth;
 mod openapi;
+mod paging;
 mod policy;
 mod poll;
 mod props;

@@ -471,6 +471,9 @@ impl Store for Spy {
         self.loads.lock().unwrap().push(req.load);
         self.inner.query(req).await
     }
+    async fn secret(&self, name: String, candidate: String) -> StoreResult<String> {
+        self.inner.secret(name, candidate).await
+    }
     async fn events(&self, tenant: i64, after: i64, limit: u64) -> StoreResult<Feed> {
         self.inner.events(tenant, after, limit).await
     }
