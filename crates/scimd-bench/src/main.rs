@@ -7,7 +7,8 @@
 //! `feed-latency` and `feed-read` measure the change feed (`feed.rs`), `replicas` several
 //! scimd processes on one PostgreSQL database (`replicas.rs`), `webhooks` push delivery to a
 //! receiver it runs itself (`webhooks.rs`), `console` the provisioning log's cost to
-//! initial-sync and the support console's pages at 1,000,000 users (`console.rs`).
+//! initial-sync and the support console's pages at 1,000,000 users (`console.rs`), `tenants`
+//! N tenants (1,000 by default) each running Entra's cycle at once (`tenants.rs`).
 
 mod ceiling;
 mod console;
@@ -19,6 +20,7 @@ mod scenario;
 mod stats;
 mod sys;
 mod target;
+mod tenants;
 mod walk;
 mod webhooks;
 
@@ -74,6 +76,10 @@ enum Command {
     /// The provisioning log's cost to initial-sync (off and on, alternating), and the support
     /// console's pages for a tenant of 1,000,000 users.
     Console(Box<console::ConsoleArgs>),
+    /// N tenants (1,000 by default), each with its own token and group, running Entra's cycle
+    /// (lookup, create, PATCH, member add) at once, at Entra's pace or flat out; aggregate
+    /// throughput, per-tenant p50/p99 and fairness.
+    Tenants(Box<tenants::TenantsArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +191,7 @@ fn main() -> ExitCode {
         Command::Replicas(args) => runtime().and_then(|rt| rt.block_on(replicas::run(*args))),
         Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(*args))),
         Command::Console(args) => runtime().and_then(|rt| rt.block_on(console::run(*args))),
+        Command::Tenants(args) => runtime().and_then(|rt| rt.block_on(tenants::run(*args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

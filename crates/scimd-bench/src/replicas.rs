@@ -53,17 +53,6 @@ pub struct ReplicasArgs {
     pub json: Option<PathBuf>,
 }
 
-/// machine-wide (busy, total) jiffies from /proc/stat
-fn cpu_jiffies() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = text.lines().next()?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal ...
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
 pub async fn run(a: ReplicasArgs) -> Result<(), String> {
     if !a.database.starts_with("postgres") {
         return Err("replicas: --database must be a postgres:// URL (the replicas share it)".into());
@@ -102,7 +91,7 @@ pub async fn run(a: ReplicasArgs) -> Result<(), String> {
         let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
         tokio::spawn(async move {
             tokio::time::sleep_until(tokio::time::Instant::from_std(warm_end)).await;
-            (cpu_jiffies(), pids.iter().map(|p| sys::cpu_secs(*p)).collect::<Vec<_>>(), sys::load1())
+            (sys::cpu_jiffies(), pids.iter().map(|p| sys::cpu_secs(*p)).collect::<Vec<_>>(), sys::load1())
         })
     };
     let mut tasks = Vec::new();
@@ -157,7 +146,7 @@ pub async fn run(a: ReplicasArgs) -> Result<(), String> {
             }
         }
     }
-    let cpu_end = (cpu_jiffies(), servers.iter().map(|s| sys::cpu_secs(s.pid)).collect::<Vec<_>>(), sys::load1());
+    let cpu_end = (sys::cpu_jiffies(), servers.iter().map(|s| sys::cpu_secs(s.pid)).collect::<Vec<_>>(), sys::load1());
     let (cpu_start, scimd_cpu_start, load_warm) =
         cpu_at_warm.await.map_err(|e| format!("the CPU timer failed: {e}"))?;
     let load_end = sys::uptime_load();

@@ -106,18 +106,21 @@ fn patch_body(ops: serde_json::Value) -> String {
     serde_json::json!({"schemas": [PATCH_OP], "Operations": ops}).to_string()
 }
 
+/// Entra's attribute-change PATCH (its `Replace` ops: title, enterprise department, the work
+/// address's street, the mobile number); `i` varies the values.
+pub fn entra_attribute_patch(i: u64) -> String {
+    patch_body(serde_json::json!([
+        {"op": "Replace", "path": "title", "value": format!("Title {}", i % 97)},
+        {"op": "Replace", "path": format!("{ENTERPRISE}:department"), "value": format!("Dept {}", i % 31)},
+        {"op": "Replace", "path": "addresses[type eq \"work\"].streetAddress", "value": format!("{} Main St", i % 1000)},
+        {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": format!("42555{:05}", i % 100_000)}
+    ]))
+}
+
 /// The PATCH Entra sends in an incremental cycle; `i` picks the kind (70/20/10).
 pub fn entra_patch(i: u64, manager: &str) -> (&'static str, String) {
     match i % 10 {
-        0..=6 => (
-            "attributes",
-            patch_body(serde_json::json!([
-                {"op": "Replace", "path": "title", "value": format!("Title {}", i % 97)},
-                {"op": "Replace", "path": format!("{ENTERPRISE}:department"), "value": format!("Dept {}", i % 31)},
-                {"op": "Replace", "path": "addresses[type eq \"work\"].streetAddress", "value": format!("{} Main St", i % 1000)},
-                {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": format!("42555{:05}", i % 100_000)}
-            ])),
-        ),
+        0..=6 => ("attributes", entra_attribute_patch(i)),
         7 | 8 => (
             "manager",
             patch_body(serde_json::json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": manager}])),

@@ -62,3 +62,21 @@ pub fn uptime_load() -> String {
     let v: Vec<&str> = l.split_whitespace().take(3).collect();
     format!("load average: {}", v.join(", "))
 }
+
+/// Machine-wide (busy, total) jiffies so far, from `/proc/stat` (busy: all but idle and iowait).
+pub fn cpu_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Bytes a process has handed to `write` and friends so far (`wchar` of `/proc/PID/io`: files
+/// and sockets alike, whether or not they reached the disk yet).
+pub fn written_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
+}

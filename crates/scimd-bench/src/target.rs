@@ -74,11 +74,26 @@ pub fn provision(bin: &Path, database: &str, tenant: &str, require: &str) -> Res
 
 /// Starts `scimd serve` on `database`, logging to `log`, and waits for `/healthz`.
 pub async fn start_scimd(bin: &Path, database: &str, log: &Path) -> Result<Spawned, String> {
+    start_scimd_with(bin, database, None, log).await
+}
+
+/// [`start_scimd`] with `--config FILE` when `config` is given.
+pub async fn start_scimd_with(
+    bin: &Path,
+    database: &str,
+    config: Option<&Path>,
+    log: &Path,
+) -> Result<Spawned, String> {
     let port = free_port()?;
     let admin = free_port()?;
     let logf = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let child = Command::new(bin)
-        .args(["--database", database, "serve"])
+    let mut cmd = Command::new(bin);
+    cmd.args(["--database", database]);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let child = cmd
+        .arg("serve")
         .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
         // `SCIMD_BENCH_LOG=info` measures with the access log on (scimd's default level).
         .env("RUST_LOG", std::env::var("SCIMD_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()))
