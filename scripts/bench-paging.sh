@@ -16,7 +16,9 @@
 # Usage: BEFORE_BIN=... AFTER_BIN=... scripts/bench-paging.sh
 #   env BENCH_BIN (default scimd-bench next to AFTER_BIN), DB
 #   (/var/tmp/scimd-console-bench/console-1m.db), OUT (/var/tmp/scimd-paging-bench/run-DATE),
-#   FROM (900001), ROUNDS (2), DURATION (20), WRITE_USERS (10000), STEPS ("reads writes")
+#   FROM (900001), ROUNDS (2), DURATION (20), WRITE_USERS (10000), STEPS ("reads writes"),
+#   QUIET_LOAD (2.5), QUIET_WAIT (900): before each round, wait up to QUIET_WAIT seconds for
+#   the 1-minute load average to drop below QUIET_LOAD (the machine may be shared)
 set -euo pipefail
 
 : "${BEFORE_BIN:?the scimd binary to measure first (e.g. built from the commit before)}"
@@ -29,6 +31,8 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-20}
 WRITE_USERS=${WRITE_USERS:-10000}
 STEPS=${STEPS:-"reads writes"}
+QUIET_LOAD=${QUIET_LOAD:-2.5}
+QUIET_WAIT=${QUIET_WAIT:-900}
 
 mkdir -p "$OUT/bin"
 cp "$BEFORE_BIN" "$OUT/bin/scimd-before"
@@ -41,6 +45,19 @@ note() {
     line="$(date +%T) $* | $(uptime)"
     echo "== $line" >&2
     echo "$line" >>"$OUT/uptime.log"
+}
+
+quiet() {
+    local waited=0
+    while awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l >= q) }'; do
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            note "load still at or above $QUIET_LOAD after ${waited}s; going on"
+            return
+        fi
+        sleep 30
+        waited=$((waited + 30))
+    done
+    note "load below $QUIET_LOAD after ${waited}s of waiting"
 }
 
 # walk NAME BIN DATABASE KIND FROM TASKS [EXTRA]: one list walk, its row appended to OUT/walks.txt
@@ -64,6 +81,7 @@ for step in $STEPS; do
         sqlite3 "$DB" ".backup $OUT/after.db"
         for round in $(seq 1 "$ROUNDS"); do
             for side in before after; do
+                quiet
                 bin=$OUT/bin/scimd-$side
                 db=$OUT/$side.db
                 walk index-deep "$bin" "$db" index "$FROM" 1
@@ -82,6 +100,7 @@ for step in $STEPS; do
     writes)
         for round in $(seq 1 "$ROUNDS"); do
             for side in before after; do
+                quiet
                 note "writes $side-$round"
                 "$B" run --scimd-bin "$OUT/bin/scimd-$side" --users "$WRITE_USERS" --duration 10 --no-ceiling \
                     --scenarios initial-sync,incremental --json "$OUT/writes-$side-$round.json" \
