@@ -690,8 +690,17 @@ impl Deliverer {
                             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { break };
                             let key = (claim.webhook.id.clone(), claim.delivery.tenant);
                             if !self.lock(&key).insert(key.clone()) {
-                                // Still ours, and still being sent (its lease ran out meanwhile):
-                                // the task sending it goes on.
+                                // Still being sent here, yet claimable: a replay took it back
+                                // (or its lease ran out). Give this claim up: the task sending
+                                // it finds its lease lost at its next record and stops, and the
+                                // next claim goes on from the position in the database, which a
+                                // replay moved back (regression test
+                                // a_replay_while_a_backlog_is_being_delivered_still_...).
+                                let me = Arc::clone(&self);
+                                tokio::spawn(async move {
+                                    me.settle(&claim, Outcome::Released).await;
+                                    me.done.notify_one();
+                                });
                                 continue;
                             }
                             let me = Arc::clone(&self);
