@@ -98,6 +98,10 @@ pub struct TenantsArgs {
     /// entra: milliseconds from the start of one cycle of a tenant to the start of its next
     #[arg(long, default_value_t = 600)]
     pub cycle_ms: u64,
+    /// entra: the tenants share one keep-alive connection pool (as flat does) instead of each
+    /// having its own client and connection
+    #[arg(long)]
+    pub shared_pool: bool,
     /// flat: concurrent requests (tasks sharing one keep-alive connection pool)
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -822,8 +826,8 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
     };
     // An Entra provisioning job is an HTTP client of its own: its own keep-alive connection.
     let clients = match a.pace {
-        Pace::Flat => vec![c.clone()],
-        Pace::Entra => (0..n).map(|_| http_client(1)).collect::<Result<Vec<_>, _>>()?,
+        Pace::Entra if !a.shared_pool => (0..n).map(|_| http_client(1)).collect::<Result<Vec<_>, _>>()?,
+        _ => vec![c.clone()],
     };
     let s = Arc::new(Shared {
         clients,
@@ -920,9 +924,10 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
     // The report.
     let pace_text = match a.pace {
         Pace::Entra => format!(
-            "pace entra: one request at a time per tenant, a cycle every {} ms ({:.0} cycles/s offered)",
+            "pace entra: one request at a time per tenant, a cycle every {} ms ({:.0} cycles/s offered), {}",
             period.as_millis(),
-            n as f64 / period.as_secs_f64()
+            n as f64 / period.as_secs_f64(),
+            if a.shared_pool { "one shared connection pool" } else { "a connection per tenant" }
         ),
         Pace::Flat => format!("pace flat: {} concurrent requests, tenants in turn", a.concurrency.max(1)),
     };
@@ -1120,6 +1125,7 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
             "tenants": n,
             "pace": a.pace.name(),
             "cycle_ms": (a.pace == Pace::Entra).then_some(a.cycle_ms),
+            "shared_pool": a.pace == Pace::Flat || a.shared_pool,
             "concurrency": (a.pace == Pace::Flat).then_some(a.concurrency),
             "duration_s": a.duration.max(1),
             "warmup_s": a.warmup,
