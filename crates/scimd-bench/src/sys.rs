@@ -80,3 +80,14 @@ pub fn written_bytes(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     text.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
 }
+
+/// How many sockets a process has open (listeners, connections, database connections), from
+/// `/proc/PID/fd`.
+pub fn open_sockets(pid: u32) -> Option<usize> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        dir.filter_map(Result::ok)
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
+            .count(),
+    )
+}

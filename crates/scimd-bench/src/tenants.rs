@@ -8,12 +8,13 @@
 //!
 //! Steps 2 to 4 are the writes. Two paces:
 //!
-//! - `entra`: each tenant is one sequential client, as an Entra provisioning job is: one request
-//!   in flight at a time, the four requests of a cycle back to back, and a cycle (one object)
-//!   started every `--cycle-ms` (default 600 ms: 0.01 minutes per object, the fast end of the
-//!   0.01 to 0.08 minutes per object Microsoft documents for initial cycles, CLIENTS.md). The
-//!   tenants' schedules are spread evenly over one period. A tenant whose cycle takes longer
-//!   than the period starts the next at once and falls behind (its cycles/s shows it).
+//! - `entra`: each tenant is one sequential client with its own keep-alive connection, as an
+//!   Entra provisioning job is: one request in flight at a time, the four requests of a cycle
+//!   back to back, and a cycle (one object) started every `--cycle-ms` (default 600 ms: 0.01
+//!   minutes per object, the fast end of the 0.01 to 0.08 minutes per object Microsoft
+//!   documents for initial cycles, CLIENTS.md). The tenants' schedules are spread evenly over
+//!   one period. A tenant whose cycle takes longer than the period starts the next at once and
+//!   falls behind (its cycles/s shows it).
 //! - `flat`: `--concurrency` tasks as fast as the server answers; cycle n goes to tenant
 //!   `n % N`, so the tenants take turns and each gets the same share of the client.
 //!
@@ -97,6 +98,10 @@ pub struct TenantsArgs {
     /// entra: milliseconds from the start of one cycle of a tenant to the start of its next
     #[arg(long, default_value_t = 600)]
     pub cycle_ms: u64,
+    /// entra: the tenants share one keep-alive connection pool (as flat does) instead of each
+    /// having its own client and connection
+    #[arg(long)]
+    pub shared_pool: bool,
     /// flat: concurrent requests (tasks sharing one keep-alive connection pool)
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -217,7 +222,8 @@ impl Tally {
 
 /// What every task shares.
 struct Shared {
-    client: reqwest::Client,
+    /// The HTTP clients: one for every tenant (flat), or one per tenant (entra).
+    clients: Vec<reqwest::Client>,
     base: String,
     tenants: Vec<Tenant>,
     /// Makes user names unique over runs on the same database.
@@ -278,9 +284,10 @@ impl Shared {
             return None;
         }
         let auth = &self.tenants.get(ti)?.auth;
+        let client = self.clients.get(ti).or_else(|| self.clients.first())?;
         let what = format!("{method} {url}");
         let t0 = Instant::now();
-        let r = call(&self.client, method, &url, auth, body).await;
+        let r = call(client, method, &url, auth, body).await;
         let r = match step {
             Step::Lookup => want(&what, r, &[200])
                 .and_then(|b| if has_total(&b, 0) { Ok(b) } else { Err(format!("{what}: totalResults is not 0")) }),
@@ -727,6 +734,16 @@ async fn stored_users(c: &reqwest::Client, base: &str, tenants: &[Tenant], conc:
 
 // ---------------------------------------------------------------- the run
 
+/// A keep-alive client keeping at most `idle` idle connections.
+fn http_client(idle: usize) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(idle.max(1))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// The figures sampled at a moment: machine (busy, total) jiffies, server and client CPU
 /// seconds, load, bytes the server wrote.
 type CpuAt = (Option<(u64, u64)>, Option<f64>, Option<f64>, f64, Option<u64>);
@@ -749,16 +766,7 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()),
         std::process::id()
     );
-    let pool = match a.pace {
-        Pace::Flat => a.concurrency.max(a.setup_concurrency) * 2,
-        Pace::Entra => 256,
-    };
-    let c = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(pool.max(1))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let c = http_client(a.concurrency.max(a.setup_concurrency) * 2)?;
     let required: Vec<String> =
         a.server.require.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
 
@@ -816,8 +824,13 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
         from: start + Duration::from_secs(a.warmup),
         to: start + Duration::from_secs(a.warmup + a.duration.max(1)),
     };
+    // An Entra provisioning job is an HTTP client of its own: its own keep-alive connection.
+    let clients = match a.pace {
+        Pace::Entra if !a.shared_pool => (0..n).map(|_| http_client(1)).collect::<Result<Vec<_>, _>>()?,
+        _ => vec![c.clone()],
+    };
     let s = Arc::new(Shared {
-        client: c.clone(),
+        clients,
         base: base.clone(),
         tenants,
         nonce: nonce.clone(),
@@ -864,6 +877,7 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
         Pace::Entra => drive_entra(&s, start, period).await,
     };
     let cpu_to = cpu_at(pid);
+    let sockets = pid.and_then(sys::open_sockets);
     progress.abort();
     let metrics_to = match &admin {
         Some(a) => scrape(&c, a).await.ok(),
@@ -910,9 +924,10 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
     // The report.
     let pace_text = match a.pace {
         Pace::Entra => format!(
-            "pace entra: one request at a time per tenant, a cycle every {} ms ({:.0} cycles/s offered)",
+            "pace entra: one request at a time per tenant, a cycle every {} ms ({:.0} cycles/s offered), {}",
             period.as_millis(),
-            n as f64 / period.as_secs_f64()
+            n as f64 / period.as_secs_f64(),
+            if a.shared_pool { "one shared connection pool" } else { "a connection per tenant" }
         ),
         Pace::Flat => format!("pace flat: {} concurrent requests, tenants in turn", a.concurrency.max(1)),
     };
@@ -999,6 +1014,9 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
         mem_setup.map_or("-".into(), |m| format!("{:.1} MiB", m.rss_kib as f64 / 1024.0)),
         mem.map_or("-".into(), |m| format!("{:.1} MiB", m.hwm_kib as f64 / 1024.0)),
     );
+    if let Some(n) = sockets {
+        out += &format!("server sockets open at the end (listeners, connections, database): {n}\n");
+    }
     if let Some(w) = wrote {
         out += &format!(
             "server wrote {:.0} MB (write calls to files and sockets, /proc/PID/io wchar), {:.1} KB per write request\n",
@@ -1087,6 +1105,7 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
         let server = json!({
             "cpu_s": server_cpu,
             "written_bytes": wrote,
+            "open_sockets_at_end": sockets,
             "rss_kib": mem.map(|m| m.rss_kib),
             "hwm_kib": mem.map(|m| m.hwm_kib),
             "rss_kib_after_setup": mem_setup.map(|m| m.rss_kib),
@@ -1106,6 +1125,7 @@ pub async fn run(a: TenantsArgs) -> Result<(), String> {
             "tenants": n,
             "pace": a.pace.name(),
             "cycle_ms": (a.pace == Pace::Entra).then_some(a.cycle_ms),
+            "shared_pool": a.pace == Pace::Flat || a.shared_pool,
             "concurrency": (a.pace == Pace::Flat).then_some(a.concurrency),
             "duration_s": a.duration.max(1),
             "warmup_s": a.warmup,

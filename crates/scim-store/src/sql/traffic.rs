@@ -115,8 +115,32 @@ async fn locked_traffic<C: Conn>(c: &mut C, tenant: i64) -> Result<Option<Traffi
     c.opt(&sql, &[Arg::Int(tenant)]).await?.map(traffic_row).transpose()
 }
 
+/// The traffic rows of `tenants` (which exist), locked in key order, with the last number given
+/// in each tenant's log; tenants without a row are missing from the map.
+async fn locked_summaries<C: Conn>(c: &mut C, tenants: &[i64]) -> Result<BTreeMap<i64, (Traffic, i64)>> {
+    let d = c.dialect();
+    let sql = format!(
+        "SELECT {TRAFFIC_COLS}, log_seq FROM traffic WHERE {} ORDER BY tenant_id{}",
+        d.in_list("tenant_id", 1),
+        d.lock(Lock::NoKeyUpdate)
+    );
+    let seq_col = TRAFFIC_COLS.split(',').count();
+    let mut out = BTreeMap::new();
+    for row in c.query(&sql, &[Arg::Ints(tenants.to_vec())]).await? {
+        let seq = row.int(seq_col)?;
+        let t = traffic_row(row)?;
+        out.insert(t.tenant, (t, seq));
+    }
+    Ok(out)
+}
+
 /// Appends requests to the provisioning log and folds them into their tenants' summaries, in
 /// one transaction. Requests of a tenant that no longer exists are dropped.
+///
+/// The statements do not grow with the tenants of a batch beyond one `UPDATE` of each
+/// summary: the tenants are checked (and held against deletion) in one statement, their
+/// summaries read and locked in another (made first where missing), and the requests of every
+/// tenant inserted together, [`INSERT_ROWS`] to a statement. Locks are taken in tenant order.
 pub(crate) struct LogRequests(pub Vec<LoggedRequest>);
 
 impl Operation for LogRequests {
@@ -127,8 +151,33 @@ impl Operation for LogRequests {
         for r in &self.0 {
             by_tenant.entry(r.tenant).or_default().push(r);
         }
+        if by_tenant.is_empty() {
+            return Ok(());
+        }
+        let d = c.dialect();
+        let sql = format!("SELECT id FROM tenants WHERE {} ORDER BY id{}", d.in_list("id", 1), d.lock(Lock::KeyShare));
+        let asked: Vec<i64> = by_tenant.keys().copied().collect();
+        let live: Vec<i64> =
+            c.query(&sql, &[Arg::Ints(asked)]).await?.iter().map(|r| r.int(0)).collect::<Result<_>>()?;
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut summaries = locked_summaries(c, &live).await?;
+        let missing: Vec<i64> = live.iter().copied().filter(|t| !summaries.contains_key(t)).collect();
+        if !missing.is_empty() {
+            let values: Vec<String> = (1..=missing.len()).map(|i| format!("(${i})")).collect();
+            let sql = format!(
+                "INSERT INTO traffic (tenant_id) VALUES {} ON CONFLICT (tenant_id) DO NOTHING",
+                values.join(", ")
+            );
+            let args: Vec<Arg> = missing.iter().map(|t| Arg::Int(*t)).collect();
+            c.exec(&sql, &args).await?;
+            summaries.extend(locked_summaries(c, &missing).await?);
+        }
+        // (number in its tenant's log, request), inserted once every summary is written
+        let mut rows: Vec<(i64, &LoggedRequest)> = Vec::with_capacity(self.0.len());
         for (tenant, reqs) in by_tenant {
-            let Some(mut t) = locked_traffic(c, tenant).await? else { continue };
+            let Some((mut t, mut seq)) = summaries.remove(&tenant) else { continue };
             for r in &reqs {
                 t.apply(r);
             }
@@ -142,8 +191,6 @@ impl Operation for LogRequests {
                 ]
             };
             // The requests' numbers in the tenant's log follow the last one given.
-            let row = c.opt("SELECT log_seq FROM traffic WHERE tenant_id = $1", &[Arg::Int(tenant)]).await?;
-            let mut seq = row.map(|r| r.int(0)).transpose()?.unwrap_or(0);
             let mut args = vec![
                 Arg::Int(tenant),
                 opt(t.first_request),
@@ -162,36 +209,39 @@ impl Operation for LogRequests {
                 cycle_last = $10, cycle_requests = $11, cycle_errors = $12, prev_start = $13, prev_last = $14, \
                 prev_requests = $15, prev_errors = $16, log_seq = $17 WHERE tenant_id = $1";
             c.exec(sql, &args).await?;
-            for chunk in reqs.chunks(INSERT_ROWS) {
-                let mut values = Vec::with_capacity(chunk.len());
-                let mut args = Vec::with_capacity(chunk.len() * 12);
-                for r in chunk {
-                    let n = args.len();
-                    let row: Vec<String> = (n + 1..=n + 12).map(|i| format!("${i}")).collect();
-                    values.push(format!("({})", row.join(", ")));
-                    seq += 1;
-                    args.extend([
-                        Arg::Int(r.tenant),
-                        Arg::Int(seq),
-                        Arg::Int(micros(r.at)),
-                        Arg::opt_text(r.token.as_deref()),
-                        Arg::Text(r.method.clone()),
-                        Arg::Text(r.path.clone()),
-                        Arg::Int(i64::from(r.status)),
-                        Arg::opt_text(r.scim_type.as_deref()),
-                        Arg::opt_text(r.detail.as_deref()),
-                        Arg::Int(r.latency_us),
-                        Arg::opt_text(r.resource.as_deref()),
-                        Arg::opt_text(r.hint.as_deref()),
-                    ]);
-                }
-                let sql = format!(
-                    "INSERT INTO requests (tenant_id, id, at, token, method, path, status, scim_type, detail, \
-                     latency_us, resource, hint) VALUES {}",
-                    values.join(", ")
-                );
-                c.exec(&sql, &args).await?;
+            for r in reqs {
+                seq += 1;
+                rows.push((seq, r));
             }
+        }
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let mut values = Vec::with_capacity(chunk.len());
+            let mut args = Vec::with_capacity(chunk.len() * 12);
+            for (seq, r) in chunk {
+                let n = args.len();
+                let row: Vec<String> = (n + 1..=n + 12).map(|i| format!("${i}")).collect();
+                values.push(format!("({})", row.join(", ")));
+                args.extend([
+                    Arg::Int(r.tenant),
+                    Arg::Int(*seq),
+                    Arg::Int(micros(r.at)),
+                    Arg::opt_text(r.token.as_deref()),
+                    Arg::Text(r.method.clone()),
+                    Arg::Text(r.path.clone()),
+                    Arg::Int(i64::from(r.status)),
+                    Arg::opt_text(r.scim_type.as_deref()),
+                    Arg::opt_text(r.detail.as_deref()),
+                    Arg::Int(r.latency_us),
+                    Arg::opt_text(r.resource.as_deref()),
+                    Arg::opt_text(r.hint.as_deref()),
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO requests (tenant_id, id, at, token, method, path, status, scim_type, detail, \
+                 latency_us, resource, hint) VALUES {}",
+                values.join(", ")
+            );
+            c.exec(&sql, &args).await?;
         }
         Ok(())
     }

@@ -539,6 +539,51 @@ async fn a_burst_of_1000_requests_is_logged_in_full() {
     assert_eq!(v, json!({"requests": [], "next": null}));
 }
 
+/// The log's writer takes the requests of many tenants into one batch: each tenant's entries
+/// are numbered on their own in the order they came (one statement inserts them all), each
+/// summary counts its own, and a tenant deleted before its entries are written leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_of_many_tenants_logged_together_are_each_numbered_and_counted_in_their_own_tenant() {
+    const TENANTS: usize = 40;
+    const EACH: usize = 5;
+    let app = std::sync::Arc::new(spawn_app().await);
+    let key = api_key(&app).await;
+    let mut tenants = Vec::new();
+    for t in 0..TENANTS {
+        tenants.push(add_tenant(&app.store, &format!("many-{t:02}"), &[]).await);
+    }
+    // Every tenant at once, each sending its requests one after the other: 200 requests in a
+    // few batches of the writer, every batch holding many tenants' entries.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (t, (_, token)) in tenants.iter().enumerate() {
+        let (app, token) = (std::sync::Arc::clone(&app), token.clone());
+        tasks.spawn(async move {
+            for i in 0..EACH {
+                let r = app.req_as(&token, Method::GET, &format!("/Users/t{t}-r{i}")).send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::NOT_FOUND);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    // A tenant deleted at once: its requests may still be queued, and are then dropped.
+    let gone = &tenants[TENANTS - 1].0;
+    assert!(app.store.delete_tenant(gone.name.clone()).await.unwrap());
+    for (t, (tenant, _)) in tenants.iter().enumerate().take(TENANTS - 1) {
+        let log = logged(&app, &key, &tenant.name, EACH).await;
+        assert_eq!(ids_of(&log), (1..=EACH as i64).rev().collect::<Vec<_>>(), "{}: {log:#?}", tenant.name);
+        let paths: Vec<String> = log.iter().map(|e| e["path"].as_str().unwrap().to_owned()).collect();
+        let want: Vec<String> = (0..EACH).rev().map(|i| format!("/Users/t{t}-r{i}")).collect();
+        assert_eq!(paths, want, "{}: in the order sent, newest first", tenant.name);
+        let url = format!("{}/api/v1/tenants/{}/health", app.admin, tenant.name);
+        let health: Value = app.client.get(url).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        assert_eq!(health["cycle"]["requests"], EACH, "{}: {health}", tenant.name);
+    }
+    assert!(stored(&app, gone.id).await.is_empty(), "nothing is kept of a deleted tenant");
+    assert_eq!(logged(&app, &key, "contoso", 0).await, Vec::<Value>::new(), "the app's own tenant sent nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_on_external_id_a_differently_cased_user_name_and_a_group_name_name_their_holder() {
     let app = spawn_app().await;
