@@ -35,6 +35,14 @@ pub(crate) fn group_commit(writes: usize, took: Duration) {
     ::metrics::histogram!("scimd_sqlite_commit_duration_seconds").record(took.as_secs_f64());
 }
 
+/// Records one WAL checkpoint of the SQLite checkpoint thread: how long it took, and the WAL's
+/// frames (pages) and those of them in the database file after it.
+pub(crate) fn checkpoint(took: Duration, frames: i64, copied: i64) {
+    ::metrics::histogram!("scimd_sqlite_checkpoint_duration_seconds").record(took.as_secs_f64());
+    ::metrics::gauge!("scimd_sqlite_wal_frames", "state" => "written").set(frames as f64);
+    ::metrics::gauge!("scimd_sqlite_wal_frames", "state" => "checkpointed").set(copied as f64);
+}
+
 /// Sets the gauge of the writes waiting for the SQLite writer thread.
 pub(crate) fn writer_queue(depth: usize) {
     ::metrics::gauge!("scimd_sqlite_writer_queue_depth").set(depth as f64);

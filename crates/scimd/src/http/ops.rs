@@ -32,19 +32,43 @@ pub(crate) fn load_for(def: &ResourceDef<'_>, proj: &Projection<'_>) -> Load {
     Load { members, groups }
 }
 
+/// The tenant policies in use, each parsed once: by their list of paths (tenants mostly share
+/// one, so the map stays small; it is cleared should it ever hold [`Policies::MOST`]).
+#[derive(Debug, Default)]
+pub(crate) struct Policies(std::sync::Mutex<std::collections::HashMap<Vec<String>, Arc<RequiredPaths>>>);
+
+impl Policies {
+    const MOST: usize = 1_000;
+
+    /// The tenant's mandatory attributes of users, parsed; `None` when it has none.
+    fn of(&self, def: &ResourceDef<'_>, tenant: &Tenant) -> Result<Option<Arc<RequiredPaths>>, StoreError> {
+        if tenant.required.is_empty() || def.rt.name != Kind::User.name() {
+            return Ok(None);
+        }
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = map.get(&tenant.required) {
+            return Ok(Some(Arc::clone(p)));
+        }
+        let parsed = Arc::new(RequiredPaths::parse(def, &tenant.required).map_err(|e| {
+            StoreError::Backend(format!("tenant \"{}\" has an invalid list of required attributes: {e}", tenant.name))
+        })?);
+        if map.len() >= Self::MOST {
+            map.clear();
+        }
+        map.insert(tenant.required.clone(), Arc::clone(&parsed));
+        Ok(Some(parsed))
+    }
+}
+
 /// Checks the tenant's mandatory attributes (users only).
-pub(crate) fn check_policy(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) -> Result<(), ApiError> {
-    policy_violation(def, tenant, doc).map_err(ApiError::from)
+pub(crate) fn check_policy(sh: &Shared, def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) -> Result<(), ApiError> {
+    let required = sh.policies.of(def, tenant)?;
+    policy_violation(def, required.as_deref(), doc).map_err(ApiError::from)
 }
 
 /// The tenant policy as a store error, for checks made inside a store transaction.
-fn policy_violation(def: &ResourceDef<'_>, tenant: &Tenant, doc: &Value) -> Result<(), StoreError> {
-    if tenant.required.is_empty() || def.rt.name != Kind::User.name() {
-        return Ok(());
-    }
-    let required = RequiredPaths::parse(def, &tenant.required).map_err(|e| {
-        StoreError::Backend(format!("tenant \"{}\" has an invalid list of required attributes: {e}", tenant.name))
-    })?;
+fn policy_violation(def: &ResourceDef<'_>, required: Option<&RequiredPaths>, doc: &Value) -> Result<(), StoreError> {
+    let Some(required) = required else { return Ok(()) };
     let missing = required.missing(def, doc);
     if missing.is_empty() {
         return Ok(());
@@ -331,7 +355,7 @@ async fn ingest(sh: &Shared, kind: Kind, body: Value) -> Result<resource::Ingest
 pub(crate) async fn create(sh: &Shared, ctx: &Ctx, kind: Kind, body: Value) -> Result<Record, ApiError> {
     let ingested = ingest(sh, kind, body).await?;
     let def = sh.def(kind)?;
-    check_policy(&def, &ctx.tenant, &ingested.resource)?;
+    check_policy(sh, &def, &ctx.tenant, &ingested.resource)?;
     let id = uuid::Uuid::new_v4().to_string();
     let req = Create {
         tenant: ctx.tenant.id,
@@ -357,7 +381,7 @@ pub(crate) async fn replace(
 ) -> Result<Record, ApiError> {
     let ingested = ingest(sh, kind, body).await?;
     let def = sh.def(kind)?;
-    check_policy(&def, &ctx.tenant, &ingested.resource)?;
+    check_policy(sh, &def, &ctx.tenant, &ingested.resource)?;
     check_id(kind, id)?;
     let if_version = if_version(sh, ctx, kind, id, if_match).await?;
     let members = match kind {
@@ -395,7 +419,7 @@ pub(crate) async fn patch(
     sh.def(kind)?;
     let req = PatchRequest::parse(body, &sh.settings().patch)?;
     let registry = Arc::clone(&sh.app.registry);
-    let tenant = Arc::clone(&ctx.tenant);
+    let required = sh.policies.of(&sh.def(kind)?, &ctx.tenant)?;
     let if_match = if_match.cloned();
     let apply: PatchFn = Arc::new(move |current: &Record| {
         if if_match.as_ref().is_some_and(|m| !m.matches(current.version)) {
@@ -408,7 +432,7 @@ pub(crate) async fn patch(
         if !outcome.changed {
             return Ok(None);
         }
-        policy_violation(&def, &tenant, &outcome.resource)?;
+        policy_violation(&def, required.as_deref(), &outcome.resource)?;
         Ok(Some(Patched { doc: outcome.resource, delta: outcome.members }))
     });
     let now = sh.app.clock.now();

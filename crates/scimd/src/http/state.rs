@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     pub oauth: super::oauth::IssueLimiter,
     /// The keys cursors are sealed with, read from the database on first use.
     cursor_keys: tokio::sync::OnceCell<super::cursor::CursorKeys>,
+    /// Tenant policies, parsed once per list of paths.
+    pub policies: super::ops::Policies,
 }
 
 /// The router's state as handlers receive it.
@@ -120,6 +122,7 @@ impl Shared {
             queries: super::limit::QuerySlots::new(app.settings.max_queries_per_tenant),
             oauth: super::oauth::IssueLimiter::default(),
             cursor_keys: tokio::sync::OnceCell::new(),
+            policies: super::ops::Policies::default(),
             app,
         }
     }

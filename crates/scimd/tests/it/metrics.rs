@@ -261,6 +261,8 @@ const ADDED: &[&str] = &[
     "scimd_sqlite_writer_queue_depth",
     "scimd_sqlite_commit_batch_size",
     "scimd_sqlite_commit_duration_seconds",
+    "scimd_sqlite_checkpoint_duration_seconds",
+    "scimd_sqlite_wal_frames",
     "scimd_postgres_pool_connections",
     "scimd_postgres_pool_max",
     "scimd_postgres_pool_waiting",
@@ -362,6 +364,11 @@ async fn the_dashboard_charts_only_exported_metrics_and_each_new_metric_reports_
         assert!((timed - commits).abs() <= 1.0, "{timed} commits timed, {commits} counted");
         let depth = m.get("scimd_sqlite_writer_queue_depth", &[]);
         assert!((0.0..=10_000.0).contains(&depth), "queue depth {depth}");
+        // The checkpoint thread ran after the commits, and copied no more than the WAL held.
+        assert!(m.get("scimd_sqlite_checkpoint_duration_seconds_count", &[]) >= 1.0, "no WAL checkpoint");
+        let written = m.get("scimd_sqlite_wal_frames", &[("state", "written")]);
+        let copied = m.get("scimd_sqlite_wal_frames", &[("state", "checkpointed")]);
+        assert!(copied >= 0.0 && copied <= written, "{copied} of {written} WAL pages checkpointed");
         assert_eq!(m.sum("scimd_postgres_pool_max", &[]), None);
         &["scimd_postgres_pool_connections", "scimd_postgres_pool_max", "scimd_postgres_pool_waiting"]
     } else {
@@ -372,7 +379,13 @@ async fn the_dashboard_charts_only_exported_metrics_and_each_new_metric_reports_
         assert!(in_use >= 0.0 && idle >= 0.0 && in_use + idle >= 1.0 && in_use + idle <= max, "{in_use} + {idle}");
         assert!(m.get("scimd_postgres_pool_waiting", &[]) >= 0.0);
         assert_eq!(m.sum("scimd_sqlite_commit_batch_size_count", &[]), None);
-        &["scimd_sqlite_writer_queue_depth", "scimd_sqlite_commit_batch_size", "scimd_sqlite_commit_duration_seconds"]
+        &[
+            "scimd_sqlite_writer_queue_depth",
+            "scimd_sqlite_commit_batch_size",
+            "scimd_sqlite_commit_duration_seconds",
+            "scimd_sqlite_checkpoint_duration_seconds",
+            "scimd_sqlite_wal_frames",
+        ]
     };
 
     // The dashboard uses only what scimd exports, and charts every metric this change added;
