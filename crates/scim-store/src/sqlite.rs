@@ -449,7 +449,7 @@ impl SqliteStore {
     }
 
     async fn read<O: Operation>(&self, op: O) -> Result<O::Output> {
-        if O::MODE == Mode::Point {
+        if op.quick() {
             if let Some(mut conn) = self.inner.try_reader() {
                 return self.inner.read(&op, &mut conn);
             }

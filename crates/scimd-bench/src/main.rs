@@ -569,7 +569,8 @@ async fn make_group(ctx: &Ctx, m: u64) -> Result<(String, f64), String> {
 
 fn fig_json(f: &Figures) -> serde_json::Value {
     json!({"ops": f.ops, "errors": f.errors, "secs": f.secs, "per_sec": f.per_sec,
-           "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "max_ms": f.max_ms})
+           "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "p999_ms": f.p999_ms, "over_100ms": f.over_100ms,
+           "max_ms": f.max_ms})
 }
 
 fn row_json(r: &Row) -> serde_json::Value {
@@ -601,6 +602,8 @@ fn table(a: &RunArgs, rows: &[Row], machine: &str, load_start: &str, load_end: &
         "ops/s",
         "p50 ms",
         "p99 ms",
+        "p99.9",
+        ">100ms",
         "max ms",
         "ceil ops/s",
         "ceil p99",
@@ -628,6 +631,8 @@ fn table(a: &RunArgs, rows: &[Row], machine: &str, load_start: &str, load_end: &
             format!("{:.0}", r.server.per_sec),
             format!("{:.2}", r.server.p50_ms),
             format!("{:.2}", r.server.p99_ms),
+            format!("{:.2}", r.server.p999_ms),
+            r.server.over_100ms.to_string(),
             format!("{:.1}", r.server.max_ms),
             c_ops,
             c_p99,

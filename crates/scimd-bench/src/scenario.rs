@@ -19,11 +19,17 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const SCIM_JSON: &str = "application/scim+json";
 
+/// The first user number `create` makes (past any `--users`).
+const CREATE_FROM: u64 = 1_000_000_000;
+
 /// A scenario of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Scenario {
     /// Per user: filter by userName, then POST the full Entra body (N operations).
     InitialSync,
+    /// `POST /Users` of a new user with the full Entra body, nothing else: the tails of writes
+    /// (`p99.9`, requests over 100 ms). The users are numbered past `--users`.
+    Create,
     /// `filter=userName eq "..."` on a random existing user.
     Lookup,
     /// `GET /Users/{id}` of a random existing user.
@@ -43,6 +49,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::InitialSync => "initial-sync",
+            Scenario::Create => "create",
             Scenario::Lookup => "lookup",
             Scenario::Get => "get",
             Scenario::List => "list",
@@ -203,6 +210,11 @@ impl Ctx {
     async fn op(&self, sc: Scenario, i: u64, w: &mut Worker) -> (&'static str, Result<(), String>) {
         match sc {
             Scenario::InitialSync => ("user", self.sync_one(i, w).await),
+            Scenario::Create => {
+                let url = format!("{}/Users", self.base);
+                let r = self.expect(w, Method::POST, &url, Some(entra_user(CREATE_FROM + i)), &[201]).await;
+                ("POST", r.map(drop))
+            }
             Scenario::Lookup => {
                 let r = async {
                     let (n, _) = self.pick(w)?;

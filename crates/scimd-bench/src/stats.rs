@@ -86,6 +86,9 @@ pub struct Figures {
     pub per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// Operations that took more than 100 ms.
+    pub over_100ms: u64,
     pub max_ms: f64,
 }
 
@@ -108,6 +111,8 @@ pub fn figures(rec: &mut Rec, secs: f64) -> Figures {
         per_sec: if secs > 0.0 { n as f64 / secs } else { 0.0 },
         p50_ms: pct(50.0),
         p99_ms: pct(99.0),
+        p999_ms: pct(99.9),
+        over_100ms: rec.lat_us.iter().filter(|&&us| us > 100_000).count() as u64,
         max_ms: rec.lat_us.last().map_or(0.0, |v| f64::from(*v) / 1000.0),
     }
 }

@@ -1319,6 +1319,8 @@ pub(crate) async fn initial_sync(
         per_sec: f("per_sec"),
         p50_ms: f("p50_ms"),
         p99_ms: f("p99_ms"),
+        p999_ms: f("p999_ms"),
+        over_100ms: row.pointer("/server/over_100ms").and_then(Value::as_u64).unwrap_or(0),
         max_ms: f("max_ms"),
     };
     let num = |k: &str| row.get(k).and_then(Value::as_f64);

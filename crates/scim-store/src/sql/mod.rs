@@ -544,6 +544,12 @@ pub trait Operation: Send + Sync + 'static {
     const MODE: Mode;
     /// Runs the call's statements on `c` (inside a transaction for `Snapshot` and `Write`).
     fn run<C: Conn>(&self, c: &mut C, ctx: &ops::Context) -> impl Future<Output = Result<Self::Output>> + Send;
+    /// Whether the call reads a few rows by key, so that an engine may run it on the caller's
+    /// thread (SQLite does when a reader connection is free): point reads, and the searches
+    /// that are look-ups of one resource by a unique key.
+    fn quick(&self) -> bool {
+        Self::MODE == Mode::Point
+    }
 }
 
 /// An engine: runs operations on its connections. `Store` is implemented once for every

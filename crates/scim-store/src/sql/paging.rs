@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use scim_core::{AttrPath, Filter, ResourceDef, ScimError};
+use scim_core::{AttrPath, CompareOp, Filter, Kind, ResourceDef, ScimError};
 use serde_json::Value;
 
 use super::ops::{Context, RECORD_COLS, load_extras, record_row, records_by_pk};
@@ -514,6 +514,20 @@ struct Planned<'r> {
 impl Operation for Query {
     type Output = Page;
     const MODE: Mode = Mode::Snapshot;
+    /// An identity provider's look-up of one resource (`userName eq`, `externalId eq`, `id eq`,
+    /// a group's `displayName eq`): a unique index answers it with at most one row.
+    fn quick(&self) -> bool {
+        let Some(Filter::Compare(path, CompareOp::Eq, _)) = &self.filter else { return false };
+        let (unique, schema): (&[&str], _) = match self.kind {
+            Kind::User => (&["userName", "externalId", "id"], "urn:ietf:params:scim:schemas:core:2.0:User"),
+            Kind::Group => (&["displayName", "externalId", "id"], "urn:ietf:params:scim:schemas:core:2.0:Group"),
+        };
+        self.seek.is_none()
+            && self.sort.is_none()
+            && path.sub.is_none()
+            && unique.iter().any(|u| path.name.eq_ignore_ascii_case(u))
+            && path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(schema))
+    }
     async fn run<C: Conn>(&self, c: &mut C, ctx: &Context) -> Result<Page> {
         let kind = self.kind;
         let def = ctx
@@ -900,4 +914,56 @@ fn slice_page(
     // The previous one: before the page's first row (for an empty page, the row after it).
     let prev = (start > 0).then(|| Seek { from: position(start), backward: true });
     (start..end, Keyset { next, prev })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn query(kind: Kind, filter: &str) -> Query {
+        Query {
+            tenant: 1,
+            kind,
+            filter: Some(Filter::parse(filter).unwrap()),
+            sort: None,
+            start_index: 1,
+            count: 100,
+            load: crate::Load::default(),
+            position: false,
+            seek: None,
+        }
+    }
+
+    /// Only look-ups by a unique key may run on the caller's thread: anything that may read
+    /// many rows goes to a blocking thread.
+    #[test]
+    fn only_lookups_by_a_unique_key_are_quick() {
+        for (kind, f) in [
+            (Kind::User, r#"userName eq "ada@contoso.com""#),
+            (Kind::User, r#"USERNAME eq "ada""#),
+            (Kind::User, r#"externalId eq "e1""#),
+            (Kind::User, r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ada""#),
+            (Kind::Group, r#"displayName eq "Sales""#),
+        ] {
+            assert!(query(kind, f).quick(), "{f}");
+        }
+        for (kind, f) in [
+            (Kind::User, r#"userName sw "a""#),
+            (Kind::User, r#"displayName eq "Ada""#),
+            (Kind::User, r#"emails[type eq "work"].value eq "a@b.c""#),
+            (Kind::User, r#"userName eq "a" or userName eq "b""#),
+            (Kind::User, r#"name.familyName eq "Lovelace""#),
+            (Kind::User, r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "1""#),
+            (Kind::Group, r#"urn:ietf:params:scim:schemas:core:2.0:User:displayName eq "x""#),
+        ] {
+            assert!(!query(kind, f).quick(), "{f}");
+        }
+        let mut sorted = query(Kind::User, r#"userName eq "ada""#);
+        sorted.sort = Some((AttrPath::parse("userName").unwrap(), SortOrder::Ascending));
+        assert!(!sorted.quick());
+        let mut unfiltered = query(Kind::User, r#"userName eq "ada""#);
+        unfiltered.filter = None;
+        assert!(!unfiltered.quick(), "a list of every user");
+    }
 }
