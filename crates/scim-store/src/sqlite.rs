@@ -622,8 +622,7 @@ fn optimize(conn: &Connection) {
 fn checkpoint_loop(conn: &Connection, written: &mpsc::Receiver<()>) {
     while written.recv().is_ok() {
         let started = std::time::Instant::now();
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
-        {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
             Ok((frames, copied)) => crate::measure::checkpoint(started.elapsed(), frames, copied),
             Err(e) => tracing::warn!(error = %e, "SQLite: a WAL checkpoint failed"),
         }
