@@ -17,8 +17,9 @@
 //! - Time: BIGINT microseconds since the epoch, as in SQLite.
 //! - Concurrency (READ COMMITTED): the row locks of the shared operations (`sql::ops`): a
 //!   write locks its tenant `FOR KEY SHARE` (against its deletion; writers do not wait for each
-//!   other there), the resource it changes and the members it adds. A list reads in one
-//!   `REPEATABLE READ READ ONLY` snapshot.
+//!   other there), then the resource rows it changes in one order, groups before users, each
+//!   in key order (`sql::locks`; a write that finds it needs a row out of that order runs
+//!   again, taking it first). A list reads in one `REPEATABLE READ READ ONLY` snapshot.
 //! - The feed: a write appends its events unnumbered (`seq` NULL, invisible to readers). The
 //!   [`sequencer`] of every replica, woken by its own replica's commits (and every
 //!   [`SWEEP`] for what a crashed replica left), numbers the committed events of a tenant in
@@ -44,6 +45,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
+use crate::sql::locks::{Locks, Place};
 use crate::sql::ops::Context;
 use crate::sql::{
     Arg, CASE_FOLDED_KEYS, CONSOLE, COUNTS, Conn, Dialect, Engine, FEED_TENANT_COLUMNS, GUARD, Lock, Mode,
@@ -291,11 +293,12 @@ struct PgConn<'a> {
     lost: bool,
     appended: bool,
     tally: crate::sql::Tally,
+    locks: Locks,
 }
 
 impl<'a> PgConn<'a> {
-    fn new(client: Client<'a>) -> Self {
-        PgConn { client, lost: false, appended: false, tally: Default::default() }
+    fn new(client: Client<'a>, locks: Locks) -> Self {
+        PgConn { client, lost: false, appended: false, tally: Default::default(), locks }
     }
 
     fn check<T>(&mut self, r: std::result::Result<T, tokio_postgres::Error>) -> SqlResult<T> {
@@ -338,6 +341,10 @@ impl Conn for PgConn<'_> {
 
     fn tally(&mut self) -> &mut crate::sql::Tally {
         &mut self.tally
+    }
+
+    fn locks(&mut self) -> Option<&mut Locks> {
+        Some(&mut self.locks)
     }
 
     async fn query(&mut self, sql: &str, args: &[Arg]) -> SqlResult<Vec<Row>> {
@@ -479,17 +486,20 @@ impl PgInner {
         tx.commit().await.map_err(|e| backend(&e))
     }
 
-    /// Runs `op` once on a pooled connection, in the transaction its mode needs. Says too
-    /// whether the connection broke; a broken one is not given back to the pool. Wakes the
-    /// sequencer when a write that appended events committed.
-    async fn attempt<O: Operation>(&self, op: &O) -> (Result<O::Output>, bool) {
+    /// Runs `op` once on a pooled connection, in the transaction its mode needs, with the
+    /// resource rows `locks` says to take first. Says too whether the connection broke (a
+    /// broken one is not given back to the pool) and, when a write failed for needing rows out
+    /// of the lock order, what to take first when it runs again. Wakes the sequencer when a
+    /// write that appended events committed.
+    async fn attempt<O: Operation>(&self, op: &O, locks: Locks) -> (Result<O::Output>, bool, Option<Vec<Place>>) {
         let mut client = match self.client().await {
             Ok(c) => c,
-            Err(e) => return (Err(e), false),
+            Err(e) => return (Err(e), false, None),
         };
+        let mut again = None;
         let (out, lost) = match O::MODE {
             Mode::Point => {
-                let mut conn = PgConn::new(Client::Plain(&client));
+                let mut conn = PgConn::new(Client::Plain(&client), locks);
                 let out = op.run(&mut conn, &self.ctx).await;
                 (out, conn.lost)
             }
@@ -503,10 +513,13 @@ impl PgInner {
                 match builder.start().await {
                     Err(e) => (Err(backend(&e)), breaks_connection(&e)),
                     Ok(tx) => {
-                        let mut conn = PgConn::new(Client::Tx(&tx));
+                        let mut conn = PgConn::new(Client::Tx(&tx), locks);
                         // A write's counters are applied last (`paging::flush_counts`).
                         let out = crate::sql::paging::run(op, &mut conn, &self.ctx).await;
                         let (lost, appended) = (conn.lost, conn.appended);
+                        if out.is_err() {
+                            again = conn.locks.again();
+                        }
                         match out {
                             Ok(v) => match tx.commit().await {
                                 Ok(()) => {
@@ -530,7 +543,7 @@ impl PgInner {
         if lost {
             drop(Object::take(client));
         }
-        (out, lost)
+        (out, lost, again)
     }
 }
 
@@ -567,15 +580,27 @@ impl Engine for PgInner {
     }
 
     async fn execute<O: Operation>(&self, op: O) -> Result<O::Output> {
-        match self.attempt(&op).await {
-            // The connection broke (the server restarted, an administrator ended the session):
-            // the idle ones are likely gone too, so none is trusted. A read is retried once on
-            // a fresh connection; a write is not, as it may have committed.
-            (Err(e), true) => {
-                self.pool.retain(|_, _| false);
-                if O::MODE == Mode::Write { Err(e) } else { self.attempt(&op).await.0 }
-            }
-            (out, _) => out,
+        let mut attempt = 1;
+        let mut first = Vec::new();
+        loop {
+            return match self.attempt(&op, Locks::new(first, attempt)).await {
+                // The connection broke (the server restarted, an administrator ended the
+                // session): the idle ones are likely gone too, so none is trusted. A read is
+                // retried once on a fresh connection; a write is not, as it may have committed.
+                (Err(e), true, _) => {
+                    self.pool.retain(|_, _| false);
+                    if O::MODE == Mode::Write { Err(e) } else { self.attempt(&op, Locks::default()).await.0 }
+                }
+                // The write needs rows out of the lock order (`sql::locks`) and was rolled
+                // back: again, taking them first.
+                (Err(_), false, Some(again)) => {
+                    tracing::debug!(attempt, rows = again.len(), "a write runs again to lock its rows in order");
+                    attempt += 1;
+                    first = again;
+                    continue;
+                }
+                (out, _, _) => out,
+            };
         }
     }
 }

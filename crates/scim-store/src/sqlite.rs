@@ -819,6 +819,21 @@ mod tests {
         (bad, out)
     }
 
+    /// A new database at `path` of schema version `version`: the first migrations, as the
+    /// scimd of that version left them.
+    fn database_of_version(path: &std::path::Path, version: usize) -> Connection {
+        let mut c = Connection::open(path).unwrap();
+        for (i, step) in MIGRATIONS[..version].iter().enumerate() {
+            let tx = c.transaction().unwrap();
+            for sql in *step {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+            tx.commit().unwrap();
+        }
+        c
+    }
+
     /// A database of schema version 7 is migrated on open (to the provisioning log, traffic,
     /// setup links and sessions, and on) and served; the version is read without migrating
     /// first.
@@ -827,15 +842,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v7.db");
         {
-            let mut c = Connection::open(&path).unwrap();
-            for (i, step) in MIGRATIONS[..7].iter().enumerate() {
-                let tx = c.transaction().unwrap();
-                for sql in *step {
-                    tx.execute_batch(sql).unwrap();
-                }
-                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
-                tx.commit().unwrap();
-            }
+            let c = database_of_version(&path, 7);
             c.execute_batch("INSERT INTO tenants (name, required, created) VALUES ('kept', '[]', 0)").unwrap();
         }
         assert_eq!(schema_version(path.to_str().unwrap()).unwrap(), 7);
@@ -873,15 +880,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v8.db");
         {
-            let mut c = Connection::open(&path).unwrap();
-            for (i, step) in MIGRATIONS[..8].iter().enumerate() {
-                let tx = c.transaction().unwrap();
-                for sql in *step {
-                    tx.execute_batch(sql).unwrap();
-                }
-                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
-                tx.commit().unwrap();
-            }
+            let c = database_of_version(&path, 8);
             c.execute_batch("INSERT INTO tenants (name, required, created) VALUES ('a', '[]', 0), ('b', '[]', 0)")
                 .unwrap();
             for i in 0..25 {
@@ -979,43 +978,53 @@ mod tests {
         assert_eq!(store.query(q).await.unwrap().total, Some(1), "the stored key was case-folded");
     }
 
+    /// A tenant `a` with `n` users created in order, ids `u0`, `u1`, ... and userNames `n0`,
+    /// `n1`, ... with their numbers zero-padded to `width` digits.
+    async fn tenant_with_users(store: &SqliteStore, n: usize, width: usize) -> i64 {
+        let t = store
+            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..n {
+            let c = crate::Create {
+                tenant: t,
+                kind: scim_core::Kind::User,
+                id: format!("u{i:0width$}"),
+                now: time::OffsetDateTime::now_utc(),
+                doc: serde_json::json!({"userName": format!("n{i:0width$}")}),
+                members: Vec::new(),
+                actor: crate::Actor::cli("test"),
+            };
+            store.create(c).await.unwrap();
+        }
+        t
+    }
+
+    /// The ids on the page of a tenant's users (unfiltered, unsorted) from `start`, `count` long.
+    async fn index_page(store: &SqliteStore, t: i64, start: u64, count: u64) -> Vec<String> {
+        let q = crate::Query {
+            tenant: t,
+            kind: scim_core::Kind::User,
+            filter: None,
+            sort: None,
+            start_index: start,
+            count,
+            load: crate::Load::default(),
+            position: false,
+            seek: None,
+        };
+        store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect()
+    }
+
     /// A sequential startIndex walk is served from where each page ended (and a page after a
     /// skipped one, from the nearest end below it), not by offset; a deletion sends the next
     /// page back to the offset.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sequential_index_walk_seeks_instead_of_reading_past_an_offset() {
         let (store, _dir) = open();
-        let t = store
-            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
-            .await
-            .unwrap()
-            .id;
-        for i in 0..30 {
-            let c = crate::Create {
-                tenant: t,
-                kind: scim_core::Kind::User,
-                id: format!("u{i:02}"),
-                now: time::OffsetDateTime::now_utc(),
-                doc: serde_json::json!({"userName": format!("n{i:02}")}),
-                members: Vec::new(),
-                actor: crate::Actor::cli("test"),
-            };
-            store.create(c).await.unwrap();
-        }
-        let page = async |start: u64| {
-            let q = crate::Query {
-                tenant: t,
-                kind: scim_core::Kind::User,
-                filter: None,
-                sort: None,
-                start_index: start,
-                count: 5,
-                load: crate::Load::default(),
-                position: false,
-                seek: None,
-            };
-            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
-        };
+        let t = tenant_with_users(&store, 30, 2).await;
+        let page = async |start: u64| index_page(&store, t, start, 5).await;
         let seeks = || store.inner.ctx.memo.seeks();
         assert_eq!(page(1).await, ["u00", "u01", "u02", "u03", "u04"]);
         assert_eq!(seeks(), 0);
@@ -1043,37 +1052,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_walks_of_one_query_each_keep_seeking() {
         let (store, _dir) = open();
-        let t = store
-            .create_tenant("a".into(), Vec::new(), time::OffsetDateTime::now_utc(), crate::Actor::cli("test"))
-            .await
-            .unwrap()
-            .id;
-        for i in 0..200 {
-            let c = crate::Create {
-                tenant: t,
-                kind: scim_core::Kind::User,
-                id: format!("u{i:03}"),
-                now: time::OffsetDateTime::now_utc(),
-                doc: serde_json::json!({"userName": format!("n{i:03}")}),
-                members: Vec::new(),
-                actor: crate::Actor::cli("test"),
-            };
-            store.create(c).await.unwrap();
-        }
-        let page = async |start: u64| {
-            let q = crate::Query {
-                tenant: t,
-                kind: scim_core::Kind::User,
-                filter: None,
-                sort: None,
-                start_index: start,
-                count: 4,
-                load: crate::Load::default(),
-                position: false,
-                seek: None,
-            };
-            store.query(q).await.unwrap().records.into_iter().map(|r| r.id).collect::<Vec<_>>()
-        };
+        let t = tenant_with_users(&store, 200, 3).await;
+        let page = async |start: u64| index_page(&store, t, start, 4).await;
         for step in 0..12u64 {
             for walk in 0..4u64 {
                 let start = 1 + walk * 50 + step * 4;

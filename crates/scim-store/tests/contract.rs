@@ -576,6 +576,58 @@ async fn group_members(e: Engine) {
     assert!(s.get(req::get(t, Kind::Group, "g1", Load::default())).await.unwrap().unwrap().members.is_none());
 }
 
+/// Groups as members of groups, each written and deleted whichever of two groups has the
+/// smaller key: on PostgreSQL a write that finds it needs a group row before one it holds runs
+/// again taking them in order (`sql::locks`); the result is the same.
+async fn groups_of_groups_are_written_and_deleted_whatever_their_keys(e: Engine) {
+    let s = e.s();
+    let t = tenant(s, "a").await;
+    mk_user(s, t, "u1", json!({"userName": "one"})).await;
+    for (id, name) in [("g1", "First"), ("g2", "Second"), ("g3", "Third")] {
+        s.create(req::create(t, Kind::Group, id, group_doc(name), vec![])).await.unwrap();
+    }
+    let load = Load { members: true, groups: false };
+    let version = |id: &'static str, kind: Kind| async move {
+        s.get(req::get(t, kind, id, Load::default())).await.unwrap().unwrap().version
+    };
+    let members_of = |id: &'static str| async move {
+        let g = s.get(req::get(t, Kind::Group, id, load)).await.unwrap().unwrap();
+        let mut ids = g.members.unwrap().into_iter().map(|m| m.value).collect::<Vec<_>>();
+        ids.sort();
+        ids
+    };
+    // g3 (the newest) gets g1 (an older group) and u1; g1 gets g2 (a newer one) and u1.
+    let g1 = version("g1", Kind::Group).await;
+    let add = |ids: &[&str]| MemberDelta {
+        add: ids.iter().map(|id| member(id)).collect(),
+        remove: vec![],
+        remove_all: false,
+    };
+    s.patch(req::update_members(t, Kind::Group, "g3", add(&["g1", "u1"]), load)).await.unwrap();
+    assert_eq!(version("g1", Kind::Group).await, g1 + 1, "a member group gets a new version");
+    s.patch(req::update_members(t, Kind::Group, "g1", add(&["u1", "g2"]), load)).await.unwrap();
+    assert_eq!(members_of("g3").await, ["g1", "u1"]);
+    assert_eq!(members_of("g1").await, ["g2", "u1"]);
+    // A PUT of g2 (newer than the g1 it is in) with g1's other member.
+    let put = Members::Replace(vec![member("u1")]);
+    s.update(req::update(t, Kind::Group, "g2", None, group_doc("Second"), put, load)).await.unwrap();
+    // Deleting g1 leaves g3 (newer) and its own members g2 (newer) and u1.
+    let (g2, g3, u1) =
+        (version("g2", Kind::Group).await, version("g3", Kind::Group).await, version("u1", Kind::User).await);
+    let seen = s.events(t, 0, 1000).await.unwrap().position;
+    s.delete(req::delete(t, Kind::Group, "g1", None)).await.unwrap();
+    assert_eq!(types(s, t, seen).await, ["group.members_removed", "group.deleted"]);
+    assert_eq!(members_of("g3").await, ["u1"]);
+    assert_eq!(version("g3", Kind::Group).await, g3 + 1);
+    assert_eq!(version("g2", Kind::Group).await, g2 + 1, "a deleted group's members get a new version");
+    assert_eq!(version("u1", Kind::User).await, u1 + 1);
+    // Deleting g3 (which holds u1, older than it).
+    s.delete(req::delete(t, Kind::Group, "g3", None)).await.unwrap();
+    let groups = s.get(req::get(t, Kind::User, "u1", Load { members: false, groups: true })).await.unwrap().unwrap();
+    assert_eq!(groups.groups.unwrap().into_iter().map(|g| g.value).collect::<Vec<_>>(), ["g2"]);
+    assert_eq!(members_of("g2").await, ["u1"]);
+}
+
 async fn member_only_updates_leave_the_document_alone(e: Engine) {
     let s = e.s();
     let t = tenant(s, "a").await;
@@ -1282,6 +1334,7 @@ suite!(
     pagination_and_sorting,
     group_members,
     member_only_updates_leave_the_document_alone,
+    groups_of_groups_are_written_and_deleted_whatever_their_keys,
     change_feed,
     failed_write_leaves_no_event,
     a_query_reads_one_snapshot_while_writers_run,

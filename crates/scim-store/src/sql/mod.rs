@@ -11,6 +11,7 @@ use std::future::Future;
 use crate::{Kind, Result, StoreError};
 
 pub(crate) mod filter;
+pub(crate) mod locks;
 pub(crate) mod ops;
 pub(crate) mod paging;
 pub use paging::Tally;
@@ -494,6 +495,12 @@ pub trait Conn: Send {
     /// What the running write changes in its tenants' resource counters, applied once it
     /// succeeded (`paging::run`).
     fn tally(&mut self) -> &mut Tally;
+
+    /// The resource rows the running write holds, where the engine has row locks (see
+    /// [`locks`]); `None` where there is one writer.
+    fn locks(&mut self) -> Option<&mut locks::Locks> {
+        None
+    }
 
     /// Runs a statement that returns at most one row.
     fn opt(&mut self, sql: &str, args: &[Arg]) -> impl Future<Output = SqlResult<Option<Row>>> + Send {

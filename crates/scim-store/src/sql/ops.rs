@@ -3,7 +3,8 @@
 //! handing the request to it.
 //!
 //! Every write first checks its tenant inside its own transaction (locking the tenant row
-//! against deletion on PostgreSQL, `FOR KEY SHARE`, which no other write waits for), and
+//! against deletion on PostgreSQL, `FOR KEY SHARE`, which no other write waits for), locks the
+//! resource rows it changes in the one order of [`super::locks`] (groups before users), and
 //! appends its change events in the same transaction (`crate::feed`). A write that changes
 //! nothing writes nothing, and so has no event. Where the engine numbers events in the
 //! write's transaction ([`super::Dialect::seq_in_write`], SQLite's single writer) the event
@@ -24,7 +25,7 @@ use super::paging::note_write;
 use super::traffic as tr;
 use super::transfer as xfer;
 use super::webhooks as hooks;
-use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, kind_code, kind_of};
+use super::{Arg, Conn, Engine, Lock, Mode, Operation, Row, SqlError, Ty, kind_code, kind_of, locks};
 use crate::common::{Unique, conflict, instant, micros};
 use crate::feed::NewEvent;
 use crate::measure::timed;
@@ -265,38 +266,30 @@ async fn write_emails<C: Conn>(c: &mut C, tenant: i64, pk: i64, keys: &IndexKeys
 }
 
 /// Adds members to a group: each id must name a user or group of the tenant (`invalidValue`
-/// naming the first that does not, before anything is added). On PostgreSQL the members are
-/// locked against deletion until commit. The first mention of a member wins, with the
-/// `display` the client sent.
+/// naming the first that does not). The first mention of a member wins, with the `display` the
+/// client sent. Returns the (key, kind, id) of each member added; [`touch_members`] then locks
+/// them and refuses any deleted since.
 async fn add_members<C: Conn>(
     c: &mut C,
     tenant: i64,
     group_pk: i64,
     members: &[Member],
-    now: i64,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(i64, Kind, String)>> {
     if members.is_empty() {
         return Ok(Vec::new());
     }
     let d = c.dialect();
-    let sql = format!(
-        "SELECT id, pk FROM resources WHERE tenant_id = $1 AND {}{}",
-        d.in_list("id", 2),
-        d.lock(Lock::KeyShare)
-    );
+    let sql = format!("SELECT id, pk, kind FROM resources WHERE tenant_id = $1 AND {}", d.in_list("id", 2));
     let ids: Vec<Option<String>> = members.iter().map(|m| Some(m.value.clone())).collect();
-    let mut pks = HashMap::with_capacity(members.len());
+    let mut found = HashMap::with_capacity(members.len());
     for mut row in c.query(&sql, &[Arg::Int(tenant), Arg::Texts(ids)]).await? {
-        pks.insert(row.text(0)?, row.int(1)?);
+        found.insert(row.text(0)?, (row.int(1)?, kind_of(row.int(2)?)?));
     }
     let mut seen = HashSet::with_capacity(members.len());
     let (mut add, mut displays) = (Vec::with_capacity(members.len()), Vec::with_capacity(members.len()));
     for m in members {
-        let Some(&pk) = pks.get(&m.value) else {
-            return Err(StoreError::Scim(ScimError::invalid_value(format!(
-                "member \"{}\" is not a user or group of this tenant; create it before adding it to a group",
-                m.value
-            ))));
+        let Some(&(pk, _)) = found.get(&m.value) else {
+            return Err(unknown_member(&m.value));
         };
         if pk == group_pk {
             return Err(StoreError::Scim(ScimError::invalid_value("a group cannot be a member of itself")));
@@ -313,36 +306,58 @@ async fn add_members<C: Conn>(
     );
     let added = c.query(&sql, &[Arg::Int(group_pk), Arg::Ints(add), Arg::Texts(displays)]).await?;
     let added = added.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
-    touch_members(c, tenant, &added, now).await?;
-    let ids: HashMap<i64, String> = pks.into_iter().map(|(id, pk)| (pk, id)).collect();
-    Ok(added.iter().filter_map(|pk| ids.get(pk).cloned()).collect())
+    let by_pk: HashMap<i64, (Kind, String)> = found.into_iter().map(|(id, (pk, kind))| (pk, (kind, id))).collect();
+    Ok(added.into_iter().filter_map(|pk| by_pk.get(&pk).map(|(kind, id)| (pk, *kind, id.clone()))).collect())
 }
 
-/// A new version and `meta.lastModified` for the resources whose groups changed: a user's
-/// `groups` is part of it, so its ETag must change with them. No event: the group's event
-/// tells the change.
-async fn touch_members<C: Conn>(c: &mut C, tenant: i64, pks: &[i64], now: i64) -> Result<()> {
-    let Some(&first) = pks.first() else { return Ok(()) };
+/// Refuses a member that is not a user or group of the tenant.
+fn unknown_member(id: &str) -> StoreError {
+    StoreError::Scim(ScimError::invalid_value(format!(
+        "member \"{id}\" is not a user or group of this tenant; create it before adding it to a group"
+    )))
+}
+
+/// A new version and `meta.lastModified` for the resources whose groups changed (`removed`
+/// from a group, or `added` to it): a user's `groups` is part of it, so its ETag must change
+/// with them. No event: the group's event tells the change. Their rows are locked here, all
+/// in one statement, in the lock order ([`locks`]); an added member found deleted by then is
+/// refused as unknown.
+async fn touch_members<C: Conn>(
+    c: &mut C,
+    tenant: i64,
+    removed: &[(i64, Kind, String)],
+    added: &[(i64, Kind, String)],
+    now: i64,
+) -> Result<()> {
+    let Some(&(first, _, _)) = removed.first().or(added.first()) else { return Ok(()) };
+    locks::check(c, removed.iter().chain(added).map(|(pk, kind, _)| (*kind, *pk)))?;
     // Members may be users or groups: both kinds' lists change (their `groups`, a filter on
     // membership).
     note_write(c, tenant, Kind::User, first, 0);
     note_write(c, tenant, Kind::Group, first, 0);
-    let sql =
-        format!("UPDATE resources SET version = version + 1, modified = $2 WHERE {}", c.dialect().in_list("pk", 1));
-    c.exec(&sql, &[Arg::Ints(pks.to_vec()), Arg::Int(now)]).await?;
-    Ok(())
+    let pks: Vec<i64> = removed.iter().chain(added).map(|(pk, _, _)| *pk).collect();
+    let sql = format!(
+        "UPDATE resources SET version = version + 1, modified = $2 WHERE {} RETURNING pk",
+        locks::in_lock_order(c.dialect(), "pk", 1)
+    );
+    let touched = c.query(&sql, &[Arg::Ints(pks), Arg::Int(now)]).await?;
+    let touched = touched.iter().map(|r| r.int(0)).collect::<Result<HashSet<_>>>()?;
+    match added.iter().find(|(pk, _, _)| !touched.contains(pk)) {
+        Some((_, _, id)) => Err(unknown_member(id)),
+        None => Ok(()),
+    }
 }
 
 /// Removes members of a group: all of them, or those with the ids in `only`. Returns the
-/// (key, id) of each member removed, touched.
+/// (key, kind, id) of each member removed, for [`touch_members`].
 async fn remove_members<C: Conn>(
     c: &mut C,
     tenant: i64,
     group_pk: i64,
     only: Option<&[String]>,
-    now: i64,
-) -> Result<Vec<(i64, String)>> {
-    let sql = "SELECT m.member_pk, x.id FROM members m JOIN resources x ON x.pk = m.member_pk WHERE m.group_pk = $1";
+) -> Result<Vec<(i64, Kind, String)>> {
+    let sql = "SELECT m.member_pk, x.kind, x.id FROM members m JOIN resources x ON x.pk = m.member_pk \
+               WHERE m.group_pk = $1";
     let rows = match only {
         None => c.query(sql, &[Arg::Int(group_pk)]).await?,
         Some([]) => return Ok(Vec::new()),
@@ -352,22 +367,28 @@ async fn remove_members<C: Conn>(
             c.query(&sql, &[Arg::Int(group_pk), Arg::Int(tenant), Arg::Texts(ids)]).await?
         }
     };
-    let removed = rows.into_iter().map(|mut r| Ok((r.int(0)?, r.text(1)?))).collect::<Result<Vec<_>>>()?;
+    let removed =
+        rows.into_iter().map(|mut r| Ok((r.int(0)?, kind_of(r.int(1)?)?, r.text(2)?))).collect::<Result<Vec<_>>>()?;
     if removed.is_empty() {
         return Ok(removed);
     }
-    let pks: Vec<i64> = removed.iter().map(|(pk, _)| *pk).collect();
     if only.is_none() {
         c.exec("DELETE FROM members WHERE group_pk = $1", &[Arg::Int(group_pk)]).await?;
     } else {
+        let pks = removed.iter().map(|(pk, _, _)| *pk).collect();
         let sql = format!("DELETE FROM members WHERE group_pk = $1 AND {}", c.dialect().in_list("member_pk", 2));
-        c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(pks.clone())]).await?;
+        c.exec(&sql, &[Arg::Int(group_pk), Arg::Ints(pks)]).await?;
     }
-    touch_members(c, tenant, &pks, now).await?;
     Ok(removed)
 }
 
-/// Applies a PATCH's member delta: removals first (all, then by id), then additions.
+/// The ids of members added or removed.
+fn member_ids(members: Vec<(i64, Kind, String)>) -> Vec<String> {
+    members.into_iter().map(|(_, _, id)| id).collect()
+}
+
+/// Applies a PATCH's member delta: removals first (all, then by id), then additions, then the
+/// members' new versions.
 async fn apply_delta<C: Conn>(
     c: &mut C,
     tenant: i64,
@@ -377,11 +398,12 @@ async fn apply_delta<C: Conn>(
 ) -> Result<MemberChange> {
     let mut removed = Vec::new();
     if delta.remove_all {
-        removed.extend(remove_members(c, tenant, group_pk, None, now).await?.into_iter().map(|(_, id)| id));
+        removed = remove_members(c, tenant, group_pk, None).await?;
     }
-    removed.extend(remove_members(c, tenant, group_pk, Some(&delta.remove), now).await?.into_iter().map(|(_, id)| id));
-    let added = add_members(c, tenant, group_pk, &delta.add, now).await?;
-    Ok(MemberChange { added, removed }.net())
+    removed.extend(remove_members(c, tenant, group_pk, Some(&delta.remove)).await?);
+    let added = add_members(c, tenant, group_pk, &delta.add).await?;
+    touch_members(c, tenant, &removed, &added, now).await?;
+    Ok(MemberChange { added: member_ids(added), removed: member_ids(removed) }.net())
 }
 
 /// Makes a group's members the given list (PUT): removes those not in it and adds those not
@@ -398,10 +420,11 @@ async fn replace_members<C: Conn>(
     let current = current.into_iter().map(|mut r| r.text(0)).collect::<Result<HashSet<_>>>()?;
     let wanted: HashSet<&str> = list.iter().map(|m| m.value.as_str()).collect();
     let gone: Vec<String> = current.iter().filter(|id| !wanted.contains(id.as_str())).cloned().collect();
-    let removed = remove_members(c, tenant, group_pk, Some(&gone), now).await?.into_iter().map(|(_, id)| id).collect();
+    let removed = remove_members(c, tenant, group_pk, Some(&gone)).await?;
     let new: Vec<Member> = list.iter().filter(|m| !current.contains(&m.value)).cloned().collect();
-    let added = add_members(c, tenant, group_pk, &new, now).await?;
-    Ok(MemberChange { added, removed })
+    let added = add_members(c, tenant, group_pk, &new).await?;
+    touch_members(c, tenant, &removed, &added, now).await?;
+    Ok(MemberChange { added: member_ids(added), removed: member_ids(removed) })
 }
 
 /// The condition "`col` is one of `pks`": `= $1` for one key (the common point read), a list
@@ -857,7 +880,9 @@ impl Operation for Create {
         let pk = row.int(0)?;
         note_write(c, tenant, kind, pk, 1);
         write_emails(c, tenant, pk, &keys, false).await?;
-        add_members(c, tenant, pk, &self.members, now).await?;
+        // The new group is no other write's to wait for: its members are the first rows it locks.
+        let added = add_members(c, tenant, pk, &self.members).await?;
+        touch_members(c, tenant, &[], &added, now).await?;
         let rec = Record {
             kind,
             id: self.id.clone(),
@@ -906,6 +931,7 @@ async fn lock_resource<C: Conn>(
         .await?
         .ok_or(StoreError::NotFound)?;
     let (pk, rec) = record_row(row)?;
+    locks::hold(c, kind, pk);
     if if_version.is_some_and(|v| v != rec.version) {
         return Err(StoreError::VersionMismatch);
     }
@@ -928,6 +954,13 @@ async fn write_change<C: Conn>(
     actor: &Actor,
 ) -> Result<Record> {
     let doc_changed = *doc != current.doc;
+    let kind = current.kind;
+    // The document first: its unique values are, like the resource's row, taken before the
+    // members' rows (two groups renamed to one name while sharing a member wait for each other
+    // once, not in a cycle).
+    if doc_changed {
+        write_document(c, tenant, kind, pk, doc, now).await?;
+    }
     let change = match members {
         MemberChangeOf::Unchanged => MemberChange::default(),
         MemberChangeOf::Replace(list) => replace_members(c, tenant, pk, list, now).await?,
@@ -936,11 +969,8 @@ async fn write_change<C: Conn>(
     if !doc_changed && change.is_empty() {
         return with_extras(c, pk, current, load).await;
     }
-    let kind = current.kind;
     note_write(c, tenant, kind, pk, 0);
-    if doc_changed {
-        write_document(c, tenant, kind, pk, doc, now).await?;
-    } else {
+    if !doc_changed {
         let args = [Arg::Int(pk), Arg::Int(now)];
         c.exec("UPDATE resources SET modified = $2, version = version + 1 WHERE pk = $1", &args).await?;
     }
@@ -975,6 +1005,7 @@ impl Operation for Update {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
         lock_tenant(c, tenant).await?;
+        locks::take_first(c).await?;
         let (pk, current) = lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, self.if_version).await?;
         let members = match &self.members {
             Members::Unchanged => MemberChangeOf::Unchanged,
@@ -991,6 +1022,7 @@ impl Operation for Patch {
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Record> {
         let (tenant, kind) = (self.tenant, self.kind);
         lock_tenant(c, tenant).await?;
+        locks::take_first(c).await?;
         let (pk, current) = lock_resource(c, tenant, kind, &self.id, Lock::NoKeyUpdate, None).await?;
         let Some(patched) = (self.apply)(&current)? else {
             return with_extras(c, pk, current, self.load).await;
@@ -1031,17 +1063,42 @@ impl Operation for Delete {
         let (tenant, kind) = (self.tenant, self.kind);
         let now = micros(self.now);
         lock_tenant(c, tenant).await?;
+        // The groups it leaves before the resource itself (`locks`): found and locked with it,
+        // in one statement, unless an earlier attempt said what to take.
+        if !locks::take_first(c).await? && c.dialect().row_locks {
+            let sql = format!(
+                "SELECT pk, kind FROM resources WHERE pk IN (
+                     SELECT x.pk FROM resources x WHERE x.tenant_id = $1 AND x.id = $2 AND x.kind = $3
+                     UNION ALL SELECT m.group_pk FROM members m JOIN resources x ON x.pk = m.member_pk
+                     WHERE x.tenant_id = $1 AND x.id = $2 AND x.kind = $3)
+                 ORDER BY kind DESC, pk{}",
+                c.dialect().lock(Lock::Update)
+            );
+            let args = [Arg::Int(tenant), Arg::Text(self.id.clone()), Arg::Int(kind_code(kind))];
+            for row in c.query(&sql, &args).await? {
+                let (pk, kind) = (row.int(0)?, kind_of(row.int(1)?)?);
+                locks::hold(c, kind, pk);
+            }
+        }
         let (pk, rec) = lock_resource(c, tenant, kind, &self.id, Lock::Update, self.if_version).await?;
+        // Now that it is locked no group gains it (a write adding a member locks the member
+        // before it commits): these are all the groups it leaves. One it joined after they were
+        // locked above makes the write start again, taking that group first.
+        let groups = c.query("SELECT group_pk FROM members WHERE member_pk = $1", &[Arg::Int(pk)]).await?;
+        let groups = groups.iter().map(|r| r.int(0)).collect::<Result<Vec<_>>>()?;
+        locks::check(c, groups.iter().map(|gpk| (Kind::Group, *gpk)))?;
         // The groups it leaves change too: a new version and a `members_removed` each.
-        let groups = c
-            .query(
-                "UPDATE resources SET version = version + 1, modified = $2 \
-                 WHERE pk IN (SELECT group_pk FROM members WHERE member_pk = $1) \
+        let mut groups = if groups.is_empty() {
+            Vec::new()
+        } else {
+            let sql = format!(
+                "UPDATE resources SET version = version + 1, modified = $2 WHERE {} \
                  RETURNING pk, kind, id, created, modified, version, doc",
-                &[Arg::Int(pk), Arg::Int(now)],
-            )
-            .await?;
-        let mut groups = groups.into_iter().map(record_row).collect::<Result<Vec<_>>>()?;
+                locks::in_lock_order(c.dialect(), "pk", 1)
+            );
+            let rows = c.query(&sql, &[Arg::Ints(groups), Arg::Int(now)]).await?;
+            rows.into_iter().map(record_row).collect::<Result<Vec<_>>>()?
+        };
         groups.sort_by_key(|(gpk, _)| *gpk);
         note_write(c, tenant, kind, pk, -1);
         if let Some((gpk, _)) = groups.first() {
@@ -1051,7 +1108,9 @@ impl Operation for Delete {
             let ev = NewEvent::members(EventType::GroupMembersRemoved, group, vec![self.id.clone()]);
             event(c, tenant, &self.actor, now, ev).await?;
         }
-        remove_members(c, tenant, pk, None, now).await?;
+        // A group's own members, after it.
+        let members = remove_members(c, tenant, pk, None).await?;
+        touch_members(c, tenant, &members, &[], now).await?;
         c.exec("DELETE FROM members WHERE member_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM emails WHERE resource_pk = $1", &[Arg::Int(pk)]).await?;
         c.exec("DELETE FROM resources WHERE pk = $1", &[Arg::Int(pk)]).await?;

@@ -386,49 +386,41 @@ fn segments(col: Option<Col>, from: Option<&Position>, up: bool) -> Vec<Segment<
     }
 }
 
-/// The rows of `scope` after (`up`) or before `from` in the ascending order of `col` (`None`:
-/// creation order), nearest first, at most `limit`: one index range per segment.
-async fn scan<C: Conn>(
-    c: &mut C,
-    scope: &str,
-    args: &[Arg],
+/// What a scan reads: the rows of `scope` (its values bound in `args`) after (`up`) or before
+/// `from` in the ascending order of `col` (`None`: creation order), nearest first.
+#[derive(Clone, Copy)]
+struct Range<'a> {
+    scope: &'a str,
+    args: &'a [Arg],
     col: Option<Col>,
-    from: Option<&Position>,
+    from: Option<&'a Position>,
     up: bool,
-    limit: u64,
-) -> Result<Vec<Ordered>> {
-    let rows = scan_rows(c, scope, args, col, from, up, limit, RECORD_COLS).await?;
-    rows.into_iter().map(|row| ordered(row, col)).collect()
+}
+
+impl Planned<'_> {
+    /// The rows of the query's scope after (`up`) or before `from` in the order of `col`.
+    fn range<'a>(&'a self, col: Option<Col>, from: Option<&'a Position>, up: bool) -> Range<'a> {
+        Range { scope: &self.scope, args: &self.args, col, from, up }
+    }
+}
+
+/// The rows of `range`, at most `limit`: one index range per segment.
+async fn scan<C: Conn>(c: &mut C, range: Range<'_>, limit: u64) -> Result<Vec<Ordered>> {
+    let rows = scan_rows(c, range, limit, RECORD_COLS).await?;
+    rows.into_iter().map(|row| ordered(row, range.col)).collect()
 }
 
 /// The positions of the rows [`scan`] reads (a key-only read of the same index ranges).
-async fn scan_keys<C: Conn>(
-    c: &mut C,
-    scope: &str,
-    args: &[Arg],
-    col: Option<Col>,
-    from: Option<&Position>,
-    up: bool,
-    limit: u64,
-) -> Result<Vec<Position>> {
-    let rows = scan_rows(c, scope, args, col, from, up, limit, "r.pk").await?;
+async fn scan_keys<C: Conn>(c: &mut C, range: Range<'_>, limit: u64) -> Result<Vec<Position>> {
+    let rows = scan_rows(c, range, limit, "r.pk").await?;
     rows.into_iter()
-        .map(|row| Ok(Position { key: sql_key(col, row.0.get(1).unwrap_or(&Val::Null))?, pk: row.int(0)? }))
+        .map(|row| Ok(Position { key: sql_key(range.col, row.0.get(1).unwrap_or(&Val::Null))?, pk: row.int(0)? }))
         .collect()
 }
 
 /// The statements of [`scan`]: `select`, then the sort column, of each row.
-#[allow(clippy::too_many_arguments)]
-async fn scan_rows<C: Conn>(
-    c: &mut C,
-    scope: &str,
-    args: &[Arg],
-    col: Option<Col>,
-    from: Option<&Position>,
-    up: bool,
-    limit: u64,
-    select: &str,
-) -> Result<Vec<Row>> {
+async fn scan_rows<C: Conn>(c: &mut C, range: Range<'_>, limit: u64, select: &str) -> Result<Vec<Row>> {
+    let Range { scope, args, col, from, up } = range;
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
@@ -641,7 +633,7 @@ impl Query {
             self.candidates(c, ctx, p).await?;
             let (mut matched, mut page, mut from) = (0u64, Vec::new(), None::<Position>);
             loop {
-                let rows = scan(c, &p.scope, &p.args, col, from.as_ref(), up, CANDIDATE_BATCH).await?;
+                let rows = scan(c, p.range(col, from.as_ref(), up), CANDIDATE_BATCH).await?;
                 let full = rows.len() as u64 == CANDIDATE_BATCH;
                 for (pos, pk, rec) in rows {
                     from = Some(pos);
@@ -676,11 +668,11 @@ impl Query {
             let mut from = Some(w.after);
             let skip = offset - at;
             if skip > 0 {
-                let keys = scan_keys(c, &p.scope, &p.args, col, from.as_ref(), up, skip).await?;
+                let keys = scan_keys(c, p.range(col, from.as_ref(), up), skip).await?;
                 from = if keys.len() as u64 == skip { keys.into_iter().next_back() } else { None };
             }
             if let Some(from) = from {
-                rows = scan(c, &p.scope, &p.args, col, Some(&from), up, self.count).await?;
+                rows = scan(c, p.range(col, Some(&from), up), self.count).await?;
             }
             // A seek that does not give what the total says looks stale: read by offset.
             if rows.len() as u64 == expected {
@@ -748,7 +740,7 @@ impl Query {
         let n = usize::try_from(self.count).unwrap_or(usize::MAX);
         // Nearest first, one row past the page: whether it has a next (or, going backward, a
         // previous) page.
-        let mut rows = scan(c, &p.scope, &p.args, col, from, up, self.count.saturating_add(1)).await?;
+        let mut rows = scan(c, p.range(col, from, up), self.count.saturating_add(1)).await?;
         let near = rows.first().map(|(pos, _, _)| pos.clone());
         let onward = (rows.len() > n).then(|| Seek {
             from: if n > 0 { rows.get(n - 1).map(|(pos, _, _)| pos.clone()) } else { from.cloned() },
@@ -760,7 +752,7 @@ impl Query {
         let behind = match from {
             None => None,
             Some(_) => {
-                let probe = scan(c, &p.scope, &p.args, col, near.as_ref(), !up, 1).await?;
+                let probe = scan(c, p.range(col, near.as_ref(), !up), 1).await?;
                 (!probe.is_empty()).then(|| Seek { from: near, backward: !seek.backward })
             }
         };
@@ -793,7 +785,7 @@ impl Query {
         let mut last_match = None;
         'read: while examined < budget {
             let batch = CANDIDATE_BATCH.min(budget - examined);
-            let rows = scan(c, &p.scope, &p.args, col, from.as_ref(), up, batch).await?;
+            let rows = scan(c, p.range(col, from.as_ref(), up), batch).await?;
             let full = rows.len() as u64 == batch;
             for (pos, pk, rec) in rows {
                 examined += 1;
@@ -834,7 +826,7 @@ async fn core_sorted<C: Conn>(c: &mut C, p: &Planned<'_>, residual: Option<&Filt
     let mut keyed = Vec::new();
     let mut from = None::<Position>;
     loop {
-        let rows = scan(c, &p.scope, &p.args, None, from.as_ref(), true, CANDIDATE_BATCH).await?;
+        let rows = scan(c, p.range(None, from.as_ref(), true), CANDIDATE_BATCH).await?;
         let full = rows.len() as u64 == CANDIDATE_BATCH;
         for (pos, pk, rec) in rows {
             from = Some(pos);

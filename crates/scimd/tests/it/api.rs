@@ -77,8 +77,10 @@ async fn missing_token_is_401_with_scim_body_and_www_authenticate() {
 async fn wrong_token_is_401_never_403() {
     let app = spawn_app().await;
     let good = app.token.clone();
-    let (prefix, _) = good.rsplit_once('_').unwrap();
-    let wrong_secret = format!("{prefix}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    // `scimd_<id>_<secret>`: the id is the second part (not all before the last `_`: the
+    // secret is base64url and may hold `_` itself).
+    let id = good.split('_').nth(1).unwrap();
+    let wrong_secret = format!("scimd_{id}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let unknown_id = "scimd_zzzzzzzzzzzz_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned();
     for token in ["garbage".to_owned(), wrong_secret, unknown_id] {
         let r = app.req_as(&token, Method::GET, "/Users").send().await.unwrap();

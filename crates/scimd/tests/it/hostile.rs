@@ -722,8 +722,10 @@ async fn hostile_authorization_headers_are_401() {
     let app = spawn_app().await;
     let huge = "a".repeat(16 * 1024);
     let shaped = format!("scimd_{}_{}", "z".repeat(8 * 1024), "A".repeat(8 * 1024));
-    let (prefix, _) = app.token.rsplit_once('_').unwrap();
-    let long_secret = format!("{prefix}_{}", "A".repeat(16 * 1024));
+    // `scimd_<id>_<secret>`: the id is the second part (not all before the last `_`: the
+    // secret is base64url and may hold `_` itself).
+    let id = app.token.split('_').nth(1).unwrap();
+    let long_secret = format!("scimd_{id}_{}", "A".repeat(16 * 1024));
     let values = [
         format!("Bearer {huge}"),
         format!("Bearer {shaped}"),

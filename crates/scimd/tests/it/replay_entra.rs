@@ -161,8 +161,10 @@ async fn test_connection_with_a_bad_token_is_401_not_403() {
     let app = spawn_app().await;
     let guid = "0d6e1f8a-3b2c-4e5d-9f7a-8b1c2d3e4f50";
     let path = format!("/Users?filter=userName+eq+%22{guid}%22");
-    let (prefix, _) = app.token.rsplit_once('_').unwrap();
-    for token in ["not-a-token".to_owned(), format!("{prefix}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")] {
+    // `scimd_<id>_<secret>`: the id is the second part (not all before the last `_`: the
+    // secret is base64url and may hold `_` itself).
+    let id = app.token.split('_').nth(1).unwrap();
+    for token in ["not-a-token".to_owned(), format!("scimd_{id}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")] {
         let r = app.req_as(&token, Method::GET, &path).send().await.unwrap();
         assert_scim_error(r, 401, None).await;
     }
