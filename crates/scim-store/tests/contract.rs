@@ -1080,6 +1080,25 @@ async fn the_traffic_summary_folds_across_batches(e: Engine) {
     assert_eq!(s.traffic(None).await.unwrap().iter().map(|t| t.tenant).collect::<Vec<_>>(), [a, b]);
 }
 
+/// Regression: a log far longer than it may be was cut in one transaction (two million
+/// requests held SQLite's writer for two seconds). It is cut a batch (10,000) at a time now:
+/// every batch is counted, and the newest `keep` stay, whichever batch the cut falls in.
+async fn a_long_request_log_is_pruned_in_batches_to_the_newest_kept(e: Engine) {
+    let s = e.s();
+    let a = tenant(s, "a").await;
+    for chunk in 0..25 {
+        s.log_requests((0..1000).map(|m| logged(a, chunk * 1000 + m, "GET", "/Users", 200)).collect()).await.unwrap();
+    }
+    assert_eq!(s.prune_requests(None, Some(150)).await.unwrap(), 24_850);
+    let kept = requests_of(s, all_of(a)).await;
+    assert_eq!(minutes_of(&kept), (24_850..25_000).rev().collect::<Vec<_>>());
+    assert_eq!(s.prune_requests(None, Some(150)).await.unwrap(), 0, "idempotent");
+    // By age, across batches too.
+    s.log_requests((0..12_000).map(|m| logged(a, 30_000 + m, "GET", "/Users", 200)).collect()).await.unwrap();
+    assert_eq!(s.prune_requests(Some(at(41_990)), None).await.unwrap(), 150 + 11_990);
+    assert_eq!(minutes_of(&requests_of(s, all_of(a)).await), (41_990..42_000).rev().collect::<Vec<_>>());
+}
+
 /// Pruning deletes, per tenant, the requests before an instant and those beyond the newest
 /// `keep`; the traffic summaries stay.
 async fn the_request_log_is_pruned_by_age_and_by_count(e: Engine) {
@@ -1343,6 +1362,7 @@ suite!(
     the_request_log_lists_newest_first_with_filters,
     the_traffic_summary_folds_across_batches,
     the_request_log_is_pruned_by_age_and_by_count,
+    a_long_request_log_is_pruned_in_batches_to_the_newest_kept,
     set_health_compares_and_sets_with_one_event,
     redeem_invite_stores_its_token_only_once,
     deleting_a_tenant_removes_its_log_traffic_and_invites,

@@ -19,8 +19,17 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const SCIM_JSON: &str = "application/scim+json";
 
-/// The first user number `create` makes (past any `--users`).
-const CREATE_FROM: u64 = 1_000_000_000;
+/// The first user number a `create` run makes: past any `--users`, and past what an earlier
+/// run on the same database made (its start time in microseconds, times a thousand).
+fn create_from() -> u64 {
+    static FROM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *FROM.get_or_init(|| {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0));
+        1_000_000_000 + micros.saturating_mul(1_000)
+    })
+}
 
 /// A scenario of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -212,7 +221,7 @@ impl Ctx {
             Scenario::InitialSync => ("user", self.sync_one(i, w).await),
             Scenario::Create => {
                 let url = format!("{}/Users", self.base);
-                let r = self.expect(w, Method::POST, &url, Some(entra_user(CREATE_FROM + i)), &[201]).await;
+                let r = self.expect(w, Method::POST, &url, Some(entra_user(create_from() + i)), &[201]).await;
                 ("POST", r.map(drop))
             }
             Scenario::Lookup => {

@@ -1516,7 +1516,13 @@ impl<E: Engine> Store for E {
         timed(E::NAME, "requests", self.execute(tr::Requests(q))).await
     }
     async fn prune_requests(&self, before: Option<OffsetDateTime>, keep: Option<u64>) -> Result<u64> {
-        let prune = |tenant, before| self.execute(tr::PruneRequests { tenant, before, keep });
+        let prune = |tenant, before| async move {
+            let mut total = 0;
+            while let Some(n) = self.execute(tr::PruneRequests { tenant, before, keep }).await? {
+                total += n;
+            }
+            Ok(total)
+        };
         timed(E::NAME, "prune_requests", prune_each(self, before, keep, prune)).await
     }
     async fn traffic(&self, tenant: Option<i64>) -> Result<Vec<Traffic>> {

@@ -276,39 +276,55 @@ impl Operation for Requests {
     }
 }
 
-/// Prunes one tenant's log: the requests before `before` and those beyond the newest `keep`.
+/// Prunes one tenant's log, a batch at a time: the requests before `before` and those beyond
+/// the newest `keep`, at most [`PRUNE_BATCH`] of them (the oldest) per call, so that a long log
+/// is cut in many short transactions, with other writes between them. Run until it answers
+/// `None`.
 pub(crate) struct PruneRequests {
     pub tenant: i64,
     pub before: Option<i64>,
     pub keep: Option<u64>,
 }
 
+/// The most requests one pruning transaction deletes. Deleting a log of two million requests
+/// down to the 100,000 kept in one transaction held SQLite's writer for two seconds.
+pub(crate) const PRUNE_BATCH: i64 = 10_000;
+
 impl Operation for PruneRequests {
-    type Output = u64;
+    /// How many it deleted; `None` when there was nothing (more) to prune.
+    type Output = Option<u64>;
     const MODE: Mode = Mode::Write;
-    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<u64> {
-        let mut n = 0;
+    async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<u64>> {
+        let t = Arg::Int(self.tenant);
+        let Some(oldest) = c.opt("SELECT min(id) FROM requests WHERE tenant_id = $1", &[t.clone()]).await? else {
+            return Ok(None);
+        };
+        let Some(oldest) = oldest.opt_int(0)? else { return Ok(None) };
+        // Everything up to `cut` goes: the requests before the first one to keep by age, and
+        // those older than the newest `keep`.
+        let mut cut = oldest - 1;
         if let Some(before) = self.before {
             // The scan from the oldest row stops at the first one to keep.
             let first_kept = "SELECT id FROM requests WHERE tenant_id = $1 AND at >= $2 ORDER BY id LIMIT 1";
-            let args = [Arg::Int(self.tenant), Arg::Int(before)];
-            n += match c.opt(first_kept, &args).await? {
-                Some(row) => {
-                    let sql = "DELETE FROM requests WHERE tenant_id = $1 AND id < $2";
-                    c.exec(sql, &[Arg::Int(self.tenant), Arg::Int(row.int(0)?)]).await?
-                }
-                None => c.exec("DELETE FROM requests WHERE tenant_id = $1", &[Arg::Int(self.tenant)]).await?,
+            cut = match c.opt(first_kept, &[t.clone(), Arg::Int(before)]).await? {
+                Some(row) => cut.max(row.int(0)? - 1),
+                None => i64::MAX,
             };
         }
         if let Some(keep) = self.keep {
-            let sql = "SELECT id FROM requests WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2";
-            let args = [Arg::Int(self.tenant), Arg::Int(i64::try_from(keep).unwrap_or(i64::MAX))];
-            if let Some(row) = c.opt(sql, &args).await? {
-                let sql = "DELETE FROM requests WHERE tenant_id = $1 AND id <= $2";
-                n += c.exec(sql, &[Arg::Int(self.tenant), Arg::Int(row.int(0)?)]).await?;
+            // Ids are given in order within a tenant, so the newest `keep` are above the newest
+            // id less `keep` (a gap left by an earlier prune only keeps fewer).
+            let newest = c.opt("SELECT max(id) FROM requests WHERE tenant_id = $1", &[t.clone()]).await?;
+            if let Some(newest) = newest.map(|r| r.opt_int(0)).transpose()?.flatten() {
+                cut = cut.max(newest.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX)));
             }
         }
-        Ok(n)
+        let cut = cut.min(oldest.saturating_add(PRUNE_BATCH - 1));
+        if cut < oldest {
+            return Ok(None);
+        }
+        let n = c.exec("DELETE FROM requests WHERE tenant_id = $1 AND id <= $2", &[t, Arg::Int(cut)]).await?;
+        Ok(Some(n))
     }
 }
 
