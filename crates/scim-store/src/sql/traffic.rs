@@ -296,7 +296,8 @@ impl Operation for PruneRequests {
     const MODE: Mode = Mode::Write;
     async fn run<C: Conn>(&self, c: &mut C, _: &Context) -> Result<Option<u64>> {
         let t = Arg::Int(self.tenant);
-        let Some(oldest) = c.opt("SELECT min(id) FROM requests WHERE tenant_id = $1", &[t.clone()]).await? else {
+        let Some(oldest) = c.opt("SELECT min(id) FROM requests WHERE tenant_id = $1", std::slice::from_ref(&t)).await?
+        else {
             return Ok(None);
         };
         let Some(oldest) = oldest.opt_int(0)? else { return Ok(None) };
@@ -314,7 +315,7 @@ impl Operation for PruneRequests {
         if let Some(keep) = self.keep {
             // Ids are given in order within a tenant, so the newest `keep` are above the newest
             // id less `keep` (a gap left by an earlier prune only keeps fewer).
-            let newest = c.opt("SELECT max(id) FROM requests WHERE tenant_id = $1", &[t.clone()]).await?;
+            let newest = c.opt("SELECT max(id) FROM requests WHERE tenant_id = $1", std::slice::from_ref(&t)).await?;
             if let Some(newest) = newest.map(|r| r.opt_int(0)).transpose()?.flatten() {
                 cut = cut.max(newest.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX)));
             }
