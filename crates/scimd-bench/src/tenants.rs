@@ -362,6 +362,11 @@ async fn drive_flat(s: &Arc<Shared>, concurrency: usize) -> Tally {
             tally
         }));
     }
+    merged(tasks).await
+}
+
+/// The tallies of the driver's tasks, merged (a task that panicked counts nothing).
+async fn merged(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
     let mut all = Tally::default();
     for t in tasks {
         if let Ok(t) = t.await {
@@ -394,13 +399,7 @@ async fn drive_entra(s: &Arc<Shared>, start: Instant, period: Duration) -> Tally
             tally
         }));
     }
-    let mut all = Tally::default();
-    for t in tasks {
-        if let Ok(t) = t.await {
-            all.merge(t);
-        }
-    }
-    all
+    merged(tasks).await
 }
 
 // ---------------------------------------------------------------- figures over the tenants
