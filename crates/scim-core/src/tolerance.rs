@@ -106,7 +106,17 @@ pub fn json_encoded_element(attr: &Attribute, element: &mut Map<String, Value>) 
         return;
     }
     let Ok(Value::Object(inner)) = serde_json::from_str::<Value>(trimmed) else { return };
-    let get = |k: &str| inner.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    // Only strings come out: `value`, `display` and `type` of a role are strings, and an inner
+    // object whose `value` is not one was never an app-role assignment, so the element keeps the
+    // string it was sent with (and stays a role a PUT of the stored form can send back).
+    let get = |k: &str| {
+        inner
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+            .filter(|v| v.is_string())
+            .cloned()
+    };
     let Some(value) = get("value") else { return };
     element.insert("value".into(), value);
     if !element.contains_key("display") {

@@ -352,6 +352,23 @@ fn roles_as_json_encoded_strings() {
     assert_eq!(u["roles"], json!([{"value":"Admin","display":"Admin"}]));
 }
 
+/// Regression (found by the `patch_apply` fuzz target): a role whose string decoded to an
+/// object with a number for `value` was stored as `{"value": 4e44}`, which no PUT could send back.
+#[test]
+fn a_json_encoded_role_whose_inner_value_is_not_a_string_stays_the_string_it_was() {
+    let sent = "{\"ivaleud\":\"2\",\"value\":4e44}";
+    let u = patch_user(&user(), ops(json!([{"op":"Add","path":"roles","value":[{"valuE":sent}]}])));
+    assert_eq!(u["roles"], json!([{"value":sent}]));
+    let reg = registry();
+    let def = reg.resource("User").unwrap();
+    let again = resource::ingest(&def, &u, UnknownAttributes::Drop).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.resource, u);
+    // A non-string display or type is left out, the string value still decodes.
+    let mixed = "{\"value\":\"Admin\",\"displayName\":7,\"type\":[1]}";
+    let u = patch_user(&user(), ops(json!([{"op":"Add","path":"roles","value":[{"value":mixed}]}])));
+    assert_eq!(u["roles"], json!([{"value":"Admin"}]));
+}
+
 #[test]
 fn null_empty_string_and_empty_value_clear_attributes() {
     let u = patch_user(
