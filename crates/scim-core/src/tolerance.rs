@@ -110,12 +110,7 @@ pub fn json_encoded_element(attr: &Attribute, element: &mut Map<String, Value>) 
     // object whose `value` is not one was never an app-role assignment, so the element keeps the
     // string it was sent with (and stays a role a PUT of the stored form can send back).
     let get = |k: &str| {
-        inner
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v)
-            .filter(|v| v.is_string())
-            .cloned()
+        inner.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v).filter(|v| v.is_string()).cloned()
     };
     let Some(value) = get("value") else { return };
     element.insert("value".into(), value);

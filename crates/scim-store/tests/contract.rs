@@ -411,6 +411,85 @@ async fn indexed_filters(e: Engine) {
     assert!(ids(s, t, Kind::User, r#"userName eq "nobody""#).await.is_empty());
 }
 
+/// An update writes only the indexed columns and email rows whose values change: what it
+/// leaves alone still finds the resource, and each key it changes is found by its new value,
+/// no longer by its old one, and is still held unique.
+async fn an_update_rewrites_exactly_the_index_keys_it_changes(e: Engine) {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let s = e.s();
+    let t = tenant(s, "a").await;
+    let mut body = json!({"userName": "ann@contoso.com", "externalId": "x-ann", "displayName": "Ann",
+        "title": "Engineer", "emails": [{"type": "work", "value": "Ann@contoso.com"}], ENT: {"employeeNumber": "E-1"}});
+    mk_user(s, t, "u1", body.clone()).await;
+    mk_user(s, t, "u2", json!({"userName": "bob@contoso.com", "externalId": "x-bob"})).await;
+    s.create(req::create(t, Kind::Group, "g1", group_doc("Staff"), vec![member("u1")])).await.unwrap();
+    let update = async |body: &Value| {
+        let req = req::update(t, Kind::User, "u1", None, user_doc(body.clone()), Members::Unchanged, Load::default());
+        s.update(req).await
+    };
+    let finds = async |filter: &str| ids(s, t, Kind::User, filter).await == ["u1"];
+    let member_display = async || {
+        let g = s.get(req::get(t, Kind::Group, "g1", Load { members: true, groups: false })).await.unwrap().unwrap();
+        g.members.unwrap()[0].display.clone()
+    };
+    let keys = |name: &str, ext: &str, display: &str, email: &str, number: &str| {
+        [
+            format!("userName eq \"{name}\""),
+            format!("externalId eq \"{ext}\""),
+            format!("displayName eq \"{display}\""),
+            format!("emails[type eq \"work\"].value eq \"{email}\""),
+            format!("{ENT}:employeeNumber eq \"{number}\""),
+        ]
+    };
+    // Not a key: every key still finds the user.
+    body["title"] = json!("Manager");
+    update(&body).await.unwrap();
+    for f in keys("ann@contoso.com", "x-ann", "Ann", "ann@contoso.com", "e-1") {
+        assert!(finds(&f).await, "{f} after a change of title");
+    }
+    assert!(finds(r#"title eq "Manager""#).await);
+    // Each key on its own.
+    body["userName"] = json!("anne@contoso.com");
+    update(&body).await.unwrap();
+    body["externalId"] = json!("x-anne");
+    update(&body).await.unwrap();
+    body["displayName"] = json!("Anne");
+    update(&body).await.unwrap();
+    assert_eq!(member_display().await.as_deref(), Some("Anne"), "what member lists show follows displayName");
+    body["emails"] = json!([{"type": "work", "value": "anne@contoso.com"}]);
+    update(&body).await.unwrap();
+    body[ENT]["employeeNumber"] = json!("E-2");
+    update(&body).await.unwrap();
+    for f in keys("anne@contoso.com", "x-anne", "Anne", "anne@contoso.com", "e-2") {
+        assert!(finds(&f).await, "{f} after the change");
+    }
+    for f in keys("ann@contoso.com", "x-ann", "Ann", "ann@contoso.com", "e-1") {
+        assert!(ids(s, t, Kind::User, &f).await.is_empty(), "{f} still finds the user");
+    }
+    // Removed keys: the user is among those without them.
+    let mut bare = body.clone();
+    for k in ["externalId", "displayName", "emails", ENT] {
+        bare.as_object_mut().unwrap().remove(k);
+    }
+    update(&bare).await.unwrap();
+    for f in ["externalId pr", "displayName pr", "emails pr", &format!("{ENT}:employeeNumber pr")] {
+        assert!(ids(s, t, Kind::User, f).await.iter().all(|id| id != "u1"), "{f} after its removal");
+    }
+    assert_eq!(member_display().await.as_deref(), Some("anne@contoso.com"), "without displayName, the userName");
+    // Changed keys are still unique.
+    body["userName"] = json!("BOB@contoso.com");
+    assert!(
+        matches!(update(&body).await, Err(StoreError::Conflict(m)) if m.starts_with("userName")),
+        "a userName taken by u2"
+    );
+    body["userName"] = json!("anne@contoso.com");
+    body["externalId"] = json!("x-bob");
+    assert!(
+        matches!(update(&body).await, Err(StoreError::Conflict(m)) if m.starts_with("externalId")),
+        "an externalId taken by u2"
+    );
+}
+
 async fn filters_on_unindexed_attributes_are_bounded(e: Engine) {
     // The same engine as the suite runs on, with other limits.
     let backend = e.backend;
@@ -1349,6 +1428,7 @@ suite!(
     uniqueness_is_per_tenant_and_case_insensitive,
     tenants_see_nothing_of_each_other,
     indexed_filters,
+    an_update_rewrites_exactly_the_index_keys_it_changes,
     filters_on_unindexed_attributes_are_bounded,
     pagination_and_sorting,
     group_members,
