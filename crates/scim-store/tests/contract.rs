@@ -490,6 +490,45 @@ async fn an_update_rewrites_exactly_the_index_keys_it_changes(e: Engine) {
     );
 }
 
+/// A look-up by a unique key (`userName eq`, `externalId eq`, `id eq`, a group's
+/// `displayName eq`) has its own short path: its total and page are those of any query, at
+/// every `startIndex` and `count`.
+async fn look_ups_by_a_unique_key_give_the_total_and_page_at_any_start_and_count(e: Engine) {
+    let s = e.s();
+    let t = tenant(s, "a").await;
+    mk_user(s, t, "u1", json!({"userName": "Ann@contoso.com", "externalId": "x-ann"})).await;
+    mk_user(s, t, "u2", json!({"userName": "bob@contoso.com"})).await;
+    s.create(req::create(t, Kind::Group, "g1", group_doc("Staff"), vec![])).await.unwrap();
+    let page = async |kind: Kind, filter: &str, start_index: u64, count: u64| {
+        let q = Query {
+            tenant: t,
+            kind,
+            filter: Some(Filter::parse(filter).unwrap()),
+            sort: None,
+            start_index,
+            count,
+            load: Load::default(),
+            position: false,
+            seek: None,
+        };
+        let p = s.query(q).await.unwrap();
+        (p.total, p.records.into_iter().map(|r| r.id).collect::<Vec<_>>())
+    };
+    let one = (Some(1), vec!["u1".to_owned()]);
+    assert_eq!(page(Kind::User, r#"userName eq "ANN@contoso.com""#, 1, 100).await, one);
+    assert_eq!(page(Kind::User, r#"externalId eq "x-ann""#, 1, 100).await, one);
+    assert_eq!(page(Kind::User, r#"id eq "u1""#, 1, 100).await, one);
+    assert_eq!(page(Kind::Group, r#"displayName eq "staff""#, 1, 100).await, (Some(1), vec!["g1".to_owned()]));
+    assert_eq!(page(Kind::User, r#"userName eq "ann@contoso.com""#, 2, 100).await, (Some(1), vec![]));
+    assert_eq!(page(Kind::User, r#"userName eq "ann@contoso.com""#, 1, 0).await, (Some(1), vec![]));
+    assert_eq!(page(Kind::User, r#"externalId eq "X-ANN""#, 1, 100).await, (Some(0), vec![]), "case-exact");
+    assert_eq!(page(Kind::User, r#"userName eq "nobody""#, 1, 100).await, (Some(0), vec![]));
+    assert_eq!(page(Kind::Group, r#"id eq "u1""#, 1, 100).await, (Some(0), vec![]), "a user is no group");
+    // After a write, the look-up sees it.
+    s.delete(req::delete(t, Kind::User, "u1", None)).await.unwrap();
+    assert_eq!(page(Kind::User, r#"userName eq "ann@contoso.com""#, 1, 100).await, (Some(0), vec![]));
+}
+
 async fn filters_on_unindexed_attributes_are_bounded(e: Engine) {
     // The same engine as the suite runs on, with other limits.
     let backend = e.backend;
@@ -1429,6 +1468,7 @@ suite!(
     tenants_see_nothing_of_each_other,
     indexed_filters,
     an_update_rewrites_exactly_the_index_keys_it_changes,
+    look_ups_by_a_unique_key_give_the_total_and_page_at_any_start_and_count,
     filters_on_unindexed_attributes_are_bounded,
     pagination_and_sorting,
     group_members,

@@ -109,7 +109,7 @@ pub(crate) async fn run<O: Operation, C: Conn>(op: &O, c: &mut C, ctx: &Context)
 }
 
 /// A tenant's counters for one kind, as of the reading snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Counts {
     live: i64,
     deletes: i64,
@@ -541,10 +541,21 @@ impl Operation for Query {
             }
         };
         let key = QueryKey { tenant: self.tenant, kind: kind_code(kind), digest: digest(self.filter.as_ref(), &order) };
-        let counts = counts(c, self.tenant, kind_code(kind)).await?;
-        let p = Planned { def, scope, args, residual: plan.residual, order, key, counts };
+        // A look-up by a unique key that SQL answers whole needs neither the counters nor a
+        // count: the rows are the total (and nothing is remembered of a query asked once).
+        let lookup = self.quick() && plan.residual.is_none();
+        let read = if lookup { Counts::default() } else { counts(c, self.tenant, kind_code(kind)).await? };
+        let mut p = Planned { def, scope, args, residual: plan.residual, order, key, counts: read };
+        let looked_up = if lookup { self.lookup(c, &p).await? } else { None };
         let (total, mut page, keyset) = match &self.seek {
+            None if looked_up.is_some() => {
+                let (total, page) = looked_up.unwrap_or_default();
+                (Some(total), page, None)
+            }
             None => {
+                if lookup {
+                    p.counts = counts(c, self.tenant, kind_code(kind)).await?;
+                }
                 let (total, page) = self.index_page(c, ctx, &p).await?;
                 (Some(total), page, None)
             }
@@ -564,7 +575,24 @@ impl Operation for Query {
     }
 }
 
+/// The most rows a look-up by a unique key reads on its own path; it can match at most one, and
+/// should it ever match this many the query takes the general path.
+const LOOKUP_ROWS: u64 = 8;
+
 impl Query {
+    /// A look-up by a unique key ([`Operation::quick`], no residual filter): one read of its
+    /// rows in key order, which are also the total. `None` if there were [`LOOKUP_ROWS`].
+    async fn lookup<C: Conn>(&self, c: &mut C, p: &Planned<'_>) -> Result<Option<(u64, Vec<(i64, Record)>)>> {
+        let rows = scan(c, p.range(None, None, true), LOOKUP_ROWS).await?;
+        if rows.len() as u64 >= LOOKUP_ROWS {
+            return Ok(None);
+        }
+        let total = rows.len() as u64;
+        let skip = usize::try_from(self.start_index.max(1) - 1).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.count).unwrap_or(usize::MAX);
+        Ok(Some((total, rows.into_iter().skip(skip).take(take).map(|(_, pk, rec)| (pk, rec)).collect())))
+    }
+
     /// How many rows the SQL part of the query admits (a filter the core finishes examines
     /// each of them).
     async fn candidates<C: Conn>(&self, c: &mut C, ctx: &Context, p: &Planned<'_>) -> Result<u64> {
