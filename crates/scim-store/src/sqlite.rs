@@ -1127,7 +1127,10 @@ mod tests {
     /// page written while writes went on without a pause (18 GB in five minutes of
     /// initial-sync filled the disk), because only a writer starts the WAL over and the
     /// thread's checkpoint never ended with every frame copied. Writes without a pause, far
-    /// more WAL than the writer's checkpoint size: the file stays near that size.
+    /// more WAL than the writer's checkpoint size: the file stays within a few times that size
+    /// (the writer's checkpoint is skipped while the thread's holds the checkpoint lock, so on a
+    /// disk whose flushes stall for hundreds of milliseconds the WAL grows by what is written
+    /// meanwhile: 16 MB was seen), far below the database written, which is what it grew to.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_while_writes_go_on_without_a_pause() {
         let (store, dir) = open();
@@ -1140,7 +1143,7 @@ mod tests {
         let wal = dir.path().join("t.db-wal");
         let mut largest = 0;
         let mut writes = tokio::task::JoinSet::new();
-        for i in 0..6_000 {
+        for i in 0..12_000 {
             let s = Arc::clone(&store);
             writes.spawn(async move {
                 let c = crate::Create {
@@ -1163,8 +1166,8 @@ mod tests {
             w.unwrap().unwrap();
         }
         let written = std::fs::metadata(dir.path().join("t.db")).unwrap().len();
-        assert!(written > 20 << 20, "only {written} bytes written: not enough to tell");
-        let bound = (WRITER_CHECKPOINT_PAGES as u64) * 4096 * 3;
+        let bound = (WRITER_CHECKPOINT_PAGES as u64) * 4096 * 8;
+        assert!(written > 2 * bound, "only {written} bytes written: not enough to tell");
         assert!(largest < bound, "the WAL reached {largest} bytes (bound {bound}) for a {written}-byte database");
     }
 
