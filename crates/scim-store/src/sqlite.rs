@@ -18,7 +18,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::task::{Context as TaskContext, Poll, Waker};
 
@@ -299,15 +299,19 @@ impl SqliteConn<'_> {
             out.push(Row(cols));
         }
         drop(rows);
+        #[cfg(test)]
         count_reprepares(&stmt);
         Ok(out)
     }
 }
 
-/// Statements SQLite planned again after their first plan, in this process (read by a test).
-static REPREPARED: AtomicU64 = AtomicU64::new(0);
+/// Statements SQLite planned again after their first plan, in this process (test builds only:
+/// read by a test, kept off the path of every statement otherwise).
+#[cfg(test)]
+static REPREPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Adds the times `stmt` was planned again since it was last looked at to [`REPREPARED`].
+#[cfg(test)]
 fn count_reprepares(stmt: &rusqlite::Statement<'_>) {
     let n = stmt.reset_status(rusqlite::StatementStatus::RePrepare);
     if n > 0 {
@@ -337,6 +341,7 @@ impl Conn for SqliteConn<'_> {
             let values = args.iter().map(bind).collect::<Result<Vec<_>>>()?;
             let mut stmt = self.0.prepare_cached(&sqlite_placeholders(sql)).map_err(sql_error)?;
             let n = stmt.execute(rusqlite::params_from_iter(values)).map_err(sql_error)?;
+            #[cfg(test)]
             count_reprepares(&stmt);
             Ok(n as u64)
         })();

@@ -1035,7 +1035,7 @@ impl Operation for Patch {
 /// Replaces a resource's document (`old` until now), and of its indexed columns and email rows
 /// those whose values change, and bumps its version. A column left out of the `UPDATE` leaves
 /// its indexes untouched: a PATCH of a title rewrites the row and the `modified` index, not
-/// the eight other indexes of `resources` nor the email rows (each index entry rewritten is a
+/// the seven indexes of the keys it leaves alone nor the email rows (each index entry rewritten is a
 /// B-tree page more to write, and on SQLite to copy through the WAL).
 async fn write_document<C: Conn>(
     c: &mut C,

@@ -109,7 +109,7 @@ pub(crate) async fn run<O: Operation, C: Conn>(op: &O, c: &mut C, ctx: &Context)
 }
 
 /// A tenant's counters for one kind, as of the reading snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     live: i64,
     deletes: i64,
@@ -543,25 +543,26 @@ impl Operation for Query {
         let key = QueryKey { tenant: self.tenant, kind: kind_code(kind), digest: digest(self.filter.as_ref(), &order) };
         // A look-up by a unique key that SQL answers whole needs neither the counters nor a
         // count: the rows are the total (and nothing is remembered of a query asked once).
-        let lookup = self.quick() && plan.residual.is_none();
-        let read = if lookup { Counts::default() } else { counts(c, self.tenant, kind_code(kind)).await? };
-        let mut p = Planned { def, scope, args, residual: plan.residual, order, key, counts: read };
-        let looked_up = if lookup { self.lookup(c, &p).await? } else { None };
-        let (total, mut page, keyset) = match &self.seek {
-            None if looked_up.is_some() => {
-                let (total, page) = looked_up.unwrap_or_default();
-                (Some(total), page, None)
-            }
+        let looked_up = if self.quick() && plan.residual.is_none() {
+            self.lookup(c, Range { scope: &scope, args: &args, col: None, from: None, up: true }).await?
+        } else {
+            None
+        };
+        let (total, mut page, keyset) = match looked_up {
+            Some((total, page)) => (Some(total), page, None),
             None => {
-                if lookup {
-                    p.counts = counts(c, self.tenant, kind_code(kind)).await?;
+                let counts = counts(c, self.tenant, kind_code(kind)).await?;
+                let p = Planned { def, scope, args, residual: plan.residual, order, key, counts };
+                match &self.seek {
+                    None => {
+                        let (total, page) = self.index_page(c, ctx, &p).await?;
+                        (Some(total), page, None)
+                    }
+                    Some(seek) => {
+                        let (total, page, keyset) = self.keyset_page(c, ctx, &p, seek).await?;
+                        (total, page, Some(keyset))
+                    }
                 }
-                let (total, page) = self.index_page(c, ctx, &p).await?;
-                (Some(total), page, None)
-            }
-            Some(seek) => {
-                let (total, page, keyset) = self.keyset_page(c, ctx, &p, seek).await?;
-                (total, page, Some(keyset))
             }
         };
         load_extras(c, &mut page, self.load).await?;
@@ -581,9 +582,9 @@ const LOOKUP_ROWS: u64 = 8;
 
 impl Query {
     /// A look-up by a unique key ([`Operation::quick`], no residual filter): one read of its
-    /// rows in key order, which are also the total. `None` if there were [`LOOKUP_ROWS`].
-    async fn lookup<C: Conn>(&self, c: &mut C, p: &Planned<'_>) -> Result<Option<(u64, Vec<(i64, Record)>)>> {
-        let rows = scan(c, p.range(None, None, true), LOOKUP_ROWS).await?;
+    /// rows (`range`: the scope in key order), which are also the total. `None` if there were [`LOOKUP_ROWS`].
+    async fn lookup<C: Conn>(&self, c: &mut C, range: Range<'_>) -> Result<Option<(u64, Vec<(i64, Record)>)>> {
+        let rows = scan(c, range, LOOKUP_ROWS).await?;
         if rows.len() as u64 >= LOOKUP_ROWS {
             return Ok(None);
         }
